@@ -1,0 +1,159 @@
+"""The records workers and the engine report through the event queue.
+
+Every record is a small frozen dataclass: cheap to pickle across the process
+boundary, and safe to hand to another thread. Callers (the CLI, the window's
+controller) dispatch on the record's type. `image` is always the image's name,
+which the project guarantees to be unique per tag set.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .report import RunReport
+
+
+class Stage(str, Enum):
+    BUILD = "build"
+    PUSH = "push"
+
+
+class Status(str, Enum):
+    """An image's state; the last four are final."""
+
+    QUEUED = "queued"
+    BUILDING = "building"
+    BUILT_WAITING = "waiting to push"
+    PUSHING = "pushing"
+    PUSHED = "pushed"
+    BUILT = "built"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def final(self) -> bool:
+        return self in (Status.PUSHED, Status.BUILT, Status.FAILED, Status.CANCELLED)
+
+
+class FailureKind(str, Enum):
+    AUTH = "auth"
+    RATE_LIMITED = "rate-limited"
+    NETWORK = "network"
+    UNREACHABLE = "registry-unreachable"
+    DOCKERFILE = "dockerfile"
+    BUILD_STEP = "build-step"
+    STALLED = "stalled"
+    WORKER_DIED = "worker-died"
+    ENGINE = "engine"
+    OTHER = "other"
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A classified failure: the daemon's own message plus what to do about it."""
+
+    kind: FailureKind
+    message: str
+    hint: str
+
+    @property
+    def retryable(self) -> bool:
+        return self.kind in (FailureKind.NETWORK, FailureKind.UNREACHABLE, FailureKind.RATE_LIMITED,
+                             FailureKind.STALLED, FailureKind.WORKER_DIED)
+
+    def __str__(self) -> str:
+        return f"{self.message} ({self.hint})"
+
+
+@dataclass(frozen=True)
+class Event:
+    image: str
+
+
+@dataclass(frozen=True)
+class BuildStarted(Event):
+    attempt: int
+    at: float  # the worker's clock when it sent the build request
+
+
+@dataclass(frozen=True)
+class BuildStep(Event):
+    step: int
+    total: int
+    text: str
+
+
+@dataclass(frozen=True)
+class LogLine(Event):
+    stage: Stage
+    text: str
+    error: bool = False
+
+
+@dataclass(frozen=True)
+class BuildContainer(Event):
+    """The classic builder started an intermediate container (to clean up on cancel)."""
+
+    container_id: str
+
+
+@dataclass(frozen=True)
+class BuildDone(Event):
+    image_id: str
+
+
+@dataclass(frozen=True)
+class BuildFailed(Event):
+    failure: Failure
+
+
+@dataclass(frozen=True)
+class PushStarted(Event):
+    attempt: int
+    at: float
+
+
+@dataclass(frozen=True)
+class PushProgress(Event):
+    """Bytes pushed so far of the total, summed over every layer seen."""
+
+    done: int
+    total: int
+
+
+@dataclass(frozen=True)
+class PushDone(Event):
+    digest: str
+    digests: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PushFailed(Event):
+    failure: Failure
+
+
+@dataclass(frozen=True)
+class RetryScheduled(Event):
+    stage: Stage
+    attempt: int
+    delay: float
+    failure: Failure
+
+
+@dataclass(frozen=True)
+class Cancelled(Event):
+    stage: Stage | None
+
+
+@dataclass(frozen=True)
+class LimitsChanged:
+    builders: int
+    pushers: int
+
+
+@dataclass(frozen=True)
+class RunFinished:
+    report: "RunReport"

@@ -1,0 +1,100 @@
+"""The run report: what happened to every image, as the CLI's --report JSON.
+
+The supervisor fills one ImageResult per image as events pass through it, so
+the report is exactly what the user saw live, including images that succeeded
+before a failure or a cancel.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .events import Stage, Status
+
+
+@dataclass
+class StageTimes:
+    start: float | None = None
+    end: float | None = None
+    attempts: int = 0
+
+    @property
+    def seconds(self) -> float | None:
+        if self.start is None or self.end is None:
+            return None
+        return self.end - self.start
+
+
+@dataclass
+class ImageResult:
+    name: str
+    refs: list[str]
+    status: Status = Status.QUEUED
+    stage: Stage | None = None
+    error: str | None = None
+    error_kind: str | None = None
+    hint: str | None = None
+    digest: str | None = None
+    digests: dict[str, str] = field(default_factory=dict)
+    image_id: str | None = None
+    build: StageTimes = field(default_factory=StageTimes)
+    push: StageTimes = field(default_factory=StageTimes)
+
+    @property
+    def attempts(self) -> int:
+        """Tries of the last stage the image reached (1 = it worked first time)."""
+        return self.push.attempts or self.build.attempts
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["status"] = self.status.value
+        data["stage"] = self.stage.value if self.stage else None
+        data["attempts"] = self.attempts
+        return data
+
+
+@dataclass
+class RunReport:
+    started: float
+    finished: float | None
+    builders: int
+    pushers: int
+    registry: str
+    images: list[ImageResult]
+    cancelled: bool = False
+
+    def count(self, *statuses: Status) -> int:
+        return sum(1 for image in self.images if image.status in statuses)
+
+    @property
+    def succeeded(self) -> bool:
+        wanted = Status.PUSHED if self.registry else Status.BUILT
+        return all(image.status is wanted for image in self.images)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "started": self.started, "finished": self.finished,
+            "builders": self.builders, "pushers": self.pushers,
+            "registry": self.registry, "cancelled": self.cancelled,
+            "images": [image.to_dict() for image in self.images],
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    def to_csv(self) -> str:
+        """One row per image, for spreadsheets; the JSON report is the complete one."""
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(["name", "refs", "status", "stage", "error", "digest", "attempts",
+                         "build_start", "build_end", "push_start", "push_end"])
+        for image in self.images:
+            writer.writerow([image.name, " ".join(image.refs), image.status.value,
+                             image.stage.value if image.stage else "", image.error or "",
+                             image.digest or "", image.attempts, image.build.start or "",
+                             image.build.end or "", image.push.start or "", image.push.end or ""])
+        return out.getvalue()

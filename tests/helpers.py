@@ -1,0 +1,106 @@
+"""Building blocks for test projects: image folders, project files, event runs."""
+
+from __future__ import annotations
+
+import os
+import queue
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import bcrypt
+import tomli_w
+
+from gui.pipeline import events as ev
+from gui.pipeline.project import Project, load
+from gui.pipeline.supervisor import Pipeline, RunOptions
+
+
+def htpasswd_file(folder: Path, user: str, password: str) -> Path:
+    path = folder / "htpasswd"
+    hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=5)).decode()
+    path.write_text(f"{user}:{hashed}\n")
+    return path
+
+
+def write_image(root: Path, name: str, *, payload: int = 4096, run: str | None = None,
+                base: str = "scratch", extra: str = "") -> Path:
+    """An image folder whose layer differs on every call (fresh random payload)."""
+    folder = root / name
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "payload.bin").write_bytes(os.urandom(payload))
+    lines = [f"FROM {base}", "COPY payload.bin /payload.bin"]
+    if run is not None:
+        lines.append(f"RUN {run}")
+    if extra:
+        lines.append(extra)
+    (folder / "Dockerfile").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+def write_project(root: Path, images: list[dict[str, Any]], *, registry: str = "",
+                  builders: int = 4, pushers: int = 2) -> Path:
+    path = root / "dockpool.toml"
+    document = {"registry": {"url": registry}, "concurrency": {"builders": builders, "pushers": pushers},
+                "image": images}
+    path.write_text(tomli_w.dumps(document))
+    return path
+
+
+def simple_project(root: Path, count: int, *, registry: str, builders: int = 4, pushers: int = 2,
+                   tags: tuple[str, ...] = ("latest",), payload: int = 4096) -> Project:
+    images = []
+    for index in range(count):
+        name = f"img{index:02d}"
+        write_image(root / "images", name, payload=payload)
+        images.append({"name": name, "context": f"images/{name}", "tags": list(tags)})
+    return load(write_project(root, images, registry=registry, builders=builders, pushers=pushers))
+
+
+@dataclass
+class Run:
+    """A finished run: every event in order, and the report."""
+
+    events: list[Any] = field(default_factory=list)
+    report: Any = None
+
+    def of(self, kind: type, image: str | None = None) -> list[Any]:
+        return [e for e in self.events if isinstance(e, kind) and (image is None or e.image == image)]
+
+
+def run_pipeline(project: Project, *, timeout: float = 240, on_event=None, **overrides: Any) -> Run:
+    """Run to the end, calling on_event(pipeline, event) for each event as it arrives."""
+    overrides.setdefault("retry_backoff", 0.2)
+    options = RunOptions.from_project(project, **overrides)
+    pipeline = Pipeline(project, options)
+    pipeline.start()
+    run = Run()
+    deadline = time.monotonic() + timeout
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            pipeline.cancel()
+            raise AssertionError(f"run did not finish in {timeout} s; last events: {run.events[-10:]}")
+        try:
+            record = pipeline.events.get(timeout=min(remaining, 1.0))
+        except queue.Empty:
+            continue
+        run.events.append(record)
+        if on_event:
+            on_event(pipeline, record)
+        if isinstance(record, ev.RunFinished):
+            run.report = record.report
+            assert pipeline.wait(10), "supervisor thread still running after RunFinished"
+            return run
+
+
+def max_concurrent(intervals: list[tuple[float, float]]) -> int:
+    """The most intervals open at one instant."""
+    points = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals],
+                    key=lambda point: (point[0], point[1]))
+    open_now = peak = 0
+    for _, change in points:
+        open_now += change
+        peak = max(peak, open_now)
+    return peak

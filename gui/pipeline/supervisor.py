@@ -144,8 +144,10 @@ class Pipeline:
         self._thread.join(timeout)
         return not self._thread.is_alive()
 
-    def worker_pids(self) -> list[int]:
-        return [w.process.pid for w in list(self._workers) if w.process.pid]
+    def worker_pids(self, role: ev.Stage | None = None) -> list[int]:
+        """The running workers' process ids (for diagnostics, benchmarks and tests)."""
+        return [w.process.pid for w in list(self._workers)
+                if w.process.pid and (role is None or w.role is role)]
 
     # --- the supervisor thread ------------------------------------------------------------
 

@@ -294,7 +294,7 @@ def run_with_services(command: list[str]) -> int:
             os.environ["DOCKER_HOST"] = daemon.start()
         address = registry.start()
         print(f"Private registry at {address} (log: {registry.log_path})", file=sys.stderr)
-        import_busybox(docker.from_env(timeout=60))
+        import_busybox(docker.from_env(timeout=60).api)
         filled = [part.replace("{registry}", address) for part in command]
         # Ctrl+C reaches the child too, which cancels its run in order; this process
         # must outlive it to stop the services, so it only notes the signal.

@@ -1,0 +1,154 @@
+"""The CLI as a user or a CI script runs it: a real process, exit codes, report, output."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from gui.devservices import Registry
+from tests.helpers import simple_project, write_image, write_project
+
+
+def dockpool(*args: str, env: dict[str, str] | None = None, timeout: float = 180,
+             stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "gui", *args], capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, **(env or {})}, input=stdin)
+
+
+@pytest.mark.docker
+def test_run_pushes_and_writes_report(tmp_path: Path, registry: Registry) -> None:
+    project = simple_project(tmp_path, 3, registry="localhost:1", tags=("latest", "v1"))
+    report_path = tmp_path / "report.json"
+    result = dockpool("run", str(project.path), "--registry", registry.address, "--builders", "2",
+                      "--pushers", "1", "--report", str(report_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    # Not a terminal: plain timestamped lines, then the summary table.
+    assert re.search(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d pushed +img00 sha256:", result.stdout, re.M)
+    assert re.search(r"^img02 +pushed ", result.stdout, re.M)
+    assert "3 pushed in" in result.stdout
+
+    report = json.loads(report_path.read_text())
+    assert {"started", "finished", "builders", "pushers", "images"} <= set(report)
+    assert (report["builders"], report["pushers"]) == (2, 1)
+    for image in report["images"]:
+        assert image["status"] == "pushed" and image["stage"] is None and image["error"] is None
+        assert image["refs"] == [f"{registry.address}/{image['name']}:latest",
+                                 f"{registry.address}/{image['name']}:v1"]
+        assert image["digest"] == registry.manifest_digest(image["name"], "v1")
+        assert image["attempts"] == 1
+        for stage in ("build", "push"):
+            assert report["started"] <= image[stage]["start"] <= image[stage]["end"] <= report["finished"]
+
+
+@pytest.mark.docker
+def test_failed_image_exits_1_and_keeps_the_others(tmp_path: Path, registry: Registry, base_image: str) -> None:
+    write_image(tmp_path, "ok")
+    write_image(tmp_path, "broken", base=base_image, run="false")
+    path = write_project(tmp_path, [{"name": "ok", "context": "ok"}, {"name": "broken", "context": "broken"}],
+                         registry=registry.address)
+    result = dockpool("run", str(path), "--report", str(tmp_path / "r.json"))
+    assert result.returncode == 1
+    assert "FAILED          broken (build, build-step): The command '/bin/sh -c false' returned a non-zero code: 1" \
+        in result.stdout
+    assert "what to do: a RUN step failed" in result.stdout
+    images = {i["name"]: i for i in json.loads((tmp_path / "r.json").read_text())["images"]}
+    assert images["ok"]["status"] == "pushed"
+    assert (images["broken"]["status"], images["broken"]["stage"]) == ("failed", "build")
+
+
+@pytest.mark.docker
+def test_ctrl_c_cancels_and_exits_130(tmp_path: Path, registry: Registry, base_image: str,
+                                      docker_client) -> None:
+    for index in range(3):
+        write_image(tmp_path, f"slow{index}", base=base_image, run="sleep 60")
+    path = write_project(tmp_path, [{"name": f"slow{i}", "context": f"slow{i}"} for i in range(3)],
+                         registry=registry.address)
+    process = subprocess.Popen([sys.executable, "-m", "gui", "run", str(path), "--report",
+                                str(tmp_path / "r.json")], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, start_new_session=True)
+    deadline = time.monotonic() + 60
+    seen = ""
+    while "build step      slow0 3/3" not in seen and time.monotonic() < deadline:
+        seen += process.stdout.readline()
+    os.killpg(process.pid, signal.SIGINT)  # the terminal sends Ctrl+C to the whole group
+    pressed = time.monotonic()
+    out, err = process.communicate(timeout=30)
+    assert time.monotonic() - pressed < 5
+    assert process.returncode == 130, out + err
+    assert "cancelled" in out
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert {i["status"] for i in report["images"]} == {"cancelled"}
+    assert docker_client.containers(all=True) == []
+
+
+def test_engine_unreachable_exits_3(tmp_path: Path) -> None:
+    write_image(tmp_path, "a")
+    path = write_project(tmp_path, [{"name": "a", "context": "a"}])
+    result = dockpool("run", str(path), env={"DOCKER_HOST": f"unix://{tmp_path}/no-engine.sock"})
+    assert result.returncode == 3
+    assert f"Docker engine at unix://{tmp_path}/no-engine.sock is unreachable" in result.stderr
+    assert "No such file or directory" in result.stderr
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--builders", "0"], "--builders: must be between 1 and 64, not 0"),
+    (["--pushers", "x"], "--pushers: 'x' is not a whole number"),
+    (["--stall-timeout", "-1"], "--stall-timeout: must be more than 0"),
+    (["--registry", "http://localhost:5000"], "--registry 'http://localhost:5000' must not include a scheme"),
+    (["--password-stdin"], "--password-stdin needs --username"),
+    (["--nope"], "unrecognized arguments: --nope"),
+])
+def test_bad_arguments_exit_2(tmp_path: Path, args: list[str], expected: str) -> None:
+    write_image(tmp_path, "a")
+    path = write_project(tmp_path, [{"name": "a", "context": "a"}])
+    result = dockpool("run", str(path), *args, env={"DOCKER_HOST": "unix:///nonexistent"})
+    assert result.returncode == 2, result.stderr
+    assert expected in result.stderr
+
+
+@pytest.mark.parametrize("content, expected", [
+    (None, "no such project file"),
+    ('[[image]]\nname = "UPPER"\ncontext = "a"', "image 1 ('UPPER'): name 'UPPER' is not a valid repository name"),
+    ("[concurrency]\nbuilders = 100", "builders must be between 1 and 64, not 100"),
+    ("not toml at all", "TOML syntax error"),
+])
+def test_bad_project_exits_2(tmp_path: Path, content: str | None, expected: str) -> None:
+    write_image(tmp_path, "a")
+    path = tmp_path / "p.toml"
+    if content is not None:
+        path.write_text(content)
+    result = dockpool("run", str(path))
+    assert result.returncode == 2
+    assert f"error: {path}: " in result.stderr and expected in result.stderr
+
+
+@pytest.mark.docker
+def test_terminal_gets_live_bars(tmp_path: Path, registry: Registry) -> None:
+    import pty
+
+    project = simple_project(tmp_path, 2, registry=registry.address)
+    leader, follower = pty.openpty()
+    process = subprocess.Popen([sys.executable, "-m", "gui", "run", str(project.path)],
+                               stdout=follower, stderr=follower, close_fds=True)
+    os.close(follower)
+    output = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the terminal closed: the program has ended
+            break
+        if not chunk:
+            break
+        output += chunk
+    assert process.wait(60) == 0
+    text = output.decode(errors="replace")
+    assert "overall [" in text and "\x1b[" in text  # bars, redrawn in place
+    assert "2 pushed in" in text

@@ -152,3 +152,22 @@ def test_save_as_elsewhere_keeps_contexts_pointing_at_the_same_folders(tmp_path:
     assert saved.images[0].context == "../images/api"
     again = load(tmp_path / "elsewhere" / "copy.toml")
     assert again.context_path(again.images[0]) == project.context_path(project.images[0])
+
+
+def test_same_name_with_other_tags_gets_distinct_keys(tmp_path: Path) -> None:
+    from gui.pipeline.project import image_keys
+
+    write_image(tmp_path, "a")
+    write_image(tmp_path, "b")
+    project = load(write_project(tmp_path, [{"name": "api", "context": "a", "tags": ["1"]},
+                                            {"name": "api", "context": "b", "tags": ["2"]},
+                                            {"name": "web", "context": "a"}]))
+    assert image_keys(project.images) == ["api:1", "api:2", "web"]
+
+
+def test_lenient_load_keeps_invalid_rows_for_the_window(tmp_path: Path) -> None:
+    path = write_project(tmp_path, [{"name": "Bad Name", "context": "missing"}])
+    project = load(path, strict=False)
+    assert project.images[0].name == "Bad Name"
+    with pytest.raises(ProjectError):
+        load(path)

@@ -192,7 +192,7 @@ def summary_table(report: RunReport) -> str:
     for image in report.images:
         detail = image.digest or (f"[{image.stage.value if image.stage else '-'}] {image.error}"
                                   if image.error else "")
-        rows.append((image.name, image.status.value, _duration(image.build.seconds),
+        rows.append((image.key, image.status.value, _duration(image.build.seconds),
                      _duration(image.push.seconds), str(image.attempts), detail))
     widths = [max(len(row[column]) for row in rows) for column in range(5)]
     lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:5])) + "  " + row[5]

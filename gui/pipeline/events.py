@@ -2,8 +2,8 @@
 
 Every record is a small frozen dataclass: cheap to pickle across the process
 boundary, and safe to hand to another thread. Callers (the CLI, the window's
-controller) dispatch on the record's type. `image` is always the image's name,
-which the project guarantees to be unique per tag set.
+controller) dispatch on the record's type. `image` is the image's key: its name, or
+name:tag when several images share a name (see project.image_keys).
 """
 
 from __future__ import annotations

@@ -73,6 +73,14 @@ class Project:
         return [image for image in self.images if image.enabled]
 
 
+def image_keys(images: list[ImageSpec]) -> list[str]:
+    """A unique key per image for events and the report: the name, or name:tag when
+    several images share a name (validation guarantees name:tag is unique)."""
+    names = [image.name for image in images]
+    return [image.name if names.count(image.name) == 1 else f"{image.name}:{image.tags[0] if image.tags else ''}"
+            for image in images]
+
+
 class ProjectError(ValueError):
     """Everything wrong with a project file, one problem per line."""
 
@@ -212,8 +220,13 @@ def validate(project: Project) -> list[str]:
     return problems
 
 
-def parse(data: dict[str, Any], path: Path | None = None) -> Project:
-    """Build a Project from decoded TOML, raising ProjectError with every problem."""
+def parse(data: dict[str, Any], path: Path | None = None, strict: bool = True) -> Project:
+    """Build a Project from decoded TOML, raising ProjectError with every problem.
+
+    With strict=False only the file's structure is checked (syntax, keys, types):
+    the window opens such a project and marks each invalid row, so the user can
+    fix it there instead of in a text editor.
+    """
     label = str(path) if path else "project"
     problems = _unknown_keys(label, data, _TOP_KEYS)
     project = Project(path=path)
@@ -251,14 +264,14 @@ def parse(data: dict[str, Any], path: Path | None = None) -> Project:
             project.images.append(spec)
     if problems:
         raise ProjectError(problems)
-    problems = validate(project)
+    problems = validate(project) if strict else []
     if problems:
         raise ProjectError(problems)
     return project
 
 
-def load(path: Path | str) -> Project:
-    """Read and validate a project file."""
+def load(path: Path | str, strict: bool = True) -> Project:
+    """Read and validate a project file (see parse for `strict`)."""
     path = Path(path).absolute()
     try:
         with path.open("rb") as handle:
@@ -271,7 +284,7 @@ def load(path: Path | str) -> Project:
         raise ProjectError([f"{path}: TOML syntax error: {exc}"]) from None
     except UnicodeDecodeError as exc:
         raise ProjectError([f"{path}: is not UTF-8 text ({exc.reason})"]) from None
-    return parse(data, path)
+    return parse(data, path, strict)
 
 
 def to_dict(project: Project) -> dict[str, Any]:

@@ -33,6 +33,7 @@ class StageTimes:
 class ImageResult:
     name: str
     refs: list[str]
+    key: str = ""  # the image's key in events: its name, or name:tag where names repeat
     status: Status = Status.QUEUED
     stage: Stage | None = None
     error: str | None = None
@@ -48,6 +49,9 @@ class ImageResult:
     def attempts(self) -> int:
         """Tries of the last stage the image reached (1 = it worked first time)."""
         return self.push.attempts or self.build.attempts
+
+    def __post_init__(self) -> None:
+        self.key = self.key or self.name
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -25,7 +25,7 @@ from typing import Any
 from . import events as ev
 from . import failures, worker
 from .docker_engine import short_client
-from .project import ImageSpec, Project
+from .project import ImageSpec, Project, image_keys
 from .report import ImageResult, RunReport
 
 log = logging.getLogger(__name__)
@@ -98,16 +98,18 @@ class Pipeline:
 
     def __init__(self, project: Project, options: RunOptions, *, api_version: str | None = None,
                  push_only: Iterable[str] = ()) -> None:
+        """`push_only`: keys of images already built (tagged locally) that only need pushing."""
         self.options = options
         self.events: queue.Queue[Any] = queue.Queue()
         self._api_version = api_version
         push_only = set(push_only)
         self._jobs: dict[str, _Job] = {}
-        for spec in project.enabled_images:
-            result = ImageResult(spec.name, spec.refs(options.registry))
-            if spec.name in push_only:
+        enabled = project.enabled_images
+        for spec, key in zip(enabled, image_keys(enabled)):
+            result = ImageResult(spec.name, spec.refs(options.registry), key=key)
+            if key in push_only:
                 result.status = ev.Status.BUILT_WAITING
-            self._jobs[spec.name] = _Job(spec, str(project.context_path(spec)), result)
+            self._jobs[key] = _Job(spec, str(project.context_path(spec)), result)
         self.report = RunReport(time.time(), None, options.builders, options.pushers,
                                 options.registry, [job.result for job in self._jobs.values()])
         self._build_queue = deque(n for n in self._jobs if n not in push_only)
@@ -215,10 +217,10 @@ class Pipeline:
         result = job.result
         if role is ev.Stage.BUILD:
             result.build.attempts += 1
-            return worker.BuildTask(job.spec.name, job.context, job.spec.dockerfile, tuple(result.refs),
+            return worker.BuildTask(result.key, job.context, job.spec.dockerfile, tuple(result.refs),
                                     dict(job.spec.build_args), job.spec.target, result.build.attempts)
         result.push.attempts += 1
-        return worker.PushTask(job.spec.name, tuple(result.refs), result.push.attempts, self.options.auth)
+        return worker.PushTask(result.key, tuple(result.refs), result.push.attempts, self.options.auth)
 
     def _release_delayed(self) -> None:
         now = time.monotonic()
@@ -296,15 +298,15 @@ class Pipeline:
         times = result.build if stage is ev.Stage.BUILD else result.push
         if failure.retryable and times.attempts <= self.options.retries:
             delay = self.options.retry_backoff * 2 ** (times.attempts - 1)
-            self._delayed.append((time.monotonic() + delay, stage, result.name))
+            self._delayed.append((time.monotonic() + delay, stage, result.key))
             result.status = ev.Status.QUEUED if stage is ev.Stage.BUILD else ev.Status.BUILT_WAITING
-            self._emit(ev.RetryScheduled(result.name, stage, times.attempts + 1, delay, failure))
+            self._emit(ev.RetryScheduled(result.key, stage, times.attempts + 1, delay, failure))
             return
         times.end = time.time()
         result.status, result.stage = ev.Status.FAILED, stage
         result.error, result.error_kind, result.hint = failure.message, failure.kind.value, failure.hint
-        self._emit(ev.BuildFailed(result.name, failure) if stage is ev.Stage.BUILD
-                   else ev.PushFailed(result.name, failure))
+        self._emit(ev.BuildFailed(result.key, failure) if stage is ev.Stage.BUILD
+                   else ev.PushFailed(result.key, failure))
 
     def _abort(self, w: _Worker, failure: ev.Failure) -> None:
         """Kill a worker that holds an image; the image is retried or failed."""
@@ -318,7 +320,7 @@ class Pipeline:
         if job.container:
             self._remove_containers([job.container])
             job.container = None
-        self._emit(ev.LogLine(job.result.name, w.role, failure.message, error=True))
+        self._emit(ev.LogLine(job.result.key, w.role, failure.message, error=True))
         self._failed(job, w.role, failure)
 
     def _worker_died(self, w: _Worker) -> None:
@@ -350,7 +352,7 @@ class Pipeline:
                 if times.start is not None and times.end is None:
                     times.end = time.time()
             result.status = ev.Status.CANCELLED
-            self._emit(ev.Cancelled(result.name, result.stage))
+            self._emit(ev.Cancelled(result.key, result.stage))
         for w in busy:
             w.job = None
 
@@ -358,7 +360,7 @@ class Pipeline:
         for job in self._jobs.values():
             if not job.result.status.final:
                 job.result.status, job.result.error = ev.Status.FAILED, failure.message
-                self._emit(ev.BuildFailed(job.result.name, failure))
+                self._emit(ev.BuildFailed(job.result.key, failure))
 
     def _remove_containers(self, ids: list[str]) -> None:
         """The daemon removes a cancelled build's container itself; this makes sure."""

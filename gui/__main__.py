@@ -21,19 +21,17 @@ def cli_main() -> None:
 
 
 def gui_main() -> None:
+    """The window; an argument is a project file to open (double-click, shortcut)."""
     multiprocessing.freeze_support()
-    from .cli import usage
+    from .window.app import run
 
-    # The window arrives with the desktop issue; until then, say how to use the CLI.
-    print("The Dockpool window is not available yet; use the command line:", file=sys.stderr)
-    print(usage(), end="", file=sys.stderr)
-    sys.exit(2)
+    sys.exit(run(sys.argv[1:]))
 
 
 def main() -> None:
-    """`python -m gui`: arguments mean the CLI, none means the window."""
+    """`python -m gui`: a CLI command means the CLI; nothing or a project file, the window."""
     multiprocessing.freeze_support()
-    if len(sys.argv) > 1 and sys.argv[1] not in ("--project",):
+    if len(sys.argv) > 1 and (sys.argv[1] in ("run", "--help", "-h", "--version")):
         cli_main()
     else:
         gui_main()

@@ -32,7 +32,7 @@ from typing import Any
 
 BUSYBOX_IMAGE = "dockpool-busybox:latest"
 BUSYBOX_APPLETS = ("sh", "sleep", "echo", "cat", "dd", "head", "true", "false", "ls", "mkdir", "rm",
-                   "cp", "touch", "date", "env", "test", "wc", "sha256sum", "tr")
+                   "cp", "touch", "date", "env", "test", "wc", "sha256sum", "tr", "seq")
 START_TIMEOUT = 60.0
 
 

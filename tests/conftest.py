@@ -73,3 +73,35 @@ def auth_registry(tmp_path: Path, docker_host: str) -> Iterator[Registry]:
     service.start()
     yield service
     service.stop()
+
+
+@pytest.fixture(autouse=True)
+def _isolated_docker_login(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never read or write the developer's Docker login."""
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker-config"))
+
+
+@pytest.fixture
+def window(qtbot):
+    """The real main window, with test-mode settings wiped clean; fails the test if it
+    leaves a run (and its QThread) behind."""
+    from PySide6.QtCore import QStandardPaths
+
+    from gui.window import settings
+    from gui.window.main_window import MainWindow
+
+    QStandardPaths.setTestModeEnabled(True)  # ~/.qttest, never the user's own settings
+    settings.settings().clear()
+    settings.clear_autosave()
+    main = MainWindow()
+    main.show()
+    yield main
+    left_running = main._thread is not None
+    if left_running:
+        main.cancel()
+        qtbot.waitUntil(lambda: main._thread is None, timeout=15000)
+    main._dirty = False  # a test's edits: no "save changes?" prompt to block on
+    main.close()
+    main.deleteLater()
+    if left_running:
+        pytest.fail("the test left a run going")

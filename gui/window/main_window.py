@@ -174,6 +174,9 @@ class MainWindow(QMainWindow):
                                    | QAbstractItemView.EditTrigger.EditKeyPressed
                                    | QAbstractItemView.EditTrigger.AnyKeyPressed)
         self.table.verticalHeader().hide()
+        self.table.verticalHeader().setDefaultSectionSize(24)
+        self.table.setWordWrap(False)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # paths: keep both ends
         self.table.setItemDelegateForColumn(COL_BUILD, ProgressDelegate(self.table))
         self.table.setItemDelegateForColumn(COL_PUSH, ProgressDelegate(self.table))
         header = self.table.horizontalHeader()
@@ -330,7 +333,7 @@ class MainWindow(QMainWindow):
     def _update_title(self) -> None:
         path = self.model.project.path
         name = path.name if path else "Untitled"
-        self.setWindowTitle(f"{name}{' *' if self._dirty else ''} — Dockpool")
+        self.setWindowTitle(f"{name}[*] — Dockpool")  # Qt shows [*] as * while modified
         self.setWindowModified(self._dirty)
 
     def _registry_edited(self) -> None:
@@ -622,7 +625,9 @@ class MainWindow(QMainWindow):
         self._controller = RunController(snapshot, options, push_only_keys)
         self._controller.moveToThread(self._thread)
         self._thread.started.connect(self._controller.run)
-        self._controller.started.connect(lambda text: self.statusBar().showMessage(text))
+        # Bound methods of this window: Qt queues them onto the GUI thread (a lambda would
+        # run in the controller's thread and touch widgets from there).
+        self._controller.started.connect(self._engine_started)
         self._controller.eventsReady.connect(self._events)
         self._controller.engineUnreachable.connect(self._engine_unreachable)
         self._controller.finished.connect(self._run_finished)
@@ -630,6 +635,9 @@ class MainWindow(QMainWindow):
         self._elapsed.start()
         self._update_buttons()
         self._update_overall()
+
+    def _engine_started(self, description: str) -> None:
+        self.statusBar().showMessage(f"Running on {description}")
 
     def _events(self, records: list[Any]) -> None:
         changed = self.model.apply_events(records, self._keys)

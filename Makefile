@@ -7,7 +7,7 @@ SYSTEM_PACKAGES := docker.io docker-registry busybox-static
 # Qt's xcb/offscreen plugins need these shared libraries even when nothing is shown.
 QT_PACKAGES := libgl1 libegl1 libxkbcommon0 libfontconfig1 libdbus-1-3 libglib2.0-0
 
-.PHONY: run test bench system-deps venv clean
+.PHONY: run run-cli test bench bench-window system-deps venv clean
 
 system-deps:
 	@missing=""; for p in $(SYSTEM_PACKAGES) $(QT_PACKAGES); do \
@@ -26,7 +26,11 @@ $(VENV)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed
 
+# The window on the demo project (needs a desktop session; see run-cli for a terminal).
 run: system-deps venv
+	$(PY) -m gui.devservices run -- $(PY) -m gui resources/demo/dockpool.toml --registry {registry}
+
+run-cli: system-deps venv
 	$(PY) -m gui.devservices run -- $(PY) -m gui run resources/demo/dockpool.toml --registry {registry}
 
 test: system-deps venv
@@ -34,6 +38,9 @@ test: system-deps venv
 
 bench: system-deps venv
 	$(PY) -m gui.devservices run -- $(PY) tests/bench/pipeline_bench.py --registry {registry}
+
+bench-window: system-deps venv
+	QT_QPA_PLATFORM=offscreen $(PY) -m gui.devservices run -- $(PY) tests/bench/window_bench.py --registry {registry}
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

@@ -26,7 +26,8 @@ BATCH_INTERVAL = 0.1
 
 class RunController(QObject):
     started = Signal(str)  # the engine's description
-    eventsReady = Signal(list)  # a batch of engine records, in order
+    # object, not list: PySide would convert a list into a QVariantList element by element.
+    eventsReady = Signal(object)  # a batch (list) of engine records, in order
     engineUnreachable = Signal(str)  # which endpoint and why
     finished = Signal(object)  # the RunReport, or None when the run never started
 

@@ -44,7 +44,7 @@ PUSHERS_RANGE = (1, 8)
 class ImageTable(QTableView):
     """The table; folders dropped on it are scanned for Dockerfiles."""
 
-    foldersDropped = Signal(list)
+    foldersDropped = Signal(object)  # list[Path]
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -69,7 +69,7 @@ class ImageTable(QTableView):
 class DetailPanel(QWidget):
     """Build args and target of the selected image (the fields too wide for the table)."""
 
-    changed = Signal(dict, str)
+    changed = Signal(object, str)  # build args (dict), target
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -382,8 +382,12 @@ class MainWindow(QMainWindow):
         if path:
             self.open_path(Path(path), confirmed=True)
 
-    def open_path(self, path: Path, confirmed: bool = False) -> bool:
-        """Open a project; an invalid file leaves the current project untouched."""
+    def open_path(self, path: Path, confirmed: bool = False, registry: str | None = None) -> bool:
+        """Open a project; an invalid file leaves the current project untouched.
+
+        `registry` overrides the file's registry for this session without marking the
+        project modified (`make run` points the demo at its private registry).
+        """
         if not confirmed and (self._running() or not self.confirm_discard()):
             return False
         try:
@@ -396,6 +400,8 @@ class MainWindow(QMainWindow):
             box.open()
             self._error_box = box
             return False
+        if registry is not None:
+            project.registry = registry
         self.set_project(project)
         stored.remember_project(project.path or path)
         self._remember_folder(path.parent)

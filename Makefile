@@ -7,7 +7,7 @@ SYSTEM_PACKAGES := docker.io docker-registry busybox-static
 # Qt's xcb/offscreen plugins need these shared libraries even when nothing is shown.
 QT_PACKAGES := libgl1 libegl1 libxkbcommon0 libfontconfig1 libdbus-1-3 libglib2.0-0
 
-.PHONY: run run-cli test bench bench-window system-deps venv clean
+.PHONY: run run-cli test bench bench-window package system-deps venv clean
 
 system-deps:
 	@missing=""; for p in $(SYSTEM_PACKAGES) $(QT_PACKAGES); do \
@@ -41,6 +41,12 @@ bench: system-deps venv
 
 bench-window: system-deps venv
 	QT_QPA_PLATFORM=offscreen $(PY) -m gui.devservices run -- $(PY) tests/bench/window_bench.py --registry {registry}
+
+# The one-folder bundle in dist/Dockpool (Dockpool = window, dockpool = CLI).
+package: venv
+	$(PY) -m pip install -q -e '.[package]'
+	$(VENV)/bin/pyinstaller --noconfirm --clean --distpath dist --workpath build/pyinstaller \
+	  packaging/dockpool.spec
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

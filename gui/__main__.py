@@ -8,6 +8,9 @@ inside the functions so that a child never imports Qt.
 
 import multiprocessing
 import sys
+import time
+
+_STARTED = time.perf_counter()  # for the window's --smoke start-up figure
 
 
 def cli_main() -> None:
@@ -23,9 +26,13 @@ def cli_main() -> None:
 def gui_main() -> None:
     """The window; an argument is a project file to open (double-click, shortcut)."""
     multiprocessing.freeze_support()
+    if sys.platform == "win32":
+        from .windows_support import hide_console_windows
+
+        hide_console_windows()
     from .window.app import run
 
-    sys.exit(run(sys.argv[1:]))
+    sys.exit(run(sys.argv[1:], _STARTED))
 
 
 def main() -> None:

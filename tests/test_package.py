@@ -67,3 +67,20 @@ def test_frozen_gui_smoke(bundle: Path) -> None:
                             env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
     assert result.returncode == 0, result.stdout + result.stderr
     assert "8 image(s), project opened" in result.stdout
+
+
+def test_linux_desktop_install_and_uninstall(bundle: Path, tmp_path: Path) -> None:
+    env = {**os.environ, "HOME": str(tmp_path), "XDG_DATA_HOME": str(tmp_path / "share"),
+           "DOCKPOOL_BUNDLE": str(bundle)}
+    script = ROOT / "packaging" / "linux" / "install.sh"
+    subprocess.run(["sh", str(script)], env=env, check=True, capture_output=True)
+    desktop = (tmp_path / "share" / "applications" / "dockpool.desktop").read_text()
+    assert f"Exec={tmp_path}/.local/opt/dockpool/Dockpool %f" in desktop
+    assert (tmp_path / "share" / "icons" / "hicolor" / "256x256" / "apps" / "dockpool.png").is_file()
+    assert "*.dockpool.toml" in (tmp_path / "share" / "mime" / "packages" / "dockpool.xml").read_text()
+    version = subprocess.run([str(tmp_path / ".local" / "bin" / "dockpool"), "--version"],
+                             capture_output=True, text=True)
+    assert version.stdout.strip() == "dockpool 0.1.0"
+    subprocess.run(["sh", str(script), "--uninstall"], env=env, check=True, capture_output=True)
+    assert not (tmp_path / ".local" / "opt" / "dockpool").exists()
+    assert not (tmp_path / "share" / "applications" / "dockpool.desktop").exists()

@@ -26,6 +26,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,22 @@ def _stop_process(process: subprocess.Popen[bytes] | None, timeout: float = 20.0
         process.wait()
 
 
+def _start_service(name: str, command: list[str], log_path: Path,
+                   answers: Callable[[], bool]) -> subprocess.Popen[bytes]:
+    """Start a service with its output appended to its log; return once it answers."""
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise ServiceError(f"{name} exited with {process.returncode}:\n{_tail(log_path)}")
+        if answers():
+            return process
+        time.sleep(0.1)
+    _stop_process(process)
+    raise ServiceError(f"{name} did not answer within {START_TIMEOUT:.0f} s:\n{_tail(log_path)}")
+
+
 class DockerDaemon:
     """A private dockerd: own socket, data root, exec root and pid file under `root`."""
 
@@ -86,18 +103,9 @@ class DockerDaemon:
                    "--exec-root", str(self.root / "exec"), "--pidfile", str(self.root / "docker.pid"),
                    "--iptables=false", "--bridge=none", "--storage-driver=vfs",
                    "--userland-proxy=false"]
-        with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                                            start_new_session=True)
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise ServiceError(f"dockerd exited with {self.process.returncode}:\n{_tail(self.log_path)}")
-            if self.socket.exists() and self._answers():
-                return self.host
-            time.sleep(0.2)
-        self.stop()
-        raise ServiceError(f"dockerd did not answer within {START_TIMEOUT:.0f} s:\n{_tail(self.log_path)}")
+        self.process = _start_service("dockerd", command, self.log_path,
+                                      lambda: self.socket.exists() and self._answers())
+        return self.host
 
     def _answers(self) -> bool:
         import docker
@@ -182,19 +190,9 @@ class Registry:
             "version: 0.1\nlog:\n  level: info\n  formatter: text\n"
             f"storage:\n  filesystem:\n    rootdirectory: {self.root / 'data'}\n  delete:\n    enabled: true\n"
             f"http:\n  addr: {self.address}\n" + auth)
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen([binary, "serve", str(config)], stdout=log,
-                                            stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise ServiceError(f"docker-registry exited with {self.process.returncode}:\n"
-                                   f"{_tail(self.log_path)}")
-            if self._answers():
-                return self.address
-            time.sleep(0.1)
-        self.stop()
-        raise ServiceError(f"docker-registry did not answer:\n{_tail(self.log_path)}")
+        self.process = _start_service("docker-registry", [binary, "serve", str(config)], self.log_path,
+                                      self._answers)
+        return self.address
 
     def _answers(self) -> bool:
         try:

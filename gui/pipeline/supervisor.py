@@ -335,12 +335,14 @@ class Pipeline:
 
     def _cancel_all(self) -> None:
         busy = [w for w in self._workers if w.job]
+        jobs = [w.job for w in busy if w.job]
         for w in busy:
             if w.process.is_alive():
                 w.process.kill()
         for w in busy:
             w.process.join(STOP_GRACE)
-        self._remove_containers([w.job.container for w in busy if w.job and w.job.container])
+            self._drain(w)  # a "Running in <container>" line may still sit in the pipe
+        self._remove_containers([job.container for job in jobs if job.container])
         self.report.cancelled = True
         for job in self._jobs.values():
             result = job.result

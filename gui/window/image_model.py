@@ -16,7 +16,7 @@ from PySide6.QtGui import QBrush, QColor, QIcon
 from PySide6.QtWidgets import QApplication, QStyle
 
 from ..pipeline import events as ev
-from ..pipeline.project import ImageSpec, Project, image_keys, image_problems
+from ..pipeline.project import ImageSpec, Project, image_problems
 from .run_state import RowState, apply
 
 COL_ENABLED, COL_NAME, COL_TAGS, COL_CONTEXT, COL_DOCKERFILE, COL_STATUS, COL_BUILD, COL_PUSH, COL_ELAPSED = range(9)
@@ -81,9 +81,6 @@ class ImageTableModel(QAbstractTableModel):
 
     def problems(self, row: int) -> list[str]:
         return self._problems[row]
-
-    def keys(self) -> list[str]:
-        return image_keys(self._project.images)
 
     def _revalidate(self) -> None:
         """Re-check every row: a duplicate tag or a registry change involves other rows."""

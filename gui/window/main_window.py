@@ -121,6 +121,10 @@ class MainWindow(QMainWindow):
         self._run_started = 0.0
         self._dirty = False
         self._close_after_run = False
+        self._run_rows: list[int] = []
+        self._log_row: int | None = None  # the row whose log the Log tab shows
+        self._log_lines = 0
+        self._error_box: QMessageBox | None = None  # kept so the open dialog is not collected
         self.model = ImageTableModel(project or projects.Project())
         self.model.modified.connect(self._mark_dirty)
         self._build_ui()
@@ -647,7 +651,7 @@ class MainWindow(QMainWindow):
 
     def _events(self, records: list[Any]) -> None:
         changed = self.model.apply_events(records, self._keys)
-        if getattr(self, "_log_row", None) in changed:
+        if self._log_row in changed:
             self._append_log(self._log_row)
         self._update_overall()
 
@@ -657,7 +661,7 @@ class MainWindow(QMainWindow):
         self._update_overall()
 
     def _update_overall(self) -> None:
-        rows = getattr(self, "_run_rows", [])
+        rows = self._run_rows
         pushing = bool(self.model.project.registry)
         counts = self.model.counts()
         done = sum(1 for row in rows if (s := self.model.state(row).status) is not None and s.final)

@@ -46,15 +46,14 @@ class RowState:
             return self.pushed / self.push_total
         return 0.0 if self.status is ev.Status.PUSHING else None
 
-    def elapsed(self, now: float | None = None) -> float | None:
+    def elapsed(self) -> float | None:
+        """From the first build (or push) start to the end, or to now while it runs."""
         start = self.build_start or self.push_start
         if start is None:
             return None
-        end = self.push_end or (self.build_end if self.status in (ev.Status.BUILT, ev.Status.FAILED,
-                                                                   ev.Status.CANCELLED) else None)
         if self.status is not None and self.status.final:
-            end = end or self.build_end or time.time()
-        return (end or now or time.time()) - start
+            return (self.push_end or self.build_end or start) - start
+        return time.time() - start
 
     def add_log(self, stage: ev.Stage | str, text: str, error: bool = False) -> None:
         self.log.append((getattr(stage, "value", str(stage)), text, error))

@@ -234,3 +234,18 @@ def test_limits_change_during_run(tmp_path: Path, registry: Registry, base_image
     assert [(e.builders, e.pushers) for e in run.of(ev.LimitsChanged)] == [(1, 1), (3, 1)]
     builds = [(i.build.start, i.build.end) for i in run.report.images]
     assert max_concurrent(builds) == 3
+
+
+@pytest.mark.slow
+def test_silent_build_longer_than_the_sdk_default_timeout(tmp_path: Path, base_image: str) -> None:
+    """The SDK's default 60 s read timeout would end this build mid-stream (urllib3's
+    ReadTimeoutError): the step prints nothing for 65 s."""
+    from tests.helpers import write_image, write_project
+    from gui.pipeline.project import load
+
+    write_image(tmp_path, "patient", base=base_image, run="sleep 65")
+    project = load(write_project(tmp_path, [{"name": "patient", "context": "patient"}]))
+    run = run_pipeline(project, timeout=200)
+    [image] = run.report.images
+    assert image.status is Status.BUILT, image.error
+    assert image.build.seconds > 65

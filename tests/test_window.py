@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -99,7 +100,7 @@ def test_scan_edit_run_and_watch(qtbot, window, registry: Registry, base_image: 
 
 @pytest.mark.docker
 def test_failing_build_shows_error_on_row_and_in_log(qtbot, window, registry: Registry, base_image: str,
-                                                     tmp_path: Path) -> None:
+                                                     tmp_path: Path, monkeypatch) -> None:
     write_image(tmp_path, "fine")
     write_image(tmp_path, "broken", base=base_image, run="echo going down && exit 7")
     window.open_path(write_project(tmp_path, [{"name": "fine", "context": "fine"},
@@ -114,6 +115,15 @@ def test_failing_build_shows_error_on_row_and_in_log(qtbot, window, registry: Re
     log = window.log.toPlainText()
     assert "going down" in log and "FAILED (build-step)" in log
     assert window.retry_action.isEnabled()
+
+    # Export the run report as JSON (like the CLI's) and as CSV.
+    for name in ("report.json", "report.csv"):
+        monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, n=name, **k: (str(tmp_path / n), ""))
+        window.export_action.trigger()
+    exported = json.loads((tmp_path / "report.json").read_text())
+    assert {i["name"]: i["status"] for i in exported["images"]} == {"fine": "pushed", "broken": "failed"}
+    csv_lines = (tmp_path / "report.csv").read_text().splitlines()
+    assert csv_lines[0].startswith("name,refs,status") and any(line.startswith("broken,") for line in csv_lines)
 
 
 @pytest.mark.docker

@@ -217,8 +217,12 @@ def test_open_save_round_trip(qtbot, window, tmp_path: Path, monkeypatch) -> Non
     assert window.open_path(path)
     window.select_row(0)
     window.tabs.setCurrentWidget(window.details)
-    window.details.build_args.setPlainText("V=2\nEXTRA=yes")
-    window.details.target.setText("")
+    window.details.build_args.setFocus()
+    window.details.build_args.selectAll()
+    qtbot.keyClicks(window.details.build_args, "V=2")  # typed: each key updates the project
+    qtbot.keyClick(window.details.build_args, Qt.Key.Key_Return)
+    qtbot.keyClicks(window.details.build_args, "EXTRA=yes")
+    assert window.details.build_args.toPlainText() == "V=2\nEXTRA=yes"
     window.pushers.setValue(3)
     assert window.dirty and window.isWindowModified() and window.windowTitle().startswith("dockpool.toml")
     (tmp_path / "out").mkdir()

@@ -180,4 +180,3 @@ def usage() -> str:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     return run_command(args)
-

@@ -335,7 +335,7 @@ class Pipeline:
 
     def _cancel_all(self) -> None:
         busy = [w for w in self._workers if w.job]
-        jobs = [w.job for w in busy if w.job]
+        jobs = [w.job for w in busy if w.job]  # (narrows the type for checkers)
         for w in busy:
             if w.process.is_alive():
                 w.process.kill()

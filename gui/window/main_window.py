@@ -94,8 +94,12 @@ class DetailPanel(QWidget):
         self.setEnabled(image is not None)
         self.build_args.setPlainText("\n".join(f"{k}={v}" for k, v in (image.build_args if image else {}).items()))
         self.target.setText(image.target if image else "")
-        self.problems.setText("\n".join(problems))
+        self.show_problems(problems)
         self._loading = False
+
+    def show_problems(self, problems: list[str]) -> None:
+        """Only the problems line: edits must not reload the fields being typed in."""
+        self.problems.setText("\n".join(problems))
 
     def _emit(self) -> None:
         if self._loading:
@@ -328,7 +332,8 @@ class MainWindow(QMainWindow):
         self._dirty = True
         self._update_title()
         self._update_buttons()
-        self._selection_changed()
+        rows = self._selected_rows()
+        self.details.show_problems(self.model.problems(rows[0]) if len(rows) == 1 else [])
 
     @property
     def dirty(self) -> bool:

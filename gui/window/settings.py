@@ -36,7 +36,8 @@ def _autosave_dir() -> Path:
 
 
 def write_autosave(project: projects.Project) -> None:
-    """Save unsaved edits where a crash cannot lose them; contexts stay absolute-safe."""
+    """Save unsaved edits where a crash cannot lose them. save() rewrites relative contexts
+    for the autosave's folder; read_autosave() rebases them back onto the original file."""
     folder = _autosave_dir()
     projects.save(project, folder / "autosave.toml")
     meta = {"original": str(project.path) if project.path else None}

@@ -139,6 +139,11 @@ class RegistryRequest:
         return self.agent.startswith("docker/")
 
     @property
+    def from_pusher(self) -> bool:
+        """Sent by a push: the engine's, or Dockpool's own uploader."""
+        return self.agent.startswith(("docker/", "dockpool/"))
+
+    @property
     def start(self) -> float:
         return self.end - self.duration
 
@@ -165,11 +170,15 @@ def _go_time(text: str) -> float:
 
 
 class Registry:
-    """Debian's docker-registry on a free loopback port, optionally with htpasswd auth."""
+    """Debian's docker-registry on a free loopback port, optionally with htpasswd auth or
+    another auth section (a token service's). Stopping and starting it again keeps its
+    port, its storage and its log, like a registry restarted by its operator."""
 
-    def __init__(self, root: Path, htpasswd: Path | None = None, port: int | None = None) -> None:
+    def __init__(self, root: Path, htpasswd: Path | None = None, port: int | None = None,
+                 auth: str | None = None) -> None:
         self.root = root
         self.htpasswd = htpasswd
+        self.auth = auth
         self.port = port or free_port()
         self.log_path = root / "registry.log"
         self.process: subprocess.Popen[bytes] | None = None
@@ -183,8 +192,8 @@ class Registry:
         if binary is None:
             raise ServiceError("docker-registry is not installed (Debian package docker-registry)")
         self.root.mkdir(parents=True, exist_ok=True)
-        auth = (f"auth:\n  htpasswd:\n    realm: dockpool-test\n    path: {self.htpasswd}\n"
-                if self.htpasswd else "")
+        auth = self.auth or (f"auth:\n  htpasswd:\n    realm: dockpool-test\n    path: {self.htpasswd}\n"
+                             if self.htpasswd else "")
         config = self.root / "config.yml"
         config.write_text(
             "version: 0.1\nlog:\n  level: info\n  formatter: text\n"
@@ -219,13 +228,16 @@ class Registry:
                 int(fields.get("http.response.status", 0)), fields.get("http.request.useragent", "")))
         return found
 
-    def manifest_digest(self, repository: str, tag: str, auth: tuple[str, str] | None = None) -> str | None:
-        """Ask the registry's HTTP API which digest a tag points at (None: no such tag)."""
+    def manifest_digest(self, repository: str, tag: str, auth: tuple[str, str] | str | None = None) -> str | None:
+        """Ask the registry's HTTP API which digest a tag points at (None: no such tag).
+        `auth`: (user, password) for Basic auth, or a bearer token."""
         request = urllib.request.Request(
             f"http://{self.address}/v2/{repository}/manifests/{tag}", method="HEAD",
             headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json, "
                                "application/vnd.oci.image.manifest.v1+json"})
-        if auth:
+        if isinstance(auth, str):
+            request.add_header("Authorization", f"Bearer {auth}")
+        elif auth:
             import base64
             token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
             request.add_header("Authorization", f"Basic {token}")

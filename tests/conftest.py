@@ -77,8 +77,9 @@ def auth_registry(tmp_path: Path, docker_host: str) -> Iterator[Registry]:
 
 @pytest.fixture(autouse=True)
 def _isolated_docker_login(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Tests never read or write the developer's Docker login."""
+    """Tests never read or write the developer's Docker login, nor share a layer cache."""
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker-config"))
+    monkeypatch.setenv("DOCKPOOL_CACHE_DIR", str(tmp_path / "dockpool-cache"))
 
 
 @pytest.fixture

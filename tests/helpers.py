@@ -40,10 +40,12 @@ def write_image(root: Path, name: str, *, payload: int = 4096, run: str | None =
 
 
 def write_project(root: Path, images: list[dict[str, Any]], *, registry: str = "",
-                  builders: int = 4, pushers: int = 2) -> Path:
+                  builders: int = 4, pushers: int = 2, build: dict[str, Any] | None = None) -> Path:
+    """A project file. The tests' private engine has no bridge network (dockerd
+    --bridge=none), so BuildKit's RUN steps use the host's unless `build` says otherwise."""
     path = root / "dockpool.toml"
     document = {"registry": {"url": registry}, "concurrency": {"builders": builders, "pushers": pushers},
-                "image": images}
+                "build": {"network": "host", **(build or {})}, "image": images}
     path.write_text(tomli_w.dumps(document))
     return path
 
@@ -64,18 +66,20 @@ class Run:
 
     events: list[Any] = field(default_factory=list)
     report: Any = None
+    pipeline: Any = None
 
     def of(self, kind: type, image: str | None = None) -> list[Any]:
         return [e for e in self.events if isinstance(e, kind) and (image is None or e.image == image)]
 
 
-def run_pipeline(project: Project, *, timeout: float = 240, on_event=None, **overrides: Any) -> Run:
+def run_pipeline(project: Project, *, timeout: float = 240, on_event=None, push_only: tuple[str, ...] = (),
+                 log_dir: Path | None = None, **overrides: Any) -> Run:
     """Run to the end, calling on_event(pipeline, event) for each event as it arrives."""
     overrides.setdefault("retry_backoff", 0.2)
     options = RunOptions.from_project(project, **overrides)
-    pipeline = Pipeline(project, options)
+    pipeline = Pipeline(project, options, push_only=push_only, log_dir=log_dir)
     pipeline.start()
-    run = Run()
+    run = Run(pipeline=pipeline)
     deadline = time.monotonic() + timeout
     while True:
         remaining = deadline - time.monotonic()
@@ -104,3 +108,38 @@ def max_concurrent(intervals: list[tuple[float, float]]) -> int:
         open_now += change
         peak = max(peak, open_now)
     return peak
+
+
+def wait_until_dead(pids: list[int], timeout: float = 5.0) -> list[int]:
+    """The pids still alive (zombies count as dead) after waiting up to `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        alive = [pid for pid in pids if is_alive(pid)]
+        if not alive or time.monotonic() >= deadline:
+            return alive
+        time.sleep(0.1)
+
+
+def is_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def registry_token(service: Any, repository: str, user: str, password: str) -> str:
+    """A pull token for `repository` from a test token service (to ask the registry's API)."""
+    import base64
+    import json
+    import urllib.request
+
+    request = urllib.request.Request(
+        f"{service.realm}?service=dockpool-test-registry&scope=repository:{repository}:pull",
+        headers={"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()})
+    with urllib.request.urlopen(request, timeout=5) as answer:
+        return json.loads(answer.read())["token"]

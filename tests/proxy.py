@@ -1,67 +1,126 @@
-"""A small TCP proxy in front of the registry that can throttle or stall uploads.
+"""A small TCP proxy in front of the registry that throttles, stalls or swallows traffic.
 
-Stalling keeps the connection open and silently stops forwarding, which is what
-a wedged network path looks like to the Docker engine: no error, no progress.
+The failures are the ones users meet, not softened versions:
+  - stall: after N uploaded bytes on one connection the proxy stops reading and
+    forwarding, and holds both sides open until the proxy is closed (no reset:
+    to the client this is a zero-window stall that never ends);
+  - blackhole: connections are accepted and then nothing is read or answered;
+  - throttle: per connection, or a budget shared by every connection (an uplink);
+  - server errors: the next N connections get `503 Service Unavailable`, as a load
+    balancer answers for an overloaded registry.
 """
 
 from __future__ import annotations
 
 import socket
-import struct
 import threading
 import time
 
 
 class Proxy:
-    def __init__(self, target: tuple[str, int], *, stall_after: int | None = None,
-                 rate: float | None = None, stall_for: float = 30.0) -> None:
+    def __init__(self, target: tuple[str, int], *, stall_after: int | None = None, rate: float | None = None,
+                 total_rate: float | None = None) -> None:
         self.target = target
-        self.stall_after = stall_after  # client→server bytes on one connection before it stalls (once)
-        self.rate = rate  # client→server bytes per second per connection
-        self.stall_for = stall_for  # then the stalled connection is reset, as a NAT or firewall would
+        self.stall_after = stall_after  # client->server bytes on one connection before it stalls (once)
+        self.rate = rate  # client->server bytes per second, per connection
+        self.total_rate = total_rate  # client->server bytes per second, all connections together
         self.stalled = threading.Event()
-        self.connections: list[socket.socket] = []
+        self.uploaded = 0  # client->server bytes forwarded
+        self.connections = 0
+        self._blackhole = threading.Event()
+        self._errors_left = 0
+        self._sockets: list[socket.socket] = []
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
-        self._closing = False
+        self._closing = threading.Event()
         self._lock = threading.Lock()
+        self._budget_at = time.monotonic()  # when the shared uplink is free again
         threading.Thread(target=self._accept, daemon=True).start()
 
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    def blackhole(self, on: bool) -> None:
+        """Swallow new connections (accept, never answer), or forward them again."""
+        if on:
+            self._blackhole.set()
+        else:
+            self._blackhole.clear()
+
+    def fail_next(self, connections: int) -> None:
+        """Answer the next `connections` connections with 503, as an overloaded front end."""
+        self._errors_left = connections
+
+    @staticmethod
+    def _answer_503(client: socket.socket) -> None:
+        try:
+            client.settimeout(5)
+            client.recv(65536)  # the request (or a TLS hello, which gets the same answer)
+            body = b"<html><body><h1>503 Service Unavailable</h1></body></html>"
+            client.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/html\r\nConnection: close\r\n"
+                           + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        except OSError:
+            pass
+        finally:
+            client.close()
+
+    def _keep(self, *sockets: socket.socket) -> None:
+        with self._lock:
+            self._sockets.extend(sockets)
+
     def _accept(self) -> None:
-        while not self._closing:
+        while not self._closing.is_set():
             try:
                 client, _ = self._listener.accept()
             except OSError:
                 return
+            self._keep(client)
+            self.connections += 1
+            if self._blackhole.is_set():
+                continue  # held open, never read: the client waits for an answer forever
+            if self._errors_left > 0:
+                self._errors_left -= 1
+                threading.Thread(target=self._answer_503, args=(client,), daemon=True).start()
+                continue
             try:
                 upstream = socket.create_connection(self.target)
             except OSError:
                 client.close()
                 continue
-            with self._lock:
-                self.connections += [client, upstream]
+            self._keep(upstream)
             threading.Thread(target=self._pump, args=(client, upstream, True), daemon=True).start()
             threading.Thread(target=self._pump, args=(upstream, client, False), daemon=True).start()
+
+    def _wait_for_uplink(self, size: int) -> None:
+        with self._lock:
+            start = max(self._budget_at, time.monotonic())
+            self._budget_at = start + size / self.total_rate  # type: ignore[operator]
+        delay = start - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
 
     def _pump(self, source: socket.socket, sink: socket.socket, upload: bool) -> None:
         sent = 0
         started = time.monotonic()
+        chunk = 16384 if upload and (self.rate or self.total_rate) else 65536
         try:
             while True:
-                data = source.recv(65536)
+                data = source.recv(chunk)
                 if not data:
                     break
                 if upload and self.stall_after is not None and not self.stalled.is_set() \
                         and sent + len(data) > self.stall_after:
                     self.stalled.set()
-                    self._hold(source, sink)
+                    self._closing.wait()  # stalled for good: nothing read, nothing sent, nothing closed
                     return
+                if upload and self.total_rate:
+                    self._wait_for_uplink(len(data))
                 sink.sendall(data)
                 sent += len(data)
+                if upload:
+                    with self._lock:
+                        self.uploaded += len(data)
                 if upload and self.rate:
                     ahead = sent / self.rate - (time.monotonic() - started)
                     if ahead > 0:
@@ -75,21 +134,11 @@ class Proxy:
                 except OSError:
                     pass
 
-    def _hold(self, source: socket.socket, sink: socket.socket) -> None:
-        """Stall: read nothing and forward nothing, so the sender's buffers fill and its
-        upload makes no progress; after `stall_for` seconds, reset both sides."""
-        deadline = time.monotonic() + self.stall_for
-        while not self._closing and time.monotonic() < deadline:
-            time.sleep(0.1)
-        for end in (source, sink):
-            end.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            end.close()
-
     def close(self) -> None:
-        self._closing = True
+        self._closing.set()
         self._listener.close()
         with self._lock:
-            for connection in self.connections:
+            for connection in self._sockets:
                 try:
                     connection.close()
                 except OSError:

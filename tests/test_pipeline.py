@@ -1,7 +1,15 @@
-"""The engine end to end, on the real private engine and registry."""
+"""The engine end to end, on the real private engine and registry.
+
+Tests that push run behind both push paths: Dockpool's own uploader (the
+default) and the engine's push (`push = "engine"`).
+"""
 
 from __future__ import annotations
 
+import multiprocessing.connection
+import os
+import signal
+import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -10,27 +18,39 @@ import pytest
 from gui.devservices import Registry
 from gui.pipeline import events as ev
 from gui.pipeline.events import Status
-from tests.helpers import max_concurrent, run_pipeline, simple_project
+from gui.pipeline.project import load
+from gui.pipeline.supervisor import Pipeline, RunOptions
+from tests.helpers import (max_concurrent, run_pipeline, simple_project, wait_until_dead, write_image,
+                           write_project)
+from tests.proxy import Proxy
 
 pytestmark = pytest.mark.docker
+BOTH_PATHS = pytest.mark.parametrize("push_via", ["direct", "engine"])
 
 
 def registry_push_windows(registry: Registry) -> dict[str, tuple[float, float]]:
     """Per repository, from its first request to its last manifest PUT, as the registry logged them."""
     windows: dict[str, list[float]] = defaultdict(list)
     for request in registry.requests():
-        if request.repository and request.from_docker:
+        if request.repository and request.from_pusher:
             windows[request.repository] += [request.start, request.end]
     return {repo: (min(times), max(times)) for repo, times in windows.items()}
 
 
-def test_twelve_images_all_tags_pushed_within_push_limit(tmp_path: Path, registry: Registry) -> None:
+def _target(registry: Registry) -> tuple[str, int]:
+    host, port = registry.address.split(":")
+    return host, int(port)
+
+
+@BOTH_PATHS
+def test_twelve_images_all_tags_pushed_within_push_limit(tmp_path: Path, registry: Registry, push_via: str) -> None:
     project = simple_project(tmp_path, 12, registry=registry.address, builders=4, pushers=2,
                              tags=("latest", "1.0"), payload=2_000_000)
-    run = run_pipeline(project)
+    run = run_pipeline(project, push_via=push_via)
 
     report = run.report
     assert report.succeeded, [(i.name, i.status, i.error) for i in report.images]
+    assert report.push_via == push_via
     for image in report.images:
         assert image.status is Status.PUSHED
         for tag in ("latest", "1.0"):
@@ -48,11 +68,8 @@ def test_twelve_images_all_tags_pushed_within_push_limit(tmp_path: Path, registr
 
 
 def test_failing_run_step_fails_only_that_image(tmp_path: Path, registry: Registry, base_image: str) -> None:
-    from tests.helpers import write_image, write_project
-    from gui.pipeline.project import load
-
     write_image(tmp_path, "good", base=base_image, run="echo fine > /ok")
-    write_image(tmp_path, "bad", base=base_image, run="echo about to fail && exit 3")
+    write_image(tmp_path, "bad", base=base_image, run="curl --connect-timeout 5 x; echo about to fail && exit 3")
     project = load(write_project(tmp_path, [{"name": "good", "context": "good"},
                                             {"name": "bad", "context": "bad"}],
                                  registry=registry.address))
@@ -61,7 +78,7 @@ def test_failing_run_step_fails_only_that_image(tmp_path: Path, registry: Regist
     assert results["good"].status is Status.PUSHED
     bad = results["bad"]
     assert bad.status is Status.FAILED and bad.stage is ev.Stage.BUILD
-    assert bad.error_kind == "build-step"
+    assert bad.error_kind == "build-step", bad.error
     assert "returned a non-zero code: 3" in bad.error
     assert bad.build.attempts == 1, "a failing RUN is not worth retrying"
     [failed] = run.of(ev.BuildFailed, "bad")
@@ -74,29 +91,48 @@ def test_failing_run_step_fails_only_that_image(tmp_path: Path, registry: Regist
     assert not run.report.succeeded
 
 
-def test_registry_down_fails_pushes_with_clear_reason(tmp_path: Path, registry: Registry) -> None:
+@BOTH_PATHS
+def test_registry_down_fails_pushes_with_clear_reason(tmp_path: Path, registry: Registry, push_via: str) -> None:
     project = simple_project(tmp_path, 2, registry=registry.address)
     registry.stop()
-    run = run_pipeline(project, retries=1)
+    run = run_pipeline(project, retries=1, push_via=push_via)
     for image in run.report.images:
         assert image.status is Status.FAILED and image.stage is ev.Stage.PUSH
         assert image.error_kind == "registry-unreachable", image.error
-        assert "connection refused" in image.error
+        assert "connection refused" in image.error.lower()
         assert image.push.attempts == 2  # first try and one retry
         assert image.image_id  # the build itself succeeded and is kept
     assert len(run.of(ev.RetryScheduled)) == 2
 
 
-def test_registry_refuses_push_without_credentials(tmp_path: Path, auth_registry: Registry) -> None:
+def test_registry_server_errors_are_retried(tmp_path: Path, registry: Registry) -> None:
+    """Behind push = "engine" the engine retries 503s itself for about a minute before it
+    reports them ("received unexpected HTTP status: 503 Service Unavailable", a message
+    test_failures checks is retried); Dockpool's own uploader reports them at once."""
+    front = Proxy(_target(registry))
+    front.fail_next(2)
+    try:
+        project = simple_project(tmp_path, 1, registry=front.address)
+        run = run_pipeline(project, retries=3)
+    finally:
+        front.close()
+    [image] = run.report.images
+    assert image.status is Status.PUSHED, image.error
+    [retry] = run.of(ev.RetryScheduled)[:1]
+    assert retry.failure.kind is ev.FailureKind.REGISTRY_ERROR and "503" in retry.failure.message
+
+
+@BOTH_PATHS
+def test_registry_refuses_push_without_credentials(tmp_path: Path, auth_registry: Registry, push_via: str) -> None:
     project = simple_project(tmp_path, 1, registry=auth_registry.address)
-    run = run_pipeline(project)
+    run = run_pipeline(project, push_via=push_via)
     [image] = run.report.images
     assert image.status is Status.FAILED and image.error_kind == "auth", image.error
     assert image.push.attempts == 1, "a refused login is not retried"
     assert "log in" in image.hint
 
     # The same push with credentials given for the run goes through, and they never leak.
-    again = run_pipeline(project, auth={"username": "dockpool", "password": "secret-pass"})
+    again = run_pipeline(project, auth={"username": "dockpool", "password": "secret-pass"}, push_via=push_via)
     [image] = again.report.images
     assert image.status is Status.PUSHED, image.error
     assert auth_registry.manifest_digest("img00", "latest", ("dockpool", "secret-pass")) == image.digest
@@ -104,25 +140,20 @@ def test_registry_refuses_push_without_credentials(tmp_path: Path, auth_registry
     assert not any("secret-pass" in repr(event) for event in again.events)
 
 
-def test_worker_killed_mid_push_is_retried(tmp_path: Path, registry: Registry) -> None:
-    import os
-    import signal
-
-    from tests.proxy import Proxy
-
-    host, port = registry.address.split(":")
-    slow = Proxy((host, int(port)), rate=1_000_000)  # 1 MB/s: an 8 MB push takes seconds
+@BOTH_PATHS
+def test_worker_killed_mid_push_is_retried(tmp_path: Path, registry: Registry, push_via: str) -> None:
+    slow = Proxy(_target(registry), rate=1_000_000)  # 1 MB/s: an 8 MB push takes seconds
     try:
         project = simple_project(tmp_path, 2, registry=slow.address, pushers=1, payload=8_000_000)
-        killed: list[int] = []
+        killed: list[str] = []
 
         def kill_first_pusher(pipeline, event) -> None:
-            if isinstance(event, ev.PushProgress) and not killed and 0 < event.done < event.total:
+            if isinstance(event, ev.PushProgress) and not killed and 1_000_000 < event.done < event.total:
                 [pid] = pipeline.worker_pids(ev.Stage.PUSH)
                 os.kill(pid, signal.SIGKILL)
                 killed.append(event.image)
 
-        run = run_pipeline(project, on_event=kill_first_pusher)
+        run = run_pipeline(project, on_event=kill_first_pusher, push_via=push_via)
     finally:
         slow.close()
     assert killed
@@ -135,36 +166,24 @@ def test_worker_killed_mid_push_is_retried(tmp_path: Path, registry: Registry) -
     assert registry.manifest_digest(victim.name, "latest") == victim.digest
 
 
-def test_stalled_upload_is_aborted_and_retried(tmp_path: Path, registry: Registry) -> None:
-    from tests.proxy import Proxy
-
-    host, port = registry.address.split(":")
-    # The proxy stops forwarding mid-blob, then resets that connection after 4.5 s, as a
-    # NAT or firewall would: until then the engine holds its stuck layer upload, and a
-    # retry waits on it.
-    stalling = Proxy((host, int(port)), stall_after=1_000_000, stall_for=4.5)
+def test_engine_push_cannot_recover_from_a_stall_that_is_never_reset(tmp_path: Path, registry: Registry) -> None:
+    """The engine keeps its stuck layer upload and attaches every retry to it: this is
+    why push = "direct" is the default (test_direct_push covers the same stall there)."""
+    stalling = Proxy(_target(registry), stall_after=1_000_000)
     try:
-        project = simple_project(tmp_path, 1, registry=stalling.address, payload=4_000_000)
-        run = run_pipeline(project, stall_timeout=3)
+        project = simple_project(tmp_path, 1, registry=stalling.address, payload=8_000_000)
+        run = run_pipeline(project, stall_timeout=3, retries=1, push_via="engine")
     finally:
         stalling.close()
     assert stalling.stalled.is_set()
     [image] = run.report.images
-    assert image.status is Status.PUSHED, image.error
-    assert image.push.attempts >= 2
-    retries = run.of(ev.RetryScheduled)
-    assert retries and all(retry.failure.kind is ev.FailureKind.STALLED for retry in retries)
+    assert image.status is Status.FAILED and image.error_kind == "stalled"
+    assert image.push.attempts == 2
     assert any(line.text == "no push progress for 3 s" and line.error for line in run.of(ev.LogLine))
-    assert registry.manifest_digest("img00", "latest") == image.digest
 
 
 def test_cancel_stops_everything_within_five_seconds(tmp_path: Path, docker_client, base_image: str,
                                                      registry: Registry) -> None:
-    import time
-
-    from tests.helpers import write_image, write_project
-    from gui.pipeline.project import load
-
     images = []
     for index in range(4):
         write_image(tmp_path, f"slow{index}", base=base_image, run="sleep 60")
@@ -185,23 +204,24 @@ def test_cancel_stops_everything_within_five_seconds(tmp_path: Path, docker_clie
     assert run.report.cancelled
     assert {image.status for image in run.report.images} == {Status.CANCELLED}
     assert {e.image for e in run.of(ev.Cancelled)} == {f"slow{i}" for i in range(4)}
-    for pid in seen["pids"]:
-        assert not _alive(pid), f"worker {pid} still running"
+    assert wait_until_dead(seen["pids"], 0) == [], "a worker process was left running"
     while docker_client.containers(all=True) and time.monotonic() - seen["at"] < 5:
         time.sleep(0.1)  # the engine removes cancelled build containers on its own clock
     assert docker_client.containers(all=True) == [], "a build container was left behind"
 
 
-def _alive(pid: int) -> bool:
-    import os
+def test_cancel_that_races_the_last_push_reports_what_happened(tmp_path: Path, registry: Registry) -> None:
+    project = simple_project(tmp_path, 2, registry=registry.address)
 
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie is dead for our purposes.
-    with open(f"/proc/{pid}/stat") as stat:
-        return stat.read().split()[2] != "Z"
+    def cancel_at_the_end(pipeline, event) -> None:
+        if isinstance(event, ev.PushDone) and sum(1 for i in pipeline.report.images
+                                                  if i.status is Status.PUSHED) == 2:
+            pipeline.cancel()
+
+    run = run_pipeline(project, on_event=cancel_at_the_end)
+    assert {image.status for image in run.report.images} == {Status.PUSHED}
+    assert not run.report.cancelled and run.report.succeeded
+    assert not run.of(ev.Cancelled)
 
 
 def test_build_only_when_no_registry(tmp_path: Path, docker_client) -> None:
@@ -216,9 +236,6 @@ def test_build_only_when_no_registry(tmp_path: Path, docker_client) -> None:
 
 
 def test_limits_change_during_run(tmp_path: Path, registry: Registry, base_image: str) -> None:
-    from tests.helpers import write_image, write_project
-    from gui.pipeline.project import load
-
     images = []
     for index in range(6):
         write_image(tmp_path, f"s{index}", base=base_image, run="sleep 1")
@@ -236,16 +253,210 @@ def test_limits_change_during_run(tmp_path: Path, registry: Registry, base_image
     assert max_concurrent(builds) == 3
 
 
+def test_lowering_limits_mid_run_retires_workers_as_they_finish(tmp_path: Path, registry: Registry,
+                                                                base_image: str) -> None:
+    """Busy workers above a lowered limit finish their image, then retire; builders are
+    retired as soon as nothing is left to build. The registry and the process table agree."""
+    slow = Proxy(_target(registry), rate=2_000_000)
+    images = []
+    for index in range(8):
+        write_image(tmp_path, f"s{index}", base=base_image, run="sleep 2", payload=2_000_000)
+        images.append({"name": f"s{index}", "context": f"s{index}"})
+    project = load(write_project(tmp_path, images, registry=slow.address, builders=4, pushers=2))
+    state: dict[str, object] = {"samples": []}
+
+    def lower_and_watch(pipeline, event) -> None:
+        now = time.time()
+        if isinstance(event, ev.PushStarted) and "lowered" not in state:
+            state["lowered"] = now
+            pipeline.set_limits(builders=1, pushers=1)
+        state["samples"].append((now, len(pipeline.worker_pids(ev.Stage.BUILD)),
+                                 len(pipeline.worker_pids(ev.Stage.PUSH)),
+                                 all(i.build.end for i in pipeline.report.images)))
+
+    try:
+        run = run_pipeline(project, on_event=lower_and_watch)
+    finally:
+        slow.close()
+    report = run.report
+    assert report.succeeded
+    lowered = state["lowered"]
+    # What was running when the limits went down finishes; what starts afterwards obeys them.
+    builds_settled = max(i.build.end for i in report.images if i.build.start <= lowered)
+    later_builds = [(i.build.start, i.build.end) for i in report.images if i.build.start > builds_settled]
+    assert later_builds and max_concurrent(later_builds) == 1
+    pushes_settled = max((i.push.end for i in report.images if i.push.start and i.push.start <= lowered),
+                         default=lowered)
+    later_uploads = [(r.start, r.end) for r in registry.requests()
+                     if r.method == "PATCH" and r.from_pusher and r.start > pushes_settled + 0.5]
+    assert later_uploads and max_concurrent(later_uploads) == 1
+    # The process table: one builder at most once the busy ones are done, none when nothing
+    # is left to build, and one pusher once the pushes under way have ended.
+    samples = state["samples"]
+    assert all(builders <= 1 for at, builders, _, _ in samples if at > builds_settled + 1)
+    all_built = max(i.build.end for i in report.images)
+    assert any(at > all_built + 0.5 for at, *_ in samples), "no sample after the last build: test too weak"
+    assert all(builders == 0 for at, builders, _, _ in samples if at > all_built + 0.5)
+    assert all(pushers <= 1 for at, _, pushers, _ in samples if at > pushes_settled + 1)
+
+
+def test_dead_idle_workers_are_replaced(tmp_path: Path, registry: Registry, base_image: str) -> None:
+    """Idle workers die (killed between images): the run goes on with fresh ones."""
+    images = []
+    for index in range(3):
+        write_image(tmp_path, f"s{index}", base=base_image, run="sleep 2")
+        images.append({"name": f"s{index}", "context": f"s{index}"})
+    project = load(write_project(tmp_path, images, registry=registry.address, builders=2, pushers=2))
+    killed: list[int] = []
+
+    def kill_idle(pipeline, event) -> None:
+        if isinstance(event, ev.BuildStep) and event.step == 3 and not killed:
+            # The pushers wait, idle, for the first build to end; the third image waits
+            # for a builder while the two builders are busy.
+            deadline = time.monotonic() + 5
+            while len(pipeline.worker_pids(ev.Stage.PUSH)) < 2 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            for pid in pipeline.worker_pids(ev.Stage.PUSH):
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+        if isinstance(event, ev.BuildDone) and event.image == "s2":
+            for pid in pipeline.worker_pids(ev.Stage.BUILD):  # the builders left idle at the end
+                os.kill(pid, signal.SIGKILL)
+
+    run = run_pipeline(project, on_event=kill_idle)
+    assert len(killed) == 2
+    assert run.report.succeeded, [(i.name, i.status, i.error) for i in run.report.images]
+    assert all(image.push.attempts == 1 for image in run.report.images), "an idle worker's death cost an image"
+
+
+def test_forty_builders_and_eight_pushers(tmp_path: Path, registry: Registry, monkeypatch) -> None:
+    """Windows' multiprocessing.connection.wait takes at most 63 handles; the supervisor
+    never hands it more, however many workers run (it reads each worker on a thread)."""
+    largest = [0]
+    real_wait = multiprocessing.connection.wait
+
+    def counting_wait(handles, timeout=None):
+        largest[0] = max(largest[0], len(list(handles)))
+        return real_wait(handles, timeout)
+
+    monkeypatch.setattr(multiprocessing.connection, "wait", counting_wait)
+    import gui.pipeline.supervisor as supervisor_module
+    if hasattr(supervisor_module, "wait_for"):
+        monkeypatch.setattr(supervisor_module, "wait_for", counting_wait)
+    peak = [0]
+
+    def count_workers(pipeline, event) -> None:
+        peak[0] = max(peak[0], len(pipeline.worker_pids()))
+
+    project = simple_project(tmp_path, 48, registry=registry.address, builders=40, pushers=8, payload=1024)
+    run = run_pipeline(project, on_event=count_workers, timeout=400)
+    assert run.report.succeeded, [(i.name, i.status, i.error) for i in run.report.images if i.error][:3]
+    assert peak[0] > 31, f"only {peak[0]} workers ran at once: the limit was never approached"
+    assert largest[0] <= 63
+
+
+def test_build_timeout_stops_and_fails_the_build(tmp_path: Path, docker_client, base_image: str) -> None:
+    write_image(tmp_path, "forever", base=base_image, run="sleep 300")
+    write_image(tmp_path, "quick", base=base_image, run="true")
+    project = load(write_project(tmp_path, [{"name": "forever", "context": "forever"},
+                                            {"name": "quick", "context": "quick"}]))
+    pids: list[int] = []
+    started = time.monotonic()
+    run = run_pipeline(project, build_timeout=4, on_event=lambda p, e: pids.extend(p.worker_pids()))
+    assert time.monotonic() - started < 30
+    results = {image.name: image for image in run.report.images}
+    forever = results["forever"]
+    assert forever.status is Status.FAILED and forever.error_kind == "timeout", forever.error
+    assert forever.build.attempts == 1 and "4 s" in forever.error
+    assert 4 <= forever.build.seconds < 10
+    assert results["quick"].status is Status.BUILT
+    assert wait_until_dead(sorted(set(pids))) == []
+    deadline = time.monotonic() + 5
+    while docker_client.containers(all=True) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert docker_client.containers(all=True) == [], "the timed-out build's container was left behind"
+
+
+def test_internal_error_fails_unfinished_images_where_they_were(tmp_path: Path, registry: Registry,
+                                                               monkeypatch) -> None:
+    """A supervisor bug still ends the run: images keep what they reached, and those that
+    were pushing fail at the push stage, with a kind and a hint."""
+    original = Pipeline._handle
+
+    def broken(self, w, job, record):
+        original(self, w, job, record)
+        if isinstance(record, ev.PushStarted):
+            raise RuntimeError("injected supervisor fault")
+
+    monkeypatch.setattr(Pipeline, "_handle", broken)
+    project = simple_project(tmp_path, 2, registry=registry.address, builders=1, pushers=1)
+    run = run_pipeline(project)
+    statuses = {image.name: image for image in run.report.images}
+    pushing = [i for i in statuses.values() if i.stage is ev.Stage.PUSH]
+    assert pushing, "no image was pushing when the fault hit"
+    for image in statuses.values():
+        assert image.status is Status.FAILED
+        assert image.error_kind == "other" and "injected supervisor fault" in image.error and image.hint
+    assert {e.image for e in run.of(ev.PushFailed)} == {i.key for i in pushing}
+    assert not any(e.image in {i.key for i in pushing} for e in run.of(ev.BuildFailed))
+
+
+def test_report_keeps_its_own_digests(tmp_path: Path, registry: Registry) -> None:
+    project = simple_project(tmp_path, 1, registry=registry.address)
+    run = run_pipeline(project)
+    [done] = run.of(ev.PushDone)
+    expected = dict(done.digests)
+    done.digests.clear()  # a caller that mutates what it got must not change the report
+    assert run.report.images[0].digests == expected
+
+
+def test_bad_arguments_are_refused_by_the_engine(tmp_path: Path) -> None:
+    project = simple_project(tmp_path, 1, registry="")
+    with pytest.raises(ValueError, match="registry"):
+        Pipeline(project, RunOptions.from_project(project), push_only=["img00"])
+    pipeline = Pipeline(project, RunOptions.from_project(project))
+    for builders, pushers in ((0, None), (None, -1), (65, None)):
+        with pytest.raises(ValueError, match="from 1 to 64"):
+            pipeline.set_limits(builders, pushers)
+    with pytest.raises(ValueError):
+        Pipeline(project, RunOptions.from_project(project, builders=0))
+
+
 @pytest.mark.slow
 def test_silent_build_longer_than_the_sdk_default_timeout(tmp_path: Path, base_image: str) -> None:
     """The SDK's default 60 s read timeout would end this build mid-stream (urllib3's
     ReadTimeoutError): the step prints nothing for 65 s."""
-    from tests.helpers import write_image, write_project
-    from gui.pipeline.project import load
-
     write_image(tmp_path, "patient", base=base_image, run="sleep 65")
     project = load(write_project(tmp_path, [{"name": "patient", "context": "patient"}]))
     run = run_pipeline(project, timeout=200)
     [image] = run.report.images
     assert image.status is Status.BUILT, image.error
     assert image.build.seconds > 65
+
+
+def test_dockerignore_with_a_bom_excludes_its_first_pattern(tmp_path: Path, base_image: str) -> None:
+    """Windows editors save .dockerignore with a byte-order mark; Docker ignores it, so the
+    first pattern still applies (the SDK alone would keep the file in the context)."""
+    folder = write_image(tmp_path, "ignoring", base=base_image,
+                         run="test ! -e /ctx/secret.txt && test ! -e /ctx/x.tmp && test -e /ctx/keep.txt")
+    (folder / "secret.txt").write_text("do not ship")
+    (folder / "x.tmp").write_text("scratch")
+    (folder / "keep.txt").write_text("ship")
+    (folder / ".dockerignore").write_bytes(b"\xef\xbb\xbfsecret.txt\r\n*.tmp\r\n")
+    dockerfile = folder / "Dockerfile"
+    dockerfile.write_bytes(b"\xef\xbb\xbf" + dockerfile.read_bytes().replace(b"RUN", b"COPY . /ctx/\r\nRUN"))
+    project = load(write_project(tmp_path, [{"name": "ignoring", "context": "ignoring"}]))
+    run = run_pipeline(project)
+    [image] = run.report.images
+    assert image.status is Status.BUILT, "\n".join(line.text for line in run.of(ev.LogLine))
+
+
+def test_run_logs_keep_every_line_on_disk(tmp_path: Path, base_image: str) -> None:
+    write_image(tmp_path, "chatty", base=base_image, run="seq 1 30000")
+    project = load(write_project(tmp_path, [{"name": "chatty", "context": "chatty"}]))
+    run = run_pipeline(project, log_dir=tmp_path / "logs")
+    assert run.report.succeeded
+    text = (tmp_path / "logs" / "chatty.log").read_text(encoding="utf-8")
+    assert "[build] 30000" in text and "[build] 1\n" in text
+    assert run.pipeline.log_path("chatty") == tmp_path / "logs" / "chatty.log"
+

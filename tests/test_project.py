@@ -7,13 +7,14 @@ from pathlib import Path
 import pytest
 
 from gui.pipeline import dockerfile
-from gui.pipeline.project import ImageSpec, Project, ProjectError, load, save
+from gui.pipeline.build_classic import read_ignore_file
+from gui.pipeline.project import BuildSettings, ImageSpec, Project, ProjectError, load, save
 from tests.helpers import write_image, write_project
 
 
-def problems_of(path: Path) -> str:
+def problems_of(path: Path, backend: str = "buildkit") -> str:
     with pytest.raises(ProjectError) as caught:
-        load(path)
+        load(path, backend=backend)
     return str(caught.value)
 
 
@@ -99,11 +100,26 @@ def test_disabled_image_may_point_at_a_missing_folder(tmp_path: Path) -> None:
 @pytest.mark.parametrize("body, expected", [
     ("FROM scratch\nRUN --mount=type=cache,target=/c true\n", "line 2: RUN --mount needs BuildKit"),
     ("# syntax=docker/dockerfile:1\nFROM scratch\n", "selects a BuildKit frontend"),
-    ("FROM scratch\nRUN <<EOF\necho hi\nEOF\n", "line 2: RUN with a heredoc"),
+    ("FROM scratch\nRUN <<EOF\necho hi\nEOF\n", "line 2: RUN with a heredoc (<<EOF) needs BuildKit"),
     ("FROM scratch\nCOPY --chmod=755 a /a\n", "COPY --chmod needs BuildKit"),
+])
+def test_buildkit_only_lines_are_refused_only_when_classic_must_build(tmp_path: Path, body: str,
+                                                                      expected: str) -> None:
+    folder = tmp_path / "img"
+    folder.mkdir()
+    (folder / "Dockerfile").write_text(body)
+    path = write_project(tmp_path, [{"name": "img", "context": "img"}])
+    load(path)  # BuildKit builds it
+    message = problems_of(path, backend="classic")
+    assert expected in message and "only the classic builder is available" in message
+    assert "image 1 ('img')" in message
+
+
+@pytest.mark.parametrize("body, expected", [
     ("FROM scratch\nFROBNICATE x\n", "line 2: unknown instruction 'FROBNICATE'"),
     ("RUN true\n", "line 1: the first instruction must be FROM"),
     ("# just a comment\n", "has no FROM instruction"),
+    ("FROM scratch\nRUN cat <<EOF\nnever closed\n", "line 2: the heredoc <<EOF is never closed"),
 ])
 def test_dockerfile_preflight(tmp_path: Path, body: str, expected: str) -> None:
     folder = tmp_path / "img"
@@ -112,6 +128,73 @@ def test_dockerfile_preflight(tmp_path: Path, body: str, expected: str) -> None:
     path = write_project(tmp_path, [{"name": "img", "context": "img"}])
     message = problems_of(path)
     assert expected in message and "image 1 ('img')" in message
+
+
+def test_shell_arithmetic_is_not_a_heredoc() -> None:
+    """`$((1<<SHIFT))` used to open a heredoc that swallowed the rest of the file."""
+    info = dockerfile.parse("FROM scratch AS base\nARG SHIFT=3\nRUN echo $((1<<SHIFT)) > /n\n"
+                            "FROM base AS final\nRUN echo 'a<<b' && cat /n\n")
+    assert info.stages == ["base", "final"] and not info.buildkit_only
+    assert [i.keyword for i in info.instructions] == ["FROM", "ARG", "RUN", "FROM", "RUN"]
+
+
+def test_heredoc_bodies_are_data_and_stages_after_them_count() -> None:
+    info = dockerfile.parse("FROM scratch AS one\nCOPY <<-EOT /etc/motd\n\tFROM not an instruction\n\tEOT\n"
+                            "RUN <<'SCRIPT' bash\nset -e\nUNKNOWN words\nSCRIPT\nFROM one AS two\n")
+    assert info.stages == ["one", "two"]
+    assert [line for line, _ in info.buildkit_only] == [2, 5]
+
+
+def test_bom_and_crlf_as_windows_editors_save_them(tmp_path: Path) -> None:
+    folder = tmp_path / "img"
+    folder.mkdir()
+    (folder / "Dockerfile").write_bytes(b"\xef\xbb\xbfFROM scratch AS base\r\nCOPY a /a\r\n")
+    (folder / ".dockerignore").write_bytes(b"\xef\xbb\xbfsecret.txt\r\n# comment\r\n\r\n*.tmp\r\n")
+    path = tmp_path / "p.toml"
+    path.write_bytes(b'\xef\xbb\xbf[[image]]\r\nname = "img"\r\ncontext = "img"\r\ntarget = "base"\r\n')
+    [image] = load(path).images
+    assert image.target == "base"
+    assert read_ignore_file(folder / ".dockerignore") == ["secret.txt", "*.tmp"]
+
+
+@pytest.mark.parametrize("field, value, expected", [
+    ("name", "café", "name 'café' is not a valid repository name"),
+    ("name", "api\n", "is not a valid repository name"),
+    ("tags", ["latest\n"], "tags[0] 'latest\n' is not a valid tag"),
+    ("tags", ["v1.0-ü"], "is not a valid tag"),
+    ("network", "bridge", "network must be one of 'default', 'none', 'host', not 'bridge'"),
+    ("platform", "amd64", "platform 'amd64' is not os/arch[/variant]"),
+    ("secrets", {"npm token": "x"}, "secrets: id 'npm token' may use only"),
+    ("secrets", {"token": "nope.txt"}, "secrets.token: file 'nope.txt' not found"),
+    ("ssh", ["default=missing-key"], "ssh[0]: 'missing-key' not found"),
+])
+def test_image_keys_are_checked(tmp_path: Path, field: str, value: object, expected: str) -> None:
+    write_image(tmp_path, "a")
+    path = write_project(tmp_path, [{"name": "api", "context": "a", field: value}])
+    assert expected in problems_of(path)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ('[build]\nbackend = "fast"', "[build] backend must be one of 'auto', 'buildkit', 'classic'"),
+    ('[build]\ntimeout = 0', "[build] timeout must be more than 0 seconds"),
+    ('[build]\ntimeout = "1h"', "[build] timeout must be a number of seconds"),
+    ('[build]\nnetwork = "bridge"', "[build] network must be one of"),
+    ('[build]\ncolour = 1', "[build]: unknown key 'colour'"),
+    ('[registry]\npush = "fast"', "[registry] push must be one of 'direct', 'engine'"),
+    ('[registry]\ninsecure = "yes"', "[registry] insecure must be a boolean"),
+])
+def test_settings_are_checked(tmp_path: Path, text: str, expected: str) -> None:
+    path = tmp_path / "p.toml"
+    path.write_text(text)
+    assert expected in problems_of(path)
+
+
+def test_buildkit_only_keys_under_classic(tmp_path: Path) -> None:
+    write_image(tmp_path, "a")
+    (tmp_path / "token.txt").write_text("s3cret")
+    path = write_project(tmp_path, [{"name": "api", "context": "a", "secrets": {"token": "token.txt"}}])
+    load(path)
+    assert "secrets needs BuildKit, and only the classic builder is available" in problems_of(path, "classic")
 
 
 def test_target_must_be_a_stage(tmp_path: Path) -> None:
@@ -131,15 +214,20 @@ def test_dockerfile_steps_and_continuations() -> None:
 def test_save_round_trips_every_value(tmp_path: Path) -> None:
     write_image(tmp_path / "images", "api")
     write_image(tmp_path / "images", "web")
+    (tmp_path / "secrets").mkdir()
+    (tmp_path / "secrets" / "npm.txt").write_text("x")
     path = tmp_path / "p.toml"
     original = Project(path=path, registry="registry.example.com:5000/team", builders=7, pushers=3, images=[
-        ImageSpec("api", "images/api", tags=["latest", "1.4.0"], build_args={"VERSION": "1.4.0"}),
+        ImageSpec("api", "images/api", tags=["latest", "1.4.0"], build_args={"VERSION": "1.4.0"},
+                  network="host", secrets={"npm": "secrets/npm.txt"}, ssh=["default"], platform="linux/amd64",
+                  cache_from=["type=local,src=/tmp/c"], cache_to=["type=inline"]),
         ImageSpec("team/web", "images/web", dockerfile="Dockerfile", target="", enabled=False),
-    ])
+    ], push="engine", insecure=True, build=BuildSettings("classic", "/usr/bin/docker", "none", 600.0, "remote"))
     save(original, path)
     loaded = load(path)
     assert loaded.images == original.images
     assert (loaded.registry, loaded.builders, loaded.pushers) == (original.registry, 7, 3)
+    assert (loaded.push, loaded.insecure, loaded.build) == ("engine", True, original.build)
     save(loaded)  # saving in place keeps it identical
     assert load(path).images == original.images
 
@@ -171,3 +259,13 @@ def test_lenient_load_keeps_invalid_rows_for_the_window(tmp_path: Path) -> None:
     assert project.images[0].name == "Bad Name"
     with pytest.raises(ProjectError):
         load(path)
+
+
+def test_save_as_elsewhere_keeps_secret_paths_pointing_at_the_same_files(tmp_path: Path) -> None:
+    write_image(tmp_path, "a")
+    (tmp_path / "token.txt").write_text("x")
+    project = load(write_project(tmp_path, [{"name": "api", "context": "a", "secrets": {"t": "token.txt"}}]))
+    (tmp_path / "elsewhere").mkdir()
+    saved = save(project, tmp_path / "elsewhere" / "copy.toml")
+    assert saved.images[0].secrets == {"t": "../token.txt"}
+    assert load(tmp_path / "elsewhere" / "copy.toml").file_path("../token.txt") == (tmp_path / "token.txt")

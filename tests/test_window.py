@@ -92,7 +92,7 @@ def test_scan_edit_run_and_watch(qtbot, window, registry: Registry, base_image: 
     assert registry.manifest_digest("svc0", "2.0") == window.model.state(0).digest
     assert "built 6, pushed 6, failed 0" in window.counts.text()
     assert window.overall.value() == window.overall.maximum() == 6
-    assert "[push] latest: digest: sha256:" in window.log.toPlainText()  # row 0's live log
+    assert ":latest: digest: sha256:" in window.log.toPlainText()  # row 0's live log
     window.tabs.setCurrentWidget(window.timeline)
     QApplication.processEvents()
     window.grab().save(str(SCREENSHOTS / "main-window-finished.png"))

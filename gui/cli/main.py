@@ -1,7 +1,8 @@
 """The headless runner: `dockpool run PROJECT.toml` (also `python -m gui run`).
 
-Same project files and engine as the window. On a terminal it draws live
-progress bars; otherwise (CI logs, pipes) it prints timestamped lines.
+Same project files and engine as the window. On a terminal that understands
+ANSI codes it draws live progress bars; otherwise (CI logs, pipes, old Windows
+consoles) it prints timestamped lines.
 """
 
 from __future__ import annotations
@@ -9,19 +10,22 @@ from __future__ import annotations
 import argparse
 import getpass
 import queue
+import signal
 import sys
 from collections import deque
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from .. import __version__
 from ..pipeline import events as ev
 from ..pipeline import project as projects
 from ..pipeline import reference
+from ..pipeline.build_backend import BackendUnavailable, resolve_backend
 from ..pipeline.docker_engine import EngineUnreachable, connect
-from .render import LineRenderer, LiveRenderer, Renderer, summary_table
 from ..pipeline.report import RunReport
 from ..pipeline.supervisor import Pipeline, RunOptions
+from ..pipeline.workers import prestart
+from .render import LineRenderer, LiveRenderer, Renderer, summary_table, terminal_can_redraw
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -71,11 +75,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--builders", type=_bounded(1, limit), help="images built at the same time")
     run.add_argument("--pushers", type=_bounded(1, limit), help="images pushed at the same time")
     run.add_argument("--registry", help="registry prefix, overriding the project's ('' = build only)")
+    run.add_argument("--push-via", choices=projects.PUSH_PATHS,
+                     help="direct: Dockpool uploads the layers itself (default); engine: the engine pushes")
     run.add_argument("--retries", type=_bounded(0, 20), default=2,
                      help="retries of a failed push (or a build whose worker died); default 2")
     run.add_argument("--stall-timeout", type=_seconds, default=60.0,
-                     help="abort and retry a push with no progress for this many seconds; default 60")
+                     help="abort and retry an upload with no progress for this many seconds; default 60")
+    run.add_argument("--build-timeout", type=_seconds,
+                     help="stop and fail a build running longer than this many seconds; default none")
+    run.add_argument("--builder-backend", choices=projects.BACKENDS,
+                     help="auto (BuildKit when a docker CLI can, else classic), buildkit or classic")
+    run.add_argument("--docker-cli", type=Path, help="the docker CLI that builds with BuildKit")
     run.add_argument("--report", type=Path, help="write the JSON run report here")
+    run.add_argument("--log-dir", type=Path, help="write each image's whole log to a file in this folder")
     run.add_argument("--username", help="registry user for this run (else Docker's stored login)")
     run.add_argument("--password-stdin", action="store_true",
                      help="read the registry password or token from standard input")
@@ -97,27 +109,37 @@ def _credentials(args: argparse.Namespace) -> dict[str, str] | None:
     return {"username": args.username, "password": password}
 
 
+def _print_problems(problems: list[str], err: TextIO) -> None:
+    for problem in problems:
+        print(f"error: {problem}", file=err)
+
+
 def run_command(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+    prestart()  # the fork server imports the worker's modules while the project loads
     try:
         project = projects.load(args.project)
     except projects.ProjectError as exc:
-        for problem in exc.problems:
-            print(f"error: {problem}", file=err)
+        _print_problems(exc.problems, err)
         return EXIT_BAD_INPUT
     if args.registry is not None:
         if (problem := reference.registry_problem(args.registry)):
             print(f"error: --registry '{args.registry}' {problem}", file=err)
             return EXIT_BAD_INPUT
         project.registry = args.registry
-        problems = projects.validate(project)
-        if problems:
-            for problem in problems:
-                print(f"error: {problem}", file=err)
-            return EXIT_BAD_INPUT
     try:
         auth = _credentials(args)
     except ValueError as exc:
         print(f"error: {exc}", file=err)
+        return EXIT_BAD_INPUT
+    try:
+        backend = resolve_backend(project.build, choice=args.builder_backend,
+                                  cli=str(args.docker_cli) if args.docker_cli else None)
+    except BackendUnavailable as exc:
+        print(f"error: {exc}", file=err)
+        return EXIT_BAD_INPUT
+    problems = projects.validate(project, backend.kind)
+    if problems:
+        _print_problems(problems, err)
         return EXIT_BAD_INPUT
 
     try:
@@ -127,19 +149,28 @@ def run_command(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO 
         print("hint: start Docker (or Docker Desktop), or point DOCKER_HOST at a running engine", file=err)
         return EXIT_ENGINE_UNREACHABLE
 
-    options = RunOptions.from_project(project, builders=args.builders, pushers=args.pushers,
-                                      retries=args.retries, stall_timeout=args.stall_timeout, auth=auth)
+    options = RunOptions.from_project(
+        project, builders=args.builders, pushers=args.pushers, retries=args.retries,
+        stall_timeout=args.stall_timeout, build_timeout=args.build_timeout, auth=auth,
+        push_via=args.push_via, backend=backend,
+        insecure=project.insecure or reference.is_insecure(project.registry, engine.insecure_registries))
     images = project.enabled_images
     target = options.registry or "local images only (no registry: build only)"
     print(f"{engine}", file=out)
+    print(f"build: {backend}", file=out)
+    if options.registry:
+        print(f"push: {'Dockpool uploads directly' if options.push_via == 'direct' else 'through the engine'}",
+              file=out)
     print(f"{len(images)} image(s) -> {target}; builders {options.builders}, pushers {options.pushers}",
           file=out)
-    pipeline = Pipeline(project, options, api_version=engine.api_version)
-    renderer: Renderer = (LiveRenderer(out, pipeline.report) if out.isatty()
+    pipeline = Pipeline(project, options, api_version=engine.api_version, log_dir=args.log_dir)
+    renderer: Renderer = (LiveRenderer(out, pipeline.report) if terminal_can_redraw(out)
                           else LineRenderer(out, pipeline.report, verbose=args.verbose))
     report = _drive(pipeline, renderer, args.verbose)
     renderer.close()
     print(summary_table(report), file=out)
+    if args.log_dir:
+        print(f"logs: {args.log_dir}", file=out)
     if args.report:
         try:
             args.report.write_text(report.to_json() + "\n", encoding="utf-8")
@@ -150,27 +181,68 @@ def run_command(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO 
     return EXIT_OK if report.succeeded else EXIT_FAILED
 
 
+class _Interrupts:
+    """Ctrl+C as a count, read by the event loop: the first cancels the run, a second one
+    only says it is being cancelled. Nothing is raised, so no Ctrl+C can tear the run
+    down half-way and lose the report."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.handled = 0
+
+    def __enter__(self) -> _Interrupts:
+        self._previous = signal.signal(signal.SIGINT, self._pressed)
+        return self
+
+    def _pressed(self, *_: Any) -> None:
+        self.count += 1
+
+    def __exit__(self, *_: Any) -> None:
+        signal.signal(signal.SIGINT, self._previous)
+
+
 def _drive(pipeline: Pipeline, renderer: Renderer, verbose: bool) -> RunReport:
     """Feed events to the renderer until the run ends; Ctrl+C cancels the run."""
     recent: dict[str, deque[str]] = {}
     pipeline.start()
-    while True:
-        try:
+    with _Interrupts() as interrupts:
+        while True:
+            if interrupts.count > interrupts.handled:
+                if interrupts.handled == 0:
+                    renderer.note("cancelling (Ctrl+C) ...")
+                    pipeline.cancel()
+                else:
+                    renderer.note("already cancelling; waiting for the workers to stop ...")
+                interrupts.handled = interrupts.count
             try:
                 record = pipeline.events.get(timeout=0.1)
             except queue.Empty:
+                if not pipeline.alive:
+                    return _abandoned(pipeline, renderer)
                 renderer.tick()
                 continue
             if isinstance(record, ev.RunFinished):
                 return record.report
             if isinstance(record, ev.LogLine):
                 recent.setdefault(record.image, deque(maxlen=FAILURE_CONTEXT_LINES)).append(record.text)
-            context = recent.get(record.image, ()) if isinstance(
-                record, (ev.BuildFailed, ev.PushFailed)) and not verbose else ()
+            context: Any = ()
+            if isinstance(record, (ev.BuildFailed, ev.PushFailed)):
+                lines = recent.pop(record.image, ())
+                context = () if verbose else lines
+            elif isinstance(record, (ev.BuildDone, ev.PushDone, ev.Cancelled)):
+                recent.pop(record.image, None)  # memory per image stays constant
             renderer.handle(record, list(context))
-        except KeyboardInterrupt:
-            renderer.note("cancelling (Ctrl+C) ...")
-            pipeline.cancel()
+
+
+def _abandoned(pipeline: Pipeline, renderer: Renderer) -> RunReport:
+    """The supervisor thread ended without RunFinished (a bug): end the run anyway, with
+    every unfinished image failed and the report written, instead of waiting forever."""
+    message = "the run's supervisor stopped unexpectedly (a Dockpool bug)"
+    renderer.note(f"error: {message}; see the log for details")
+    pipeline.cancel()
+    report = pipeline.report
+    report.abandon(message, "please report this as a Dockpool bug, with the log")
+    return report
 
 
 def usage() -> str:

@@ -1,8 +1,19 @@
-"""How the CLI shows a run: live bars on a terminal, timestamped lines elsewhere."""
+"""How the CLI shows a run: live bars on a terminal, timestamped lines elsewhere.
+
+The live view is a few lines redrawn in place with ANSI cursor codes; it never
+takes more lines than the terminal has (32 builders on a 24-line terminal get a
+summary line instead of scrolling garbage). Windows consoles understand these
+codes only once virtual-terminal processing is switched on; where that fails
+(old consoles), or TERM=dumb, or DOCKPOOL_ANSI=0, the CLI prints lines instead.
+The renderer is hand-written rather than `rich`: it is one screen of code, and
+the frozen bundle has no room for rich and Pygments under its size budget.
+"""
 
 from __future__ import annotations
 
+import os
 import shutil
+import sys
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,6 +30,37 @@ class Renderer(Protocol):
     def tick(self) -> None: ...
     def note(self, text: str) -> None: ...
     def close(self) -> None: ...
+
+
+def _enable_windows_ansi(stream: TextIO) -> bool:
+    """Switch on virtual-terminal processing for a Windows console (Windows 10 1511 on)."""
+    import ctypes
+    import msvcrt
+
+    ENABLE_VIRTUAL_TERMINAL_PROCESSING = 0x0004
+    try:
+        handle = msvcrt.get_osfhandle(stream.fileno())
+        kernel32 = ctypes.windll.kernel32  # type: ignore[attr-defined]
+        mode = ctypes.c_uint32()
+        if not kernel32.GetConsoleMode(handle, ctypes.byref(mode)):
+            return False
+        return bool(kernel32.SetConsoleMode(handle, mode.value | ENABLE_VIRTUAL_TERMINAL_PROCESSING))
+    except (OSError, AttributeError, ValueError):
+        return False
+
+
+def terminal_can_redraw(stream: TextIO) -> bool:
+    """Live bars need a terminal that understands ANSI cursor codes."""
+    if os.environ.get("DOCKPOOL_ANSI") == "0" or os.environ.get("TERM") == "dumb":
+        return False
+    try:
+        if not stream.isatty():
+            return False
+    except (AttributeError, ValueError):
+        return False
+    if sys.platform == "win32":
+        return _enable_windows_ansi(stream)
+    return True
 
 
 def describe(record: Any) -> str | None:
@@ -155,14 +197,18 @@ class LiveRenderer:
             self.drawn_lines = 0
 
     def _draw(self) -> None:
-        width = max(40, shutil.get_terminal_size().columns - 1)
+        size = shutil.get_terminal_size()
+        width = max(40, size.columns - 1)
+        room = max(2, size.lines - 2)  # bars never scroll the terminal
         finished = (self.pushed if self.pushing else self.built) + self.failed + self.cancelled
         elapsed = int(time.monotonic() - self.started)
         counts = f"built {self.built}  pushed {self.pushed}  failed {self.failed}" if self.pushing \
             else f"built {self.built}  failed {self.failed}"
         lines = [f"overall {_bar(finished, self.count, 30)} {finished}/{self.count}  {counts}  "
                  f"{elapsed // 60:02d}:{elapsed % 60:02d}"]
-        for image, active in sorted(self.active.items(), key=lambda item: item[1].stage.value):
+        active_items = sorted(self.active.items(), key=lambda item: item[1].stage.value)
+        shown = active_items if len(active_items) < room else active_items[:room - 2]
+        for image, active in shown:
             if active.stage is ev.Stage.BUILD:
                 detail = f"step {active.step}/{active.steps}" if active.steps else "starting"
                 bar = _bar(active.step, active.steps, 20)
@@ -170,6 +216,10 @@ class LiveRenderer:
                 detail = f"{_megabytes(active.done)} / {_megabytes(active.total)}"
                 bar = _bar(active.done, active.total, 20)
             lines.append(f"  {active.stage.value:5} {bar} {image[:30]:30} {detail}")
+        hidden = active_items[len(shown):]
+        if hidden:
+            building = sum(1 for _, active in hidden if active.stage is ev.Stage.BUILD)
+            lines.append(f"  ... and {len(hidden)} more ({building} building, {len(hidden) - building} pushing)")
         for line in lines:
             print(line[:width], file=self.out)
         self.out.flush()

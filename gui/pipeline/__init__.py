@@ -1,15 +1,7 @@
 """Dockpool's Qt-free engine: project files, the build→push pipeline, reports.
 
-Both the CLI and the window drive this package; it never imports Qt, because
-its worker module is loaded in every spawned builder and pusher process.
+Both the CLI and the window drive this package; it never imports Qt. Import
+from its modules (gui.pipeline.project, gui.pipeline.supervisor, …): this file
+stays empty because every worker process imports the package first, and a
+worker must not pay for the project loader or the Dockerfile parser.
 """
-
-from .docker_engine import EngineInfo, EngineUnreachable, connect
-from .project import ImageSpec, Project, ProjectError, load, save
-from .report import ImageResult, RunReport
-from .supervisor import Pipeline, RunOptions
-
-__all__ = [
-    "EngineInfo", "EngineUnreachable", "ImageResult", "ImageSpec", "Pipeline", "Project",
-    "ProjectError", "RunOptions", "RunReport", "connect", "load", "save",
-]

@@ -3,11 +3,19 @@
 Every process (the supervisor and each worker) makes its own client, because a
 DockerClient holds sockets and cannot be pickled. Stream calls get no read
 timeout: the SDK's default of 60 s kills long builds and slow pushes mid-stream
-(as urllib3's ReadTimeoutError); hung pushes are the stall watchdog's job.
+(as urllib3's ReadTimeoutError); hung pushes are the stall watchdog's job and
+overlong builds the build timeout's.
+
+The engine is found as `docker` finds it: DOCKER_HOST (with its TLS
+variables), else the current Docker context (DOCKER_CONTEXT, or the one `docker
+context use` chose; Docker Desktop's), else the platform's default socket or
+pipe. Contexts need docker (the SDK) 7.2; `ssh://` endpoints work through the
+system's ssh client, as the docker CLI does it.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +31,7 @@ class EngineInfo:
     endpoint: str
     version: str
     api_version: str
+    insecure_registries: tuple[str, ...] = ()  # hosts and CIDRs the engine pushes to without TLS checks
 
     def __str__(self) -> str:
         return f"Docker engine {self.version} (API {self.api_version}) at {self.endpoint}"
@@ -40,15 +49,14 @@ class EngineUnreachable(RuntimeError):
 def client_kwargs() -> dict[str, Any]:
     """Where the engine is, as `docker` on the command line would find it.
 
-    DOCKER_HOST (and its TLS variables) wins; otherwise the current Docker
-    context (Docker Desktop's); otherwise the platform's default socket or pipe.
+    Raises docker.errors.DockerException for a broken setting (DOCKER_TLS_VERIFY
+    without the certificate files, a context that cannot be read).
     """
     params = docker.utils.kwargs_from_env()
-    if "base_url" not in params and hasattr(ContextAPI, "kwargs_from_context"):
-        try:
-            params.update(ContextAPI.kwargs_from_context())
-        except docker.errors.DockerException:
-            pass  # a broken context file: fall back to the default endpoint
+    if "base_url" not in params:
+        params.update(ContextAPI.kwargs_from_context())
+    if str(params.get("base_url", "")).startswith("ssh://"):
+        params["use_ssh_client"] = True  # the system's ssh, with the user's own keys and config
     return params
 
 
@@ -60,24 +68,49 @@ def endpoint_name(params: dict[str, Any]) -> str:
     return docker.constants.DEFAULT_UNIX_SOCKET.replace("http+unix://", "unix://")
 
 
+def _configured_endpoint() -> str:
+    """The endpoint as configured, for messages when the configuration itself is broken."""
+    return os.environ.get("DOCKER_HOST") or (f"context {os.environ['DOCKER_CONTEXT']}"
+                                             if os.environ.get("DOCKER_CONTEXT") else endpoint_name({}))
+
+
 def stream_client(api_version: str | None = None) -> docker.APIClient:
     """A low-level client for long streams: no read timeout."""
     return docker.APIClient(**client_kwargs(), version=api_version or "auto", timeout=None)
 
 
 def connect() -> tuple[docker.APIClient, EngineInfo]:
-    """Preflight: ask the engine for its version, or raise EngineUnreachable."""
-    params = client_kwargs()
+    """Preflight: ask the engine for its version, or raise EngineUnreachable.
+
+    Every failure becomes EngineUnreachable with the endpoint and the reason,
+    including settings the SDK rejects before connecting (a stale
+    DOCKER_TLS_VERIFY), so no caller is left with a bare exception.
+    """
+    try:
+        params = client_kwargs()
+    except Exception as exc:
+        raise EngineUnreachable(_configured_endpoint(), f"the Docker settings are invalid: {_reason(exc)}") from None
     endpoint = endpoint_name(params)
     try:
         client = docker.APIClient(**params, version="auto", timeout=PREFLIGHT_TIMEOUT)
         version = client.version()
-    except docker.errors.DockerException as exc:
+    except Exception as exc:  # docker, requests and urllib3 errors alike
         raise EngineUnreachable(endpoint, _reason(exc)) from None
-    except Exception as exc:  # requests/urllib3 errors surface directly here
-        raise EngineUnreachable(endpoint, _reason(exc)) from None
-    return client, EngineInfo(endpoint, str(version.get("Version", "?")),
-                              str(version.get("ApiVersion", "?")))
+    return client, EngineInfo(endpoint, str(version.get("Version", "?")), str(version.get("ApiVersion", "?")),
+                              _insecure_registries(client))
+
+
+def _insecure_registries(client: docker.APIClient) -> tuple[str, ...]:
+    """Registries the engine treats as insecure (`docker info`): Dockpool's own uploader
+    treats them the same way."""
+    try:
+        config = client.info().get("RegistryConfig") or {}
+    except Exception:
+        return ()
+    found = [name for name, index in (config.get("IndexConfigs") or {}).items()
+             if isinstance(index, dict) and index.get("Secure") is False]
+    found += list(config.get("InsecureRegistryCIDRs") or [])
+    return tuple(found)
 
 
 def _reason(exc: BaseException) -> str:
@@ -88,7 +121,6 @@ def _reason(exc: BaseException) -> str:
             detail = text.split(needle, 1)[1].strip("(): '\"")
             return f"{needle}: {detail.split(')')[0]}".rstrip(": ")
     return text or type(exc).__name__
-
 
 
 def short_client(api_version: str | None = None) -> docker.APIClient:

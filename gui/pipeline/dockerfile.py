@@ -1,14 +1,18 @@
 """A small Dockerfile reader for preflight checks.
 
-The Docker SDK drives the daemon's classic builder, which rejects BuildKit-only
-syntax late and with terse messages. Reading each Dockerfile before the run lets
-Dockpool say which file and line is wrong, and which stage names exist, before
-any build starts.
+Reading each Dockerfile before the run lets Dockpool say which file and line is
+wrong, which stage names exist, and which lines need BuildKit, before any build
+starts. It follows the rules of Docker's own parser where they matter here:
+a UTF-8 byte-order mark is ignored (Windows editors write one), CRLF line ends
+are accepted, parser directives are read only before the first other line, and a
+heredoc is a shell word of a RUN, COPY or ADD that starts with `<<` (so
+`$((1<<SHIFT))` is arithmetic, not a heredoc) whose body is data, not instructions.
 """
 
 from __future__ import annotations
 
 import re
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +21,7 @@ INSTRUCTIONS = frozenset({
     "HEALTHCHECK", "LABEL", "MAINTAINER", "ONBUILD", "RUN", "SHELL",
     "STOPSIGNAL", "USER", "VOLUME", "WORKDIR",
 })
+BOM = "\ufeff"
 
 # Flags only BuildKit understands, per instruction.
 _BUILDKIT_FLAGS = {
@@ -25,7 +30,8 @@ _BUILDKIT_FLAGS = {
     "ADD": ("--link", "--chmod", "--checksum", "--keep-git-dir", "--exclude"),
 }
 _DIRECTIVE_RE = re.compile(r"^#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.*?)\s*$")
-_HEREDOC_RE = re.compile(r"(?<!<)<<(?!<)-?\s*[\"']?([A-Za-z_][A-Za-z0-9_]*)[\"']?")
+# BuildKit's own test for a heredoc word: optional fd digits, <<, optional -, a name.
+_HEREDOC_WORD_RE = re.compile(r"^(\d*)<<(-?)([^<]+)$")
 _STAGE_RE = re.compile(r"\s+as\s+([A-Za-z0-9][A-Za-z0-9._-]*)\s*$", re.IGNORECASE)
 
 
@@ -57,28 +63,51 @@ class DockerfileInfo:
         return len(self.instructions)
 
 
-def _logical_lines(text: str) -> tuple[list[tuple[int, str]], dict[str, str]]:
-    """Join continuation lines, drop comments, and read leading parser directives."""
+def heredoc_terminators(arguments: str) -> list[tuple[str, bool]]:
+    """The heredocs an instruction opens, in order: (terminator, strip leading tabs)."""
+    if "<<" not in arguments:
+        return []
+    try:
+        words = shlex.split(arguments, comments=False, posix=True)
+    except ValueError:  # unbalanced quotes: Docker would keep the words as written
+        words = arguments.split()
+    found = []
+    for word in words:
+        if (match := _HEREDOC_WORD_RE.match(word)):
+            found.append((match.group(3), match.group(2) == "-"))
+    return found
+
+
+def _directives(lines: list[str]) -> tuple[dict[str, str], int]:
+    """Parser directives at the top of the file, and the index of the first other line."""
     directives: dict[str, str] = {}
-    escape = "\\"
-    lines = text.splitlines()
     index = 0
     while index < len(lines):
         match = _DIRECTIVE_RE.match(lines[index].strip())
-        if not match:
+        if not match or match.group(1).lower() in directives:
             break
         directives[match.group(1).lower()] = match.group(2)
-        if match.group(1).lower() == "escape":
-            escape = match.group(2) or "\\"
         index += 1
+    return directives, index
 
-    logical: list[tuple[int, str]] = []
+
+def parse(text: str) -> DockerfileInfo:
+    """Parse Dockerfile text; raise DockerfileError for what the builder would reject."""
+    lines = text.removeprefix(BOM).splitlines()
+    directives, index = _directives(lines)
+    escape = directives.get("escape") or "\\"
+    info = DockerfileInfo()
+    if "syntax" in directives:
+        info.buildkit_only.append((1, f"'# syntax={directives['syntax']}' selects a BuildKit frontend"))
+
     pending: list[str] = []
     start = 0
-    for number, raw in enumerate(lines[index:], start=index + 1):
+    while index < len(lines):
+        raw, number = lines[index], index + 1
+        index += 1
         stripped = raw.strip()
         if stripped.startswith("#") or (not stripped and not pending):
-            continue
+            continue  # comments, also inside a continued instruction; blank lines between
         if not pending:
             start = number
         body = raw.rstrip()
@@ -86,49 +115,48 @@ def _logical_lines(text: str) -> tuple[list[tuple[int, str]], dict[str, str]]:
             pending.append(body[: -len(escape)])
             continue
         pending.append(body)
-        logical.append((start, " ".join(part.strip() for part in pending).strip()))
+        content = " ".join(part.strip() for part in pending).strip()
         pending = []
+        index = _instruction(info, start, content, lines, index)
     if pending:
-        logical.append((start, " ".join(part.strip() for part in pending).strip()))
-    return logical, directives
-
-
-def parse(text: str) -> DockerfileInfo:
-    """Parse Dockerfile text; raise DockerfileError for what the builder would reject."""
-    logical, directives = _logical_lines(text)
-    info = DockerfileInfo()
-    if "syntax" in directives:
-        info.buildkit_only.append((1, f"'# syntax={directives['syntax']}' selects a BuildKit frontend"))
-    heredoc_end: str | None = None
-    for line, content in logical:
-        if heredoc_end is not None:
-            # A heredoc body is data, not instructions; skip to its terminator.
-            if content == heredoc_end:
-                heredoc_end = None
-            continue
-        keyword, _, arguments = content.partition(" ")
-        upper = keyword.upper()
-        if upper not in INSTRUCTIONS:
-            raise DockerfileError(line, f"unknown instruction '{keyword}'")
-        if not info.instructions and upper not in ("FROM", "ARG"):
-            raise DockerfileError(line, f"the first instruction must be FROM (or ARG before FROM), not {upper}")
-        if upper == "FROM":
-            if not arguments.strip():
-                raise DockerfileError(line, "FROM needs an image (or 'scratch')")
-            stage = _STAGE_RE.search(arguments)
-            if stage:
-                info.stages.append(stage.group(1).lower())
-        for flag in _BUILDKIT_FLAGS.get(upper, ()):
-            if re.search(rf"(^|\s){flag}(=|\s|$)", arguments):
-                info.buildkit_only.append((line, f"{upper} {flag} needs BuildKit"))
-        heredoc = _HEREDOC_RE.search(arguments) if upper in ("RUN", "COPY", "ADD") else None
-        if heredoc:
-            info.buildkit_only.append((line, f"{upper} with a heredoc (<<) needs BuildKit"))
-            heredoc_end = heredoc.group(1)
-        info.instructions.append(Instruction(line, upper, arguments))
+        _instruction(info, start, " ".join(part.strip() for part in pending).strip(), lines, index)
     if not any(i.keyword == "FROM" for i in info.instructions):
         raise DockerfileError(0, "has no FROM instruction")
     return info
+
+
+def _instruction(info: DockerfileInfo, line: int, content: str, lines: list[str], index: int) -> int:
+    """Record one instruction; returns the index of the first line after any heredoc bodies."""
+    keyword, _, arguments = content.partition(" ")
+    upper = keyword.upper()
+    if upper not in INSTRUCTIONS:
+        raise DockerfileError(line, f"unknown instruction '{keyword}'")
+    if not info.instructions and upper not in ("FROM", "ARG"):
+        raise DockerfileError(line, f"the first instruction must be FROM (or ARG before FROM), not {upper}")
+    if upper == "FROM":
+        if not arguments.strip():
+            raise DockerfileError(line, "FROM needs an image (or 'scratch')")
+        if (stage := _STAGE_RE.search(arguments)):
+            info.stages.append(stage.group(1).lower())
+    for flag in _BUILDKIT_FLAGS.get(upper, ()):
+        if re.search(rf"(^|\s){flag}(=|\s|$)", arguments):
+            info.buildkit_only.append((line, f"{upper} {flag} needs BuildKit"))
+    info.instructions.append(Instruction(line, upper, arguments))
+    if upper not in ("RUN", "COPY", "ADD"):
+        return index
+    terminators = heredoc_terminators(arguments)
+    if terminators:
+        info.buildkit_only.append((line, f"{upper} with a heredoc (<<{terminators[0][0]}) needs BuildKit"))
+    for terminator, strip_tabs in terminators:
+        while index < len(lines):
+            body = lines[index].lstrip("\t") if strip_tabs else lines[index]
+            index += 1
+            if body.rstrip("\r") == terminator:
+                break
+        else:
+            raise DockerfileError(line, f"the heredoc <<{terminator} is never closed "
+                                        f"(no line '{terminator}' follows)")
+    return index
 
 
 def read(path: Path) -> DockerfileInfo:
@@ -138,3 +166,4 @@ def read(path: Path) -> DockerfileInfo:
     except UnicodeDecodeError as exc:
         raise DockerfileError(0, f"is not UTF-8 text ({exc.reason})") from exc
     return parse(text)
+

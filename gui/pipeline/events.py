@@ -48,6 +48,9 @@ class FailureKind(str, Enum):
     STALLED = "stalled"
     WORKER_DIED = "worker-died"
     ENGINE = "engine"
+    TIMEOUT = "timeout"
+    REGISTRY_ERROR = "registry-error"
+    TLS = "tls"
     OTHER = "other"
 
 
@@ -62,7 +65,7 @@ class Failure:
     @property
     def retryable(self) -> bool:
         return self.kind in (FailureKind.NETWORK, FailureKind.UNREACHABLE, FailureKind.RATE_LIMITED,
-                             FailureKind.STALLED, FailureKind.WORKER_DIED)
+                             FailureKind.STALLED, FailureKind.WORKER_DIED, FailureKind.REGISTRY_ERROR)
 
     def __str__(self) -> str:
         return f"{self.message} ({self.hint})"
@@ -101,6 +104,14 @@ class BuildContainer(Event):
 
 
 @dataclass(frozen=True)
+class BuildProcess(Event):
+    """A build runs in this child process of the worker (the BuildKit CLI); the
+    supervisor stops it when it kills the worker (cancel, timeout)."""
+
+    pid: int
+
+
+@dataclass(frozen=True)
 class BuildDone(Event):
     image_id: str
 
@@ -131,6 +142,16 @@ class PushDone(Event):
 
 
 @dataclass(frozen=True)
+class UploadResumed(Event):
+    """A blob upload made no progress (or broke) and was resumed at `offset` (0: restarted
+    in a new upload) inside the same push attempt."""
+
+    blob: str
+    offset: int
+    reason: str
+
+
+@dataclass(frozen=True)
 class PushFailed(Event):
     failure: Failure
 
@@ -146,6 +167,14 @@ class RetryScheduled(Event):
 @dataclass(frozen=True)
 class Cancelled(Event):
     stage: Stage | None
+
+
+@dataclass(frozen=True)
+class LogGap(Event):
+    """`skipped` log lines of this image were not queued because the caller fell far
+    behind; they are in the image's log file when the run keeps one."""
+
+    skipped: int
 
 
 @dataclass(frozen=True)

@@ -8,15 +8,18 @@ starts building, instead of as an opaque daemon error half an hour later.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*"
 _DOMAIN_PART = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
 _DOMAIN = rf"{_DOMAIN_PART}(?:\.{_DOMAIN_PART})*(?::[0-9]+)?"
 
-NAME_RE = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
-TAG_RE = re.compile(r"^[\w][\w.-]{0,127}$")
-REGISTRY_RE = re.compile(rf"^{_DOMAIN}(?:/{_COMPONENT})*$")
+# ASCII only and matched in full: Python's \w is Unicode and `$` matches before a
+# trailing newline, so `café` or `latest\n` would pass here and fail mid-run.
+NAME_RE = re.compile(rf"{_COMPONENT}(?:/{_COMPONENT})*", re.ASCII)
+TAG_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", re.ASCII)
+REGISTRY_RE = re.compile(rf"{_DOMAIN}(?:/{_COMPONENT})*", re.ASCII)
 MAX_NAME_LENGTH = 255
 
 
@@ -24,7 +27,7 @@ def name_problem(name: str) -> str | None:
     """Why `name` is not a valid repository name, or None when it is."""
     if not name:
         return "is empty"
-    if not NAME_RE.match(name):
+    if not NAME_RE.fullmatch(name):
         return ("is not a valid repository name (lowercase letters, digits and "
                 "separators . _ __ - between them, components joined by /)")
     return None
@@ -32,7 +35,7 @@ def name_problem(name: str) -> str | None:
 
 def tag_problem(tag: str) -> str | None:
     """Why `tag` is not a valid tag, or None when it is."""
-    if not TAG_RE.match(tag):
+    if not TAG_RE.fullmatch(tag):
         return ("is not a valid tag (1-128 letters, digits, _ . -, "
                 "not starting with . or -)")
     return None
@@ -47,7 +50,7 @@ def registry_problem(registry: str) -> str | None:
         return None
     if "://" in registry:
         return "must not include a scheme; write host[:port][/path], e.g. localhost:5000"
-    if not REGISTRY_RE.match(registry):
+    if not REGISTRY_RE.fullmatch(registry):
         return "is not a valid registry (host[:port][/path], e.g. registry.example.com:5000/team)"
     return None
 
@@ -62,3 +65,36 @@ def full_name_problem(registry: str, name: str) -> str | None:
     if len(repository(registry, name)) > MAX_NAME_LENGTH:
         return f"with the registry is longer than {MAX_NAME_LENGTH} characters"
     return None
+
+
+def registry_host(registry: str) -> str:
+    """'registry.example.com:5000/team' -> 'registry.example.com:5000'."""
+    return registry.split("/", 1)[0]
+
+
+def is_insecure(registry: str, engine_insecure: tuple[str, ...] = ()) -> bool:
+    """Whether a registry may be reached over plain HTTP (or TLS without verification), as
+    Docker decides it: loopback hosts, and what the engine lists as insecure (host names
+    and CIDRs, `docker info`)."""
+    if not registry:
+        return False
+    host_port = registry_host(registry)
+    host = host_port.rsplit(":", 1)[0] if host_port.count(":") == 1 else host_port.strip("[]")
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        address = None
+    if address is not None and address.is_loopback:
+        return True
+    for entry in engine_insecure:
+        if entry in (host_port, host):
+            return True
+        if address is not None and "/" in entry:
+            try:
+                if address in ipaddress.ip_network(entry, strict=False):
+                    return True
+            except ValueError:
+                continue
+    return False

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -21,6 +22,7 @@ class StageTimes:
     start: float | None = None
     end: float | None = None
     attempts: int = 0
+    resumes: int = 0  # uploads resumed or restarted inside an attempt (pushes only)
 
     @property
     def seconds(self) -> float | None:
@@ -70,9 +72,21 @@ class RunReport:
     registry: str
     images: list[ImageResult]
     cancelled: bool = False
+    backend: str = ""  # what built: "buildkit" or "classic"
+    backend_detail: str = ""  # which CLI or SDK, for people: "docker 20.10.24 at /usr/bin/docker, built-in BuildKit"
+    push_via: str = ""  # "direct" or "engine"; "" for build-only runs
 
     def count(self, *statuses: Status) -> int:
         return sum(1 for image in self.images if image.status in statuses)
+
+    def abandon(self, message: str, hint: str) -> None:
+        """End the report of a run that stopped without finishing: every image that was
+        not finished failed with `message`, the others keep what they reached."""
+        for image in self.images:
+            if not image.status.final:
+                image.status, image.error, image.error_kind, image.hint = Status.FAILED, message, "other", hint
+                image.stage = Stage.PUSH if image.build.end else Stage.BUILD
+        self.finished = self.finished or time.time()
 
     @property
     def succeeded(self) -> bool:
@@ -84,6 +98,7 @@ class RunReport:
             "started": self.started, "finished": self.finished,
             "builders": self.builders, "pushers": self.pushers,
             "registry": self.registry, "cancelled": self.cancelled,
+            "backend": self.backend, "backend_detail": self.backend_detail, "push_via": self.push_via,
             "images": [image.to_dict() for image in self.images],
         }
 

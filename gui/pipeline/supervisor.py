@@ -1,38 +1,48 @@
 """The pipeline: builder processes feed a bounded set of pusher processes.
 
-One supervisor thread owns the whole run. It hands tasks to long-lived spawned
-workers, reads their event records, keeps each image's state and the report,
-and forwards every record to `Pipeline.events` for the caller (the CLI's
-renderer, the window's controller). Because the supervisor, not a
-multiprocessing.Pool, tracks which worker holds which image, a worker that is
-killed or crashes costs only its own image (retried or failed), a stalled push
-is aborted by killing its worker, and limits can change between dispatches.
+One supervisor thread owns the whole run. It hands tasks to long-lived worker
+processes, reads their event records from one inbox (workers.py), keeps each
+image's state and the report, writes each image's log file, and forwards every
+record to `Pipeline.events` for the caller (the CLI's renderer, the window's
+controller). Because the supervisor, not a multiprocessing.Pool, tracks which
+worker holds which image, a worker that is killed or crashes costs only its own
+image (retried or failed), a stalled push or an overlong build is aborted by
+killing its worker, and limits can change between dispatches.
+
+Work per wake-up is proportional to what is active (the workers and the
+messages that arrived), never to the number of images: counters replace scans.
 """
 
 from __future__ import annotations
 
+import heapq
 import logging
-import multiprocessing
+import os
 import queue
 import threading
 import time
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from multiprocessing.connection import wait as wait_for
+from pathlib import Path
 from typing import Any
 
 from . import events as ev
-from . import failures, worker
+from . import failures
 from .docker_engine import short_client
-from .project import ImageSpec, Project, image_keys
+from .event_queue import EventQueue
+from .project import MAX_CONCURRENCY, MIN_CONCURRENCY, ImageSpec, Project, image_keys
 from .report import ImageResult, RunReport
+from .runlogs import RunLogs
+from .tasks import BuildBackend, BuildTask, PushTask, WorkerConfig, export_timeout
+from .workers import CLOSED, STOP_GRACE, WorkerProcess, kill_process
 
 log = logging.getLogger(__name__)
 
-SPAWN = multiprocessing.get_context("spawn")  # as on Windows, on every OS
-POLL_INTERVAL = 0.1
-STOP_GRACE = 2.0
+MAX_WAIT = 0.5  # the longest the supervisor sleeps without a message
+MAX_BATCH = 500  # messages handled per wake-up before deadlines and dispatch are looked at again
+LOG_FLUSH_INTERVAL = 0.5
+_WAKE = object()  # an inbox entry from the caller's thread: cancel or new limits
 
 
 @dataclass(frozen=True)
@@ -44,11 +54,18 @@ class RunOptions:
     stall_timeout: float = 60.0
     retry_backoff: float = 2.0
     auth: dict[str, str] | None = field(default=None, repr=False)
+    push_via: str = "direct"
+    insecure: bool = False  # the registry may be plain HTTP, or TLS without verification
+    build_timeout: float | None = None
+    network: str = "default"  # for images that do not set their own
+    backend: BuildBackend = BuildBackend()
 
     @classmethod
     def from_project(cls, project: Project, **overrides: Any) -> RunOptions:
-        settings: dict[str, Any] = {"registry": project.registry, "builders": project.builders,
-                                    "pushers": project.pushers}
+        settings: dict[str, Any] = {
+            "registry": project.registry, "builders": project.builders, "pushers": project.pushers,
+            "push_via": project.push, "insecure": project.insecure, "build_timeout": project.build.timeout,
+            "network": project.build.network}
         settings.update({key: value for key, value in overrides.items() if value is not None})
         return cls(**settings)
 
@@ -57,65 +74,61 @@ class RunOptions:
 class _Job:
     spec: ImageSpec
     context: str
+    secrets: dict[str, str]
     result: ImageResult
-    container: str | None = None  # the build's current intermediate container
+    container: str | None = None  # the classic build's current intermediate container
 
 
-class _Worker:
-    """One spawned worker process and the pipe to it."""
-
-    def __init__(self, role: ev.Stage, api_version: str | None) -> None:
-        parent, child = SPAWN.Pipe()
-        self.role = role
-        self.conn = parent
-        self.process = SPAWN.Process(target=worker.main, args=(child, api_version),
-                                     name=f"dockpool-{role.value}", daemon=True)
-        self.process.start()
-        child.close()
-        self.job: _Job | None = None
-        self.last_activity = time.monotonic()
-        self.pipe_closed = False
-
-    def assign(self, job: _Job, task: worker.BuildTask | worker.PushTask) -> None:
-        self.job = job
-        self.last_activity = time.monotonic()
-        self.conn.send(task)
-
-    def stop(self) -> None:
-        try:
-            self.conn.send(None)
-        except OSError:
-            pass
-
-    def kill(self) -> None:
-        if self.process.is_alive():
-            self.process.kill()
-        self.process.join(STOP_GRACE)
+def _check_limit(name: str, value: int | None) -> None:
+    if value is not None and not (isinstance(value, int) and MIN_CONCURRENCY <= value <= MAX_CONCURRENCY):
+        raise ValueError(f"{name} must be a whole number from {MIN_CONCURRENCY} to {MAX_CONCURRENCY}, "
+                         f"not {value!r}")
 
 
 class Pipeline:
     """Runs the enabled images of a project; read `events` until RunFinished."""
 
     def __init__(self, project: Project, options: RunOptions, *, api_version: str | None = None,
-                 push_only: Iterable[str] = ()) -> None:
-        """`push_only`: keys of images already built (tagged locally) that only need pushing."""
-        self.options = options
-        self.events: queue.Queue[Any] = queue.Queue()
-        self._api_version = api_version
+                 push_only: Iterable[str] = (), log_dir: Path | None = None,
+                 worker_log: str | None = None) -> None:
+        """`push_only`: keys of images already built (tagged locally) that only need pushing.
+        `log_dir`: write each image's whole log there. `worker_log`: where workers write
+        what they would print when the executable has no stderr (the windowed app)."""
+        _check_limit("builders", options.builders)
+        _check_limit("pushers", options.pushers)
         push_only = set(push_only)
+        if push_only and not options.registry:
+            raise ValueError("images can only be pushed again with a registry to push to")
+        self.options = options
+        self.events = EventQueue()
+        self._inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._config = WorkerConfig(api_version, worker_log, dict(os.environ))
+        self._api_version = api_version
         self._jobs: dict[str, _Job] = {}
         enabled = project.enabled_images
         for spec, key in zip(enabled, image_keys(enabled)):
             result = ImageResult(spec.name, spec.refs(options.registry), key=key)
             if key in push_only:
                 result.status = ev.Status.BUILT_WAITING
-            self._jobs[key] = _Job(spec, str(project.context_path(spec)), result)
-        self.report = RunReport(time.time(), None, options.builders, options.pushers,
-                                options.registry, [job.result for job in self._jobs.values()])
-        self._build_queue = deque(n for n in self._jobs if n not in push_only)
-        self._push_queue = deque(n for n in self._jobs if n in push_only)
-        self._delayed: list[tuple[float, ev.Stage, str]] = []
-        self._workers: list[_Worker] = []
+            secrets = {secret: str(project.file_path(path)) for secret, path in spec.secrets.items()}
+            self._jobs[key] = _Job(spec, str(project.context_path(spec)), secrets, result)
+        unknown = push_only - set(self._jobs)
+        if unknown:
+            raise ValueError(f"push_only names images that are not enabled in the project: {sorted(unknown)}")
+        self.report = RunReport(time.time(), None, options.builders, options.pushers, options.registry,
+                                [job.result for job in self._jobs.values()],
+                                backend=options.backend.kind, backend_detail=options.backend.detail,
+                                push_via=options.push_via if options.registry else "")
+        self.log_dir = log_dir
+        self._logs = RunLogs(log_dir) if log_dir else None
+        self._build_queue = deque(key for key in self._jobs if key not in push_only)
+        self._push_queue = deque(key for key in self._jobs if key in push_only)
+        self._delayed: list[tuple[float, int, ev.Stage, str]] = []  # a heap by due time
+        self._delayed_builds = 0
+        self._sequence = 0
+        self._unfinished = len(self._jobs)
+        self._builds_started = bool(push_only)
+        self._workers: list[WorkerProcess] = []
         self._limits = (options.builders, options.pushers)
         self._limits_lock = threading.Lock()
         self._cancel = threading.Event()
@@ -127,14 +140,20 @@ class Pipeline:
         self._thread.start()
 
     def cancel(self) -> None:
-        """Stop everything: running workers are killed, their build containers removed."""
+        """Stop everything: running workers are killed, their builds stopped."""
         self._cancel.set()
+        self._inbox.put((None, _WAKE))
 
     def set_limits(self, builders: int | None = None, pushers: int | None = None) -> None:
-        """Change the concurrency limits; applied at the next dispatch."""
+        """Change the concurrency limits (None keeps one); applied at the next dispatch.
+        Busy workers above a lowered limit finish their image, then retire."""
+        _check_limit("builders", builders)
+        _check_limit("pushers", pushers)
         with self._limits_lock:
             current = self._limits
-            self._limits = (builders or current[0], pushers or current[1])
+            self._limits = (builders if builders is not None else current[0],
+                            pushers if pushers is not None else current[1])
+        self._inbox.put((None, _WAKE))
 
     @property
     def limits(self) -> tuple[int, int]:
@@ -146,10 +165,18 @@ class Pipeline:
         self._thread.join(timeout)
         return not self._thread.is_alive()
 
+    @property
+    def alive(self) -> bool:
+        """The supervisor thread runs (False before start and after the end)."""
+        return self._thread.is_alive()
+
     def worker_pids(self, role: ev.Stage | None = None) -> list[int]:
         """The running workers' process ids (for diagnostics, benchmarks and tests)."""
-        return [w.process.pid for w in list(self._workers)
-                if w.process.pid and (role is None or w.role is role)]
+        return [w.pid for w in list(self._workers) if w.pid and (role is None or w.role is role)]
+
+    def log_path(self, key: str) -> Path | None:
+        """The file holding an image's whole log, when the run keeps logs."""
+        return self._logs.path(key) if self._logs else None
 
     # --- the supervisor thread ------------------------------------------------------------
 
@@ -157,140 +184,169 @@ class Pipeline:
         self.events.put(record)
 
     def _supervise(self) -> None:
-        applied = (0, 0)
+        failure: ev.Failure | None = None
         try:
-            while not self._cancel.is_set():
-                if self.limits != applied:
-                    applied = self.limits
-                    self.report.builders, self.report.pushers = applied
-                    self._emit(ev.LimitsChanged(*applied))
-                self._release_delayed()
-                self._dispatch(applied)
-                if not (self._build_queue or self._push_queue or self._delayed
-                        or any(w.job for w in self._workers)):
-                    break
-                self._pump()
-                self._watch_stalls()
-            if self._cancel.is_set():
-                self._cancel_all()
+            self._run()
         except Exception as exc:  # a supervisor bug must still end the run cleanly
             log.exception("supervisor failed")
-            self._fail_unfinished(ev.Failure(ev.FailureKind.OTHER, f"internal error: {exc!r}",
-                                             "please report this as a Dockpool bug"))
+            failure = ev.Failure(ev.FailureKind.OTHER, f"internal error: {exc!r}",
+                                 "please report this as a Dockpool bug")
         finally:
-            self._stop_workers()
-            self.report.finished = time.time()
-            self._emit(ev.RunFinished(self.report))
-
-    def _dispatch(self, limits: tuple[int, int]) -> None:
-        pushing = bool(self.options.registry)
-        for role, waiting, limit in ((ev.Stage.BUILD, self._build_queue, limits[0]),
-                                     (ev.Stage.PUSH, self._push_queue, limits[1])):
-            if role is ev.Stage.PUSH and not pushing:
-                continue
-            mine = [w for w in self._workers if w.role is role]
-            busy = sum(1 for w in mine if w.job)
-            idle = [w for w in mine if not w.job]
-            while waiting and busy < limit:
-                spare = idle.pop() if idle else self._spawn(role)
-                name = waiting.popleft()
-                spare.assign(self._jobs[name], self._task(role, self._jobs[name]))
-                busy += 1
-            # Warm pushers while the first builds run, so the first push starts at once.
-            wanted = min(limit, sum(1 for j in self._jobs.values() if not j.result.status.final))
-            while role is ev.Stage.PUSH and busy + len(idle) < wanted:
-                idle.append(self._spawn(role))
-            for extra in idle[max(0, limit - busy):]:
-                self._retire(extra)
-
-    def _spawn(self, role: ev.Stage) -> _Worker:
-        spawned = _Worker(role, self._api_version)
-        self._workers.append(spawned)
-        return spawned
-
-    def _retire(self, idle: _Worker) -> None:
-        idle.stop()
-        self._workers.remove(idle)
-        threading.Thread(target=idle.process.join, args=(STOP_GRACE,), daemon=True).start()
-
-    def _task(self, role: ev.Stage, job: _Job) -> worker.BuildTask | worker.PushTask:
-        result = job.result
-        if role is ev.Stage.BUILD:
-            result.build.attempts += 1
-            return worker.BuildTask(result.key, job.context, job.spec.dockerfile, tuple(result.refs),
-                                    dict(job.spec.build_args), job.spec.target, result.build.attempts)
-        result.push.attempts += 1
-        return worker.PushTask(result.key, tuple(result.refs), result.push.attempts, self.options.auth)
-
-    def _release_delayed(self) -> None:
-        now = time.monotonic()
-        for entry in [d for d in self._delayed if d[0] <= now]:
-            self._delayed.remove(entry)
-            _, stage, name = entry
-            (self._build_queue if stage is ev.Stage.BUILD else self._push_queue).append(name)
-
-    def _pump(self) -> None:
-        """Wait briefly for worker messages or deaths, and handle them."""
-        handles: dict[Any, _Worker] = {}
-        for w in self._workers:
-            handles[w.process.sentinel] = w
-            if not w.pipe_closed:
-                handles[w.conn] = w
-        if not handles:
-            time.sleep(POLL_INTERVAL)
-            return
-        for handle in wait_for(list(handles), POLL_INTERVAL):
-            w = handles[handle]
-            if w not in self._workers:
-                continue
-            self._drain(w)
-            if handle is w.process.sentinel or w.pipe_closed:
-                w.process.join(STOP_GRACE if handle is w.process.sentinel else 0)
-                if not w.process.is_alive():
-                    self._worker_died(w)
-
-    def _drain(self, w: _Worker) -> None:
-        while not w.pipe_closed:
             try:
-                if not w.conn.poll():
-                    return
-                record = w.conn.recv()
-            except (EOFError, OSError):
-                w.pipe_closed = True
-                return
-            w.last_activity = time.monotonic()
-            self._handle(w, record)
+                if failure is not None:
+                    self._kill_busy()
+                    self._fail_unfinished(failure)
+                self._stop_workers()
+            except Exception:
+                log.exception("supervisor clean-up failed")
+            finally:
+                if self._logs:
+                    self._logs.close()
+                self.report.finished = time.time()
+                self._emit(ev.RunFinished(self.report))
 
-    def _handle(self, w: _Worker, record: Any) -> None:
-        job = self._jobs[record.image]
+    def _run(self) -> None:
+        applied: tuple[int, int] | None = None
+        flushed = time.monotonic()
+        while True:
+            if self._cancel.is_set():
+                self._cancel_all()
+                return
+            if self.limits != applied:
+                applied = self.limits
+                self.report.builders, self.report.pushers = applied
+                self._emit(ev.LimitsChanged(*applied))
+            self._release_delayed()
+            self._dispatch(applied)
+            if self._finished():
+                return
+            self._receive(self._next_wakeup())
+            self._check_deadlines()
+            if self._logs and time.monotonic() - flushed >= LOG_FLUSH_INTERVAL:
+                self._logs.flush()
+                flushed = time.monotonic()
+
+    def _finished(self) -> bool:
+        return not (self._build_queue or self._push_queue or self._delayed
+                    or any(w.job for w in self._workers))
+
+    def _next_wakeup(self) -> float:
+        now = time.monotonic()
+        deadlines = [now + MAX_WAIT]
+        if self._delayed:
+            deadlines.append(self._delayed[0][0])
+        for w in self._workers:
+            if w.job is not None:
+                deadlines.append(self._deadline(w))
+        return max(0.0, min(deadlines) - now)
+
+    def _deadline(self, w: WorkerProcess) -> float:
+        if w.role is ev.Stage.BUILD:
+            timeout = self.options.build_timeout
+            return w.assigned_at + timeout if timeout else float("inf")
+        return w.last_activity + self._stall_limit()
+
+    def _stall_limit(self) -> float:
+        """How long a pusher may send nothing before it is killed. The engine's push
+        shows a stall only as silence. Dockpool's own uploader has a timeout on every
+        step (the longest: waiting for the engine's export) and resumes a stalled
+        blob itself, so for it this is only a safety net against a hung process."""
+        if self.options.push_via == "engine":
+            return self.options.stall_timeout
+        return export_timeout(self.options.stall_timeout) + 60
+
+    def _receive(self, timeout: float) -> None:
+        """Wait up to `timeout` for messages, then handle those that arrived (fairly:
+        in arrival order, at most MAX_BATCH before deadlines are looked at again)."""
+        try:
+            entry = self._inbox.get(timeout=timeout)
+        except queue.Empty:
+            return
+        for _ in range(MAX_BATCH):
+            self._accept(*entry)
+            try:
+                entry = self._inbox.get_nowait()
+            except queue.Empty:
+                return
+
+    def _accept(self, w: WorkerProcess | None, record: Any) -> None:
+        if w is None:
+            return  # a wake-up: cancel or new limits, looked at by the loop
+        if record is CLOSED:
+            self._worker_exited(w)
+            return
+        if w not in self._workers or w.job is None or record.image != w.job.result.key:
+            self._stale(record)
+            return
+        w.last_activity = time.monotonic()
+        self._handle(w, w.job, record)
+
+    def _stale(self, record: Any) -> None:
+        """A late message from a worker that was aborted: clean up what it started."""
+        if isinstance(record, ev.BuildContainer):
+            self._remove_containers([record.container_id])
+        elif isinstance(record, ev.BuildProcess):
+            kill_process(record.pid)
+
+    def _handle(self, w: WorkerProcess, job: _Job, record: Any) -> None:
         result = job.result
         if isinstance(record, ev.BuildStarted):
             result.status = ev.Status.BUILDING
             result.build.start = result.build.start or record.at
+            self._builds_started = True
         elif isinstance(record, ev.BuildContainer):
             job.container = record.container_id
+        elif isinstance(record, ev.BuildProcess):
+            w.child_pid = record.pid
+        elif isinstance(record, ev.LogLine):
+            if self._logs:
+                self._logs.append(result.key, record.stage.value, record.text, record.error)
         elif isinstance(record, ev.BuildDone):
-            w.job, job.container = None, None
+            self._release(w)
+            job.container = None
             result.image_id = record.image_id
             result.build.end = time.time()
             if self.options.registry:
                 result.status = ev.Status.BUILT_WAITING
-                self._push_queue.append(record.image)
+                self._push_queue.append(result.key)
             else:
                 result.status = ev.Status.BUILT
+                self._final(job)
         elif isinstance(record, ev.PushStarted):
             result.status = ev.Status.PUSHING
             result.push.start = result.push.start or record.at
+        elif isinstance(record, ev.UploadResumed):
+            result.push.resumes += 1
+            self._log(result.key, ev.Stage.PUSH, f"{record.reason}; "
+                      + (f"resumed at byte {record.offset}" if record.offset else "restarted in a new upload"),
+                      True)
         elif isinstance(record, ev.PushDone):
-            w.job = None
-            result.status, result.digest, result.digests = ev.Status.PUSHED, record.digest, record.digests
+            self._release(w)
+            result.status, result.digest = ev.Status.PUSHED, record.digest
+            result.digests = dict(record.digests)  # the report's own copy
             result.push.end = time.time()
+            self._final(job)
         elif isinstance(record, (ev.BuildFailed, ev.PushFailed)):
-            w.job, job.container = None, None
+            self._release(w)
+            job.container = None
             stage = ev.Stage.BUILD if isinstance(record, ev.BuildFailed) else ev.Stage.PUSH
             self._failed(job, stage, record.failure)
             return  # _failed emits the failure or the retry
         self._emit(record)
+
+    def _log(self, key: str, stage: ev.Stage, text: str, error: bool = False) -> None:
+        """A log line of the supervisor's own (a retry, an abort): to the file and the caller."""
+        if self._logs:
+            self._logs.append(key, stage.value, text, error)
+        self._emit(ev.LogLine(key, stage, text, error))
+
+    def _release(self, w: WorkerProcess) -> None:
+        w.job, w.child_pid = None, None
+
+    def _final(self, job: _Job) -> None:
+        self._unfinished -= 1
+        if self._logs:
+            self._logs.finish(job.result.key)
 
     def _failed(self, job: _Job, stage: ev.Stage, failure: ev.Failure) -> None:
         """Retry a transient failure with backoff, or mark the image failed."""
@@ -298,52 +354,185 @@ class Pipeline:
         times = result.build if stage is ev.Stage.BUILD else result.push
         if failure.retryable and times.attempts <= self.options.retries:
             delay = self.options.retry_backoff * 2 ** (times.attempts - 1)
-            self._delayed.append((time.monotonic() + delay, stage, result.key))
+            self._sequence += 1
+            heapq.heappush(self._delayed, (time.monotonic() + delay, self._sequence, stage, result.key))
+            self._delayed_builds += stage is ev.Stage.BUILD
             result.status = ev.Status.QUEUED if stage is ev.Stage.BUILD else ev.Status.BUILT_WAITING
             self._emit(ev.RetryScheduled(result.key, stage, times.attempts + 1, delay, failure))
             return
         times.end = time.time()
         result.status, result.stage = ev.Status.FAILED, stage
         result.error, result.error_kind, result.hint = failure.message, failure.kind.value, failure.hint
+        self._final(job)
         self._emit(ev.BuildFailed(result.key, failure) if stage is ev.Stage.BUILD
                    else ev.PushFailed(result.key, failure))
 
-    def _abort(self, w: _Worker, failure: ev.Failure) -> None:
-        """Kill a worker that holds an image; the image is retried or failed."""
-        w.kill()
-        self._drain(w)
+    def _release_delayed(self) -> None:
+        now = time.monotonic()
+        while self._delayed and self._delayed[0][0] <= now:
+            _, _, stage, key = heapq.heappop(self._delayed)
+            if stage is ev.Stage.BUILD:
+                self._delayed_builds -= 1
+                self._build_queue.append(key)
+            else:
+                self._push_queue.append(key)
+
+    # --- dispatch ---------------------------------------------------------------------------
+
+    def _dispatch(self, limits: tuple[int, int]) -> None:
+        builders, pushers = limits
+        self._fill(ev.Stage.BUILD, self._build_queue, builders)
+        if self.options.registry:
+            self._fill(ev.Stage.PUSH, self._push_queue, pushers)
+            # Pushers start once a build is under way, not at time zero competing with
+            # the first builds; then enough of them wait for the first pushes.
+            if self._builds_started:
+                wanted = min(pushers, self._unfinished)
+                while len(self._mine(ev.Stage.PUSH)) < wanted:
+                    self._spawn(ev.Stage.PUSH)
+        self._retire_idle(limits)
+
+    def _mine(self, role: ev.Stage) -> list[WorkerProcess]:
+        return [w for w in self._workers if w.role is role]
+
+    def _fill(self, role: ev.Stage, waiting: deque[str], limit: int) -> None:
+        mine = self._mine(role)
+        busy = sum(1 for w in mine if w.job is not None)
+        idle = [w for w in mine if w.job is None and w.alive and w.process.is_alive()]
+        while waiting and busy < limit:
+            spare = idle.pop() if idle else self._spawn(role)
+            key = waiting.popleft()
+            if not self._assign(spare, self._jobs[key]):
+                waiting.appendleft(key)  # the worker was dead: the task never left
+                self._discard(spare)
+                continue
+            busy += 1
+
+    def _assign(self, w: WorkerProcess, job: _Job) -> bool:
+        task = self._task(w.role, job)
+        times = job.result.build if w.role is ev.Stage.BUILD else job.result.push
+        w.job, w.assigned_at, w.last_activity = job, time.monotonic(), time.monotonic()
+        if w.send(task):
+            return True
+        w.job = None
+        times.attempts -= 1
+        return False
+
+    def _retire_idle(self, limits: tuple[int, int]) -> None:
+        builders, pushers = limits
+        nothing_to_build = not self._build_queue and not self._delayed_builds
+        for role, limit in ((ev.Stage.BUILD, 0 if nothing_to_build else builders),
+                            (ev.Stage.PUSH, min(pushers, self._unfinished) if self.options.registry else 0)):
+            mine = self._mine(role)
+            busy = sum(1 for w in mine if w.job is not None)
+            idle = [w for w in mine if w.job is None]
+            for extra in idle[max(0, limit - busy):]:
+                self._retire(extra)
+
+    def _spawn(self, role: ev.Stage) -> WorkerProcess:
+        spawned = WorkerProcess(role, self._config, self._inbox)
+        self._workers.append(spawned)
+        return spawned
+
+    def _retire(self, idle: WorkerProcess) -> None:
+        idle.stop()
+        self._discard(idle)
+
+    def _discard(self, w: WorkerProcess) -> None:
         if w in self._workers:
             self._workers.remove(w)
-        job, w.job = w.job, None
-        if job is None:
-            return
+        threading.Thread(target=self._reap, args=(w,), daemon=True).start()
+
+    @staticmethod
+    def _reap(w: WorkerProcess) -> None:
+        w.process.join(STOP_GRACE)
+        if w.process.is_alive():
+            w.kill()
+        w.close()
+
+    def _task(self, role: ev.Stage, job: _Job) -> BuildTask | PushTask:
+        result, spec = job.result, job.spec
+        if role is ev.Stage.BUILD:
+            result.build.attempts += 1
+            return BuildTask(
+                result.key, job.context, spec.dockerfile, tuple(result.refs), dict(spec.build_args),
+                spec.target, result.build.attempts, backend=self.options.backend,
+                network=spec.network or self.options.network, platform=spec.platform,
+                secrets=dict(job.secrets), ssh=tuple(spec.ssh), cache_from=tuple(spec.cache_from),
+                cache_to=tuple(spec.cache_to))
+        result.push.attempts += 1
+        return PushTask(result.key, tuple(result.refs), result.push.attempts, self.options.auth,
+                        via=self.options.push_via, insecure=self.options.insecure,
+                        stall_timeout=self.options.stall_timeout, image_id=result.image_id or "")
+
+    # --- failures, deadlines, cancel ----------------------------------------------------------
+
+    def _worker_exited(self, w: WorkerProcess) -> None:
+        w.alive = False
+        if w not in self._workers:
+            return  # retired or aborted: already accounted for
+        w.process.join(STOP_GRACE)
+        job = w.job
+        self._discard(w)
+        if job is not None:
+            self._abandon(w, job, failures.worker_died(w.role, w.process.exitcode))
+
+    def _abort(self, w: WorkerProcess, failure: ev.Failure) -> None:
+        """Kill a worker that holds an image; the image is retried or failed."""
+        job = w.job
+        self._discard(w)
+        w.kill()
+        if job is not None:
+            self._abandon(w, job, failure)
+
+    def _abandon(self, w: WorkerProcess, job: _Job, failure: ev.Failure) -> None:
+        """The worker holding `job` is gone: stop what it started, then retry or fail the image."""
+        kill_process(w.child_pid)
+        w.job, w.child_pid = None, None
         if job.container:
             self._remove_containers([job.container])
             job.container = None
-        self._emit(ev.LogLine(job.result.key, w.role, failure.message, error=True))
+        self._log(job.result.key, w.role, failure.message, True)
         self._failed(job, w.role, failure)
 
-    def _worker_died(self, w: _Worker) -> None:
-        self._abort(w, failures.worker_died(w.role, w.process.exitcode))
-
-    def _watch_stalls(self) -> None:
-        limit = self.options.stall_timeout
+    def _check_deadlines(self) -> None:
         now = time.monotonic()
-        for w in [w for w in self._workers if w.role is ev.Stage.PUSH and w.job]:
-            if now - w.last_activity > limit:
-                self._abort(w, failures.stalled(limit))
+        for w in [w for w in self._workers if w.job is not None and now > self._deadline(w)]:
+            if w.role is ev.Stage.BUILD:
+                self._abort(w, failures.timed_out(self.options.build_timeout or 0))
+            else:
+                self._abort(w, failures.stalled(self._stall_limit()))
 
-    def _cancel_all(self) -> None:
-        busy = [w for w in self._workers if w.job]
-        jobs = [w.job for w in busy if w.job]  # (narrows the type for checkers)
+    def _kill_busy(self) -> list[WorkerProcess]:
+        """Kill every worker that holds an image, and collect its last messages (a build's
+        container id may still be on its way) until its pipe closes."""
+        busy = [w for w in self._workers if w.job is not None]
         for w in busy:
+            w.alive = False
             if w.process.is_alive():
                 w.process.kill()
+            kill_process(w.child_pid)
+        waiting = set(busy)
+        deadline = time.monotonic() + STOP_GRACE
+        while waiting and time.monotonic() < deadline:
+            try:
+                w, record = self._inbox.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            if record is CLOSED:
+                waiting.discard(w)
+            elif isinstance(record, ev.BuildContainer) and w in busy:
+                w.job.container = record.container_id
+            elif isinstance(record, ev.BuildProcess):
+                kill_process(record.pid)
         for w in busy:
             w.process.join(STOP_GRACE)
-            self._drain(w)  # a "Running in <container>" line may still sit in the pipe
-        self._remove_containers([job.container for job in jobs if job.container])
-        self.report.cancelled = True
+        self._remove_containers([w.job.container for w in busy if w.job.container])
+        return busy
+
+    def _cancel_all(self) -> None:
+        busy = self._kill_busy()
+        cancelled = 0
         for job in self._jobs.values():
             result = job.result
             if result.status.final:
@@ -354,15 +543,29 @@ class Pipeline:
                 if times.start is not None and times.end is None:
                     times.end = time.time()
             result.status = ev.Status.CANCELLED
+            cancelled += 1
+            self._final(job)
             self._emit(ev.Cancelled(result.key, result.stage))
+        # A cancel that arrives as the last image finishes cancels nothing: say what happened.
+        self.report.cancelled = cancelled > 0
         for w in busy:
-            w.job = None
+            self._release(w)
 
     def _fail_unfinished(self, failure: ev.Failure) -> None:
         for job in self._jobs.values():
-            if not job.result.status.final:
-                job.result.status, job.result.error = ev.Status.FAILED, failure.message
-                self._emit(ev.BuildFailed(job.result.key, failure))
+            result = job.result
+            if result.status.final:
+                continue
+            stage = ev.Stage.PUSH if result.status in (ev.Status.BUILT_WAITING, ev.Status.PUSHING) \
+                else ev.Stage.BUILD
+            times = result.build if stage is ev.Stage.BUILD else result.push
+            if times.start is not None and times.end is None:
+                times.end = time.time()
+            result.status, result.stage = ev.Status.FAILED, stage
+            result.error, result.error_kind, result.hint = failure.message, failure.kind.value, failure.hint
+            self._final(job)
+            self._emit(ev.BuildFailed(result.key, failure) if stage is ev.Stage.BUILD
+                       else ev.PushFailed(result.key, failure))
 
     def _remove_containers(self, ids: list[str]) -> None:
         """The daemon removes a cancelled build's container itself; this makes sure."""
@@ -379,11 +582,12 @@ class Pipeline:
             log.warning("could not remove build containers %s", ids, exc_info=True)
 
     def _stop_workers(self) -> None:
-        for w in self._workers:
+        workers, self._workers = list(self._workers), []
+        for w in workers:
             w.stop()
         deadline = time.monotonic() + STOP_GRACE
-        for w in self._workers:
+        for w in workers:
             w.process.join(max(0.0, deadline - time.monotonic()))
             if w.process.is_alive():
                 w.kill()
-        self._workers.clear()
+            w.close()

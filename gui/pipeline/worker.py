@@ -1,226 +1,123 @@
 """What runs inside a builder or pusher process.
 
-Workers are long-lived spawned processes. Each one talks to the supervisor over
-its own pipe (tasks in, event records out), so a worker killed mid-message can
-only break its own pipe, never a queue the other workers share. Nothing here
-imports Qt: this module is loaded in every child.
+Workers are long-lived processes. Each one talks to the supervisor over two
+pipes of its own (tasks in, event records out), so a worker killed mid-message
+can only break its own pipes, never a queue the other workers share. Nothing
+here imports Qt: this module is loaded in every child. The heavy modules (the
+Docker SDK, the HTTP client) are imported by the task that needs them; where
+the fork server is used they are preloaded there once, so a fork has them free.
 """
 
 from __future__ import annotations
 
-import re
+import faulthandler
+import os
 import signal
-import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+import sys
 from multiprocessing.connection import Connection
 from typing import Any
 
 from . import events as ev
-from .docker_engine import stream_client
-from .failures import classify
+from .tasks import BuildTask, PushTask, WorkerConfig
 
-PROGRESS_INTERVAL = 0.1  # seconds between byte-progress events per push
-
-_STEP_RE = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
-_RUNNING_RE = re.compile(r"^ ---> Running in ([0-9a-f]{12,64})$")
-_BUILT_RE = re.compile(r"^Successfully built ([0-9a-f]{12,64})$")
-_DIGEST_RE = re.compile(r"^(\S+): digest: (sha256:[0-9a-f]{64}) size: \d+")
+# Loaded by the fork server before it forks any worker (see workers.PRELOAD).
+HEAVY_MODULES = ("gui.pipeline.build_classic", "gui.pipeline.build_buildkit", "gui.pipeline.push_engine",
+                 "gui.pipeline.push_direct")
 
 
-@dataclass(frozen=True)
-class BuildTask:
-    image: str
-    context: str
-    dockerfile: str
-    refs: tuple[str, ...]
-    build_args: dict[str, str]
-    target: str
-    attempt: int
-
-
-@dataclass(frozen=True)
-class PushTask:
-    image: str
-    refs: tuple[str, ...]
-    attempt: int
-    auth: dict[str, str] | None = None  # credentials for this run; never echoed in events
-
-    def __repr__(self) -> str:  # keep credentials out of any log or traceback
-        return f"PushTask(image={self.image!r}, refs={self.refs!r}, attempt={self.attempt})"
-
-
-Emit = Callable[[Any], None]
-
-
-def split_ref(ref: str) -> tuple[str, str]:
-    """'host:5000/team/api:1.0' -> ('host:5000/team/api', '1.0')."""
-    repository, _, tag = ref.rpartition(":")
-    return repository, tag
-
-
-def _stream_error(item: dict[str, Any]) -> str | None:
-    """The SDK reports most failures as items in the stream, not as exceptions."""
-    if "errorDetail" in item:
-        detail = item["errorDetail"]
-        return str(detail.get("message") or item.get("error") or detail)
-    if "error" in item:
-        return str(item["error"])
-    return None
-
-
-def run_build(client: Any, task: BuildTask, emit: Emit) -> None:
-    """Build one image and tag it with all its refs; emit BuildDone or BuildFailed."""
-    emit(ev.BuildStarted(task.image, task.attempt, time.time()))
-    image_id: str | None = None
-    error: str | None = None
-    try:
-        stream = client.build(
-            path=task.context, dockerfile=task.dockerfile, buildargs=task.build_args or None,
-            target=task.target or None, rm=True, forcerm=True, decode=True)
-        for item in stream:
-            if (error := _stream_error(item)) is not None:
-                emit(ev.LogLine(task.image, ev.Stage.BUILD, error, error=True))
-                break
-            if "aux" in item and isinstance(item["aux"], dict) and "ID" in item["aux"]:
-                image_id = item["aux"]["ID"]
-            for line in _text_lines(item):
-                emit(ev.LogLine(task.image, ev.Stage.BUILD, line))
-                if (match := _STEP_RE.match(line)):
-                    emit(ev.BuildStep(task.image, int(match[1]), int(match[2]), match[3]))
-                elif (match := _RUNNING_RE.match(line)):
-                    emit(ev.BuildContainer(task.image, match[1]))
-                elif (match := _BUILT_RE.match(line)) and image_id is None:
-                    image_id = match[1]
-        if error is None and image_id is None:
-            error = "the build stream ended without an image id"
-        if error is None:
-            for ref in task.refs:
-                repository, tag = split_ref(ref)
-                client.tag(image_id, repository, tag)
-    except Exception as exc:  # docker, requests and urllib3 errors all end up here
-        error = _exception_message(exc)
-        emit(ev.LogLine(task.image, ev.Stage.BUILD, error, error=True))
-    if error is not None:
-        emit(ev.BuildFailed(task.image, classify(error, ev.Stage.BUILD)))
-    else:
-        emit(ev.BuildDone(task.image, str(image_id)))
-
-
-def _text_lines(item: dict[str, Any]) -> Iterable[str]:
-    text = item.get("stream")
-    if text is None and "status" in item:
-        text = f"{item.get('id', '')}: {item['status']}".lstrip(": ")
-    if not text:
-        return []
-    return [line for line in str(text).splitlines() if line.strip()]
-
-
-class _PushProgress:
-    """Sums bytes over every layer, across all tags, for one progress figure."""
-
-    def __init__(self) -> None:
-        self.layers: dict[str, tuple[int, int]] = {}
-        self.states: dict[str, str] = {}
-
-    def update(self, item: dict[str, Any]) -> str | None:
-        """Record an item; return a log line if a layer changed state."""
-        layer = item.get("id")
-        status = str(item.get("status", ""))
-        if not layer or _DIGEST_RE.match(status):
-            return None
-        detail = item.get("progressDetail") or {}
-        current, total = self.layers.get(layer, (0, 0))
-        if "total" in detail:
-            total = max(total, int(detail["total"]))
-        if "current" in detail:
-            current = max(current, int(detail["current"]))
-        if status == "Pushed":
-            current = total
-        self.layers[layer] = (current, total)
-        if status != "Pushing" and self.states.get(layer) != status:
-            self.states[layer] = status
-            return f"{layer}: {status}"
-        return None
-
-    @property
-    def done(self) -> int:
-        return sum(current for current, _ in self.layers.values())
-
-    @property
-    def total(self) -> int:
-        return sum(total for _, total in self.layers.values())
-
-
-def run_push(client: Any, task: PushTask, emit: Emit) -> None:
-    """Push every ref; emit PushDone only if the registry returned a digest for each."""
-    emit(ev.PushStarted(task.image, task.attempt, time.time()))
-    progress = _PushProgress()
-    digests: dict[str, str] = {}
-    last_sent = 0.0
-    error: str | None = None
-    try:
-        for ref in task.refs:
-            repository, tag = split_ref(ref)
-            stream = client.push(repository, tag=tag, stream=True, decode=True, auth_config=task.auth)
-            for item in stream:
-                if (error := _stream_error(item)) is not None:
-                    break
-                aux = item.get("aux")
-                if isinstance(aux, dict) and aux.get("Digest"):
-                    digests[ref] = str(aux["Digest"])
-                status = str(item.get("status", ""))
-                if (match := _DIGEST_RE.match(status)):
-                    digests[ref] = match[2]
-                    emit(ev.LogLine(task.image, ev.Stage.PUSH, status))
-                elif (line := progress.update(item)) is not None:
-                    emit(ev.LogLine(task.image, ev.Stage.PUSH, line))
-                elif status and not item.get("id"):
-                    emit(ev.LogLine(task.image, ev.Stage.PUSH, status))
-                now = time.monotonic()
-                if now - last_sent >= PROGRESS_INTERVAL:
-                    emit(ev.PushProgress(task.image, progress.done, progress.total))
-                    last_sent = now
-            if error is not None:
-                break
-            if ref not in digests:
-                error = f"the registry returned no digest for {ref}"
-                break
-    except Exception as exc:
-        error = _exception_message(exc)
-    if error is not None:
-        emit(ev.LogLine(task.image, ev.Stage.PUSH, error, error=True))
-        emit(ev.PushFailed(task.image, classify(error, ev.Stage.PUSH)))
-        return
-    emit(ev.PushProgress(task.image, progress.total, progress.total))
-    digest = digests[task.refs[0]]
-    emit(ev.PushDone(task.image, digest, digests))
-
-
-def _exception_message(exc: BaseException) -> str:
-    explanation = getattr(exc, "explanation", None)
-    return str(explanation or exc) or type(exc).__name__
-
-
-def main(conn: Connection, api_version: str | None) -> None:
-    """Process entry point: run tasks from the pipe until told to stop (None).
+def prepare_process(config: WorkerConfig) -> None:
+    """Make a worker safe to run in any executable, before any Docker call.
 
     Ctrl+C reaches the whole process group; the supervisor turns it into an
-    orderly cancel, so workers ignore it rather than die mid-stream.
+    orderly cancel, so workers ignore it rather than die mid-stream. A windowed
+    executable has no stdout/stderr in any process: anything written there (a
+    warning, a traceback) would crash the worker, so both go to the UTF-8 log
+    file. Credential helpers and the BuildKit CLI are started from here, so
+    their console windows are hidden here (Windows).
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    client = stream_client(api_version)
+    if config.environment:
+        os.environ.clear()
+        os.environ.update(config.environment)
+    if sys.stdout is None or sys.stderr is None:
+        target = open(config.log_file or os.devnull, "a", encoding="utf-8", errors="replace",  # noqa: SIM115
+                      buffering=1)
+        sys.stdout = sys.stdout or target
+        sys.stderr = sys.stderr or target
+    try:
+        faulthandler.enable(file=sys.stderr)
+    except (AttributeError, ValueError, OSError):  # a stream without a file descriptor
+        pass
+    from ..windows_support import hide_console_windows
+
+    hide_console_windows()
+
+
+class _Clients:
+    """One Docker client per process, made on first use (BuildKit builds need none)."""
+
+    def __init__(self, api_version: str | None) -> None:
+        self.api_version = api_version
+        self._stream: Any = None
+
+    @property
+    def stream(self) -> Any:
+        if self._stream is None:
+            from .docker_engine import stream_client
+
+            self._stream = stream_client(self.api_version)
+        return self._stream
+
+
+def _run(task: BuildTask | PushTask, clients: _Clients, emit: Any) -> None:
+    if isinstance(task, BuildTask):
+        if task.backend.kind == "buildkit":
+            from .build_buildkit import run_build
+        else:
+            from .build_classic import run_build  # type: ignore[no-redef]
+        run_build(clients, task, emit)
+    elif task.via == "engine":
+        from .push_engine import run_push
+
+        run_push(clients.stream, task, emit)
+    else:
+        from .push_direct import run_push  # type: ignore[no-redef]
+
+        run_push(clients, task, emit)
+
+
+class _SupervisorGone(Exception):
+    """The event pipe is closed: nobody listens any more."""
+
+
+def main(tasks: Connection, events: Connection, config: WorkerConfig) -> None:
+    """Process entry point: run tasks from the pipe until told to stop (None)."""
+    prepare_process(config)
+    clients = _Clients(config.api_version)
+
+    def emit(record: Any) -> None:
+        try:
+            events.send(record)
+        except OSError as exc:
+            raise _SupervisorGone from exc
+
     while True:
         try:
-            task = conn.recv()
+            task = tasks.recv()
         except (EOFError, OSError):
             return  # the supervisor went away
         if task is None:
             return
         try:
-            if isinstance(task, BuildTask):
-                run_build(client, task, conn.send)
-            else:
-                run_push(client, task, conn.send)
-        except (BrokenPipeError, EOFError, OSError):
+            _run(task, clients, emit)
+        except _SupervisorGone:
             return
+        except Exception as exc:  # a bug: report it on the image instead of dying silently
+            failure = ev.Failure(ev.FailureKind.OTHER, f"internal error in the worker: {exc!r}",
+                                 "please report this as a Dockpool bug")
+            try:
+                record = ev.BuildFailed(task.image, failure) if isinstance(task, BuildTask) \
+                    else ev.PushFailed(task.image, failure)
+                events.send(record)
+            except OSError:
+                return

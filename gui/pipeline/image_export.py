@@ -1,0 +1,275 @@
+"""Reading a built image out of the engine's export (`docker save`), blob by blob, onto disk.
+
+Engines answer the export in one of two layouts, both read here as a stream
+(never a whole image in memory; memory stays at a few MiB for any image size):
+  - Docker's own: manifest.json naming a config file and per-layer tar files
+    (`<id>/layer.tar` up to Docker 24, `blobs/sha256/<diffID>` from 25 on);
+    layers are uncompressed, so Dockpool compresses them (gzip);
+  - the OCI layout of the containerd image store (and of `buildx --output
+    type=oci` archives): index.json -> manifest -> config and layer blobs,
+    usually compressed already, kept exactly as they are.
+
+A layer whose name does not say its diffID (`<id>/layer.tar`) is spooled to a
+temporary file while its digest is computed, and compressed only when the
+registry still needs it. Layers the caller wants are handed over the moment
+they are ready, so uploading overlaps the rest of the export. gzip runs in
+zlib, which releases the GIL, beside the upload.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import posixpath
+import tarfile
+import zlib
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+CHUNK = 1 << 20
+SMALL = 1 << 20  # members up to this size that are not layers stay in memory (configs, manifests)
+GZIP_LEVEL = 6
+
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
+DOCKER_GZIP_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+OCI_GZIP_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
+_UNCOMPRESSED_LAYERS = ("application/vnd.oci.image.layer.v1.tar", "application/vnd.docker.image.rootfs.diff.tar")
+
+
+class ExportError(Exception):
+    """The export is not a layout Dockpool can read, or does not match the image."""
+
+
+@dataclass
+class Blob:
+    """A blob as it will be uploaded."""
+
+    digest: str
+    size: int
+    media_type: str
+    path: Path | None = None  # its bytes on disk, when Dockpool has them
+    diff_id: str = ""  # for layers: the digest of the uncompressed tar
+
+
+@dataclass
+class ExportedImage:
+    config: bytes
+    config_media_type: str
+    manifest_media_type: str
+    layers: list[Blob]  # in order; path None for layers the caller did not want
+
+    @property
+    def config_digest(self) -> str:
+        return "sha256:" + hashlib.sha256(self.config).hexdigest()
+
+
+class ChunkStream(io.RawIOBase):
+    """A readable file over an iterator of byte chunks (the SDK's export stream)."""
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self._chunks: Iterator[bytes] = iter(chunks)
+        self._pending = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._pending:
+            try:
+                self._pending = next(self._chunks)
+            except StopIteration:
+                return 0
+        count = min(len(buffer), len(self._pending))
+        buffer[:count] = self._pending[:count]
+        self._pending = self._pending[count:]
+        return count
+
+
+def _copy(source: IO[bytes], target: IO[bytes]) -> str:
+    """Copy while hashing; returns the sha256 digest of the bytes."""
+    digest = hashlib.sha256()
+    while chunk := source.read(CHUNK):
+        digest.update(chunk)
+        target.write(chunk)
+    return "sha256:" + digest.hexdigest()
+
+
+def compress(source: Path, target: Path, level: int = GZIP_LEVEL) -> tuple[str, int]:
+    """gzip `source` into `target`; returns the digest and size of the compressed bytes.
+    The same input and level give the same bytes (no time or name in the header)."""
+    compressor = zlib.compressobj(level, zlib.DEFLATED, 31)
+    digest, size = hashlib.sha256(), 0
+    with source.open("rb") as reader, target.open("wb") as writer:
+        while chunk := reader.read(CHUNK):
+            if (out := compressor.compress(chunk)):
+                digest.update(out)
+                writer.write(out)
+                size += len(out)
+        out = compressor.flush()
+        digest.update(out)
+        writer.write(out)
+        size += len(out)
+    return "sha256:" + digest.hexdigest(), size
+
+
+class _Reader:
+    """One pass over an export; see read_export."""
+
+    def __init__(self, workdir: Path, diff_ids: list[str], wanted: Callable[[str], bool],
+                 ready: Callable[[Blob], None]) -> None:
+        self.workdir = workdir
+        self.diff_ids = set(diff_ids)
+        self.wanted = wanted
+        self.ready = ready
+        self.small: dict[str, bytes] = {}
+        self.spooled: dict[str, Path] = {}  # member name -> raw bytes on disk
+        self.layers: dict[str, Blob] = {}  # member name -> layer as it will be uploaded
+        self.links: dict[str, str] = {}
+        self._count = 0
+
+    def _file(self, suffix: str) -> Path:
+        self._count += 1
+        return self.workdir / f"{self._count:04d}{suffix}"
+
+    def member(self, archive: tarfile.TarFile, member: tarfile.TarInfo) -> None:
+        name = posixpath.normpath(member.name)
+        if member.issym() or member.islnk():
+            target = member.linkname if member.islnk() else posixpath.join(posixpath.dirname(name), member.linkname)
+            self.links[name] = posixpath.normpath(target)
+            return
+        if not member.isfile():
+            return
+        source = archive.extractfile(member)
+        assert source is not None
+        blob_digest = "sha256:" + name.rsplit("/", 1)[-1] if name.startswith("blobs/sha256/") else ""
+        if name.endswith("/layer.tar") or blob_digest in self.diff_ids:
+            self._layer(name, source)
+        elif member.size <= SMALL:
+            self.small[name] = source.read()
+        else:
+            path = self._file(".blob")
+            with path.open("wb") as target:
+                _copy(source, target)
+            self.spooled[name] = path
+
+    def _layer(self, name: str, source: IO[bytes]) -> None:
+        """An uncompressed layer: hash it (its diffID) and compress it if it is wanted."""
+        raw = self._file(".tar")
+        with raw.open("wb") as target:
+            diff_id = _copy(source, target)
+        if not self.wanted(diff_id):
+            raw.unlink()
+            self.layers[name] = Blob("", 0, "", None, diff_id)
+            return
+        packed = raw.with_suffix(".tar.gz")
+        digest, size = compress(raw, packed)
+        raw.unlink()
+        blob = self.layers[name] = Blob(digest, size, DOCKER_GZIP_LAYER, packed, diff_id)
+        self.ready(blob)
+
+    def bytes_of(self, name: str) -> bytes:
+        name = self.links.get(name, name)
+        if name in self.small:
+            return self.small[name]
+        if name in self.spooled:
+            return self.spooled[name].read_bytes()
+        raise ExportError(f"the export names {name}, which it does not contain")
+
+    def finish(self) -> ExportedImage:
+        if "manifest.json" in self.small:
+            return self._docker_layout()
+        if "index.json" in self.small:
+            return self._oci_layout()
+        raise ExportError("the export has neither manifest.json nor index.json")
+
+    def _docker_layout(self) -> ExportedImage:
+        entries = json.loads(self.small["manifest.json"])
+        if not entries:
+            raise ExportError("the export's manifest.json is empty")
+        entry = entries[0]
+        layers = []
+        for path in entry["Layers"]:
+            path = posixpath.normpath(path)
+            path = self.links.get(path, path)
+            if path not in self.layers:
+                raise ExportError(f"the export's manifest.json names {path}, which it does not contain")
+            layers.append(self.layers[path])
+        return ExportedImage(self.bytes_of(posixpath.normpath(entry["Config"])), DOCKER_CONFIG, DOCKER_MANIFEST,
+                             layers)
+
+    def _oci_layout(self) -> ExportedImage:
+        manifest = self._pick_manifest(json.loads(self.small["index.json"]))
+        config_desc = manifest["config"]
+        config = self.bytes_of(_blob_name(config_desc["digest"]))
+        layers = []
+        for desc in manifest["layers"]:
+            name = _blob_name(desc["digest"])
+            media_type = desc.get("mediaType", OCI_GZIP_LAYER)
+            if name in self.layers:  # named by its diffID: handled as an uncompressed layer
+                layers.append(self.layers[name])
+                continue
+            if media_type in _UNCOMPRESSED_LAYERS:
+                raw = self._materialize(name)
+                diff_id = desc["digest"]
+                if not self.wanted(diff_id):
+                    layers.append(Blob("", 0, "", None, diff_id))
+                    continue
+                digest, size = compress(raw, raw.with_suffix(".gz"))
+                blob = Blob(digest, size, OCI_GZIP_LAYER, raw.with_suffix(".gz"), diff_id)
+            else:
+                blob = Blob(desc["digest"], int(desc["size"]), media_type, self._materialize(name))
+            self.ready(blob)
+            layers.append(blob)
+        return ExportedImage(config, config_desc.get("mediaType", OCI_CONFIG),
+                             manifest.get("mediaType", OCI_MANIFEST), layers)
+
+    def _materialize(self, name: str) -> Path:
+        """A blob's bytes as a file (small ones were kept in memory)."""
+        name = self.links.get(name, name)
+        if name in self.spooled:
+            return self.spooled[name]
+        path = self._file(".blob")
+        path.write_bytes(self.bytes_of(name))
+        self.spooled[name] = path
+        return path
+
+    def _pick_manifest(self, index: dict[str, Any], depth: int = 0) -> dict[str, Any]:
+        """The image manifest an index points at: the only one, or the first for Linux."""
+        manifests = index.get("manifests") or []
+        if not manifests or depth > 3:
+            raise ExportError("the export's index.json lists no image manifest")
+        chosen = next((m for m in manifests if (m.get("platform") or {}).get("os", "linux") == "linux"
+                       and "attestation-manifest" not in json.dumps(m.get("annotations") or {})), manifests[0])
+        document = json.loads(self.bytes_of(_blob_name(chosen["digest"])))
+        if document.get("mediaType", chosen.get("mediaType")) in (OCI_INDEX, DOCKER_LIST) or "manifests" in document:
+            return self._pick_manifest(document, depth + 1)
+        return document
+
+
+def _blob_name(digest: str) -> str:
+    algorithm, _, hexdigest = digest.partition(":")
+    return f"blobs/{algorithm}/{hexdigest}"
+
+
+def read_export(stream: IO[bytes], workdir: Path, diff_ids: list[str], wanted: Callable[[str], bool],
+                ready: Callable[[Blob], None]) -> ExportedImage:
+    """Read an export tar stream into blobs under `workdir`.
+
+    `diff_ids`: the image's layers (from the engine's inspect), so layers named by
+    their diffID are recognised; `wanted(diff_id)`: whether the registry still
+    needs that layer (others are not compressed); `ready(blob)`: called with each
+    layer as soon as it can be uploaded.
+    """
+    reader = _Reader(workdir, diff_ids, wanted, ready)
+    with tarfile.open(fileobj=stream, mode="r|") as archive:
+        for member in archive:
+            reader.member(archive, member)
+    return reader.finish()

@@ -1,0 +1,345 @@
+"""Dockpool's own push: the pusher process uploads the image to the registry itself.
+
+Why not the engine's push: the engine keeps a stalled layer upload until its TCP
+connection dies and attaches every later push of that image to it, so a stall
+cannot be aborted from outside; and it runs up to `max-concurrent-uploads` layer
+uploads at once for the whole engine, whatever Dockpool's limit.
+
+Here a push is:
+  1. inspect the image (its diffIDs and config digest);
+  2. for each layer the layer cache knows: HEAD, else a cross-repository mount;
+  3. if anything is still missing: export the image from the engine, stream it
+     to disk, compress the missing layers, and upload each one as soon as it is
+     ready, one blob at a time (so at most `pushers` uploads are on the wire);
+  4. PUT the manifest for every tag; the digest reported is the sha256 of the
+     bytes sent, checked against what the registry answers.
+
+A blob upload that makes no progress for the stall timeout fails its socket
+write (httpx's write timeout) and Dockpool's own connection is closed; the
+upload is resumed at the offset the registry reports, or restarted in a new
+upload when the registry cannot resume (the CNCF distribution registry cannot)
+or its offset does not add up.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import queue
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from . import events as ev
+from .failures import classify
+from .image_export import (DOCKER_CONFIG, DOCKER_GZIP_LAYER, DOCKER_MANIFEST, OCI_CONFIG, OCI_GZIP_LAYER,
+                           OCI_MANIFEST, Blob, ExportedImage, ExportError, read_export)
+from .layer_cache import LayerCache
+from .reference import registry_host
+from .registry_auth import find_credentials
+from .registry_http import RegistryClient, RegistryError, Upload, dump_json, failure_for
+from .streams import exception_message
+from .tasks import PushTask, export_timeout
+
+SEND_CHUNK = 256 * 1024
+PROGRESS_INTERVAL = 0.1
+MAX_RESUMES = 3  # per blob, inside one push attempt; then the supervisor's retries take over
+_TEMP_PREFIX = "dockpool-push-"
+
+
+class _Reporter:
+    """Progress and log lines for one push, from the upload and export threads alike."""
+
+    def __init__(self, image: str, emit: Callable[[Any], None]) -> None:
+        self.image = image
+        self._emit = emit
+        self._lock = threading.Lock()
+        self.done = 0  # bytes of blobs finished (uploaded, found or mounted)
+        self.current = 0  # bytes of the blob being uploaded, so far
+        self.total = 0
+        self._sent_at = 0.0
+
+    def emit(self, record: Any) -> None:
+        with self._lock:
+            self._emit(record)
+
+    def log(self, text: str, error: bool = False) -> None:
+        self.emit(ev.LogLine(self.image, ev.Stage.PUSH, text, error))
+
+    def add_total(self, size: int) -> None:
+        self.total += size
+
+    def progress(self, current: int, force: bool = False) -> None:
+        self.current = current
+        now = time.monotonic()
+        if force or now - self._sent_at >= PROGRESS_INTERVAL:
+            self._sent_at = now
+            self.emit(ev.PushProgress(self.image, self.done + self.current, max(self.total, self.done + current)))
+
+    def finished_blob(self, size: int) -> None:
+        self.done += size
+        self.progress(0, force=True)
+
+
+def _split(ref: str, host: str) -> tuple[str, str]:
+    """'host:5000/team/api:1.0' -> ('team/api', '1.0')."""
+    repository, _, tag = ref[len(host) + 1:].rpartition(":")
+    return repository, tag
+
+
+def _remove_stale_folders() -> None:
+    """Temporary folders of pushers that were killed mid-push (their pid is gone)."""
+    root = Path(tempfile.gettempdir())
+    for folder in root.glob(f"{_TEMP_PREFIX}*"):
+        try:
+            pid = int(folder.name[len(_TEMP_PREFIX):].split("-", 1)[0])
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+        except (ValueError, PermissionError, OSError):
+            continue
+
+
+class DirectPush:
+    def __init__(self, clients: Any, task: PushTask, reporter: _Reporter) -> None:
+        self.clients = clients
+        self.task = task
+        self.report = reporter
+        self.host = registry_host(task.refs[0])
+        self.repository = _split(task.refs[0], self.host)[0]
+        self.registry = RegistryClient(self.host, find_credentials(self.host, task.auth), insecure=task.insecure,
+                                       timeout=task.stall_timeout)
+        self.cache = LayerCache(self.host)
+        self.have: dict[str, Blob] = {}  # diffID -> layer the registry has (this repository)
+        self.workdir = Path(tempfile.mkdtemp(prefix=f"{_TEMP_PREFIX}{os.getpid()}-"))
+
+    def run(self) -> dict[str, str]:
+        try:
+            return self._run()
+        finally:
+            self.registry.close()
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def _run(self) -> dict[str, str]:
+        self.registry.connect()
+        self.report.log(f"pushing to {self.registry.base}/v2/{self.repository}")
+        image = self.clients.stream.inspect_image(self.task.image_id or self.task.refs[0])
+        diff_ids: list[str] = list((image.get("RootFS") or {}).get("Layers") or [])
+        for diff_id in dict.fromkeys(diff_ids):
+            self._find(diff_id)
+        config_size = self.registry.blob_size(self.repository, image["Id"])
+        if config_size is not None and all(d in self.have for d in diff_ids):
+            self.report.log(f"every layer and the config ({image['Id'][7:19]}) are in the registry already")
+            self.report.add_total(config_size)
+            self.report.finished_blob(config_size)
+            manifest = self._manifest(DOCKER_MANIFEST, image["Id"], config_size, [self.have[d] for d in diff_ids])
+        else:
+            exported = self._export_and_upload(image["Id"], diff_ids)
+            manifest = self._upload_config_and_build_manifest(exported)
+        return self._put_manifests(*manifest)
+
+    # --- finding what the registry has ---------------------------------------------------
+
+    def _find(self, diff_id: str) -> None:
+        """Known from an earlier push: in this repository already, or mountable from another."""
+        cached = self.cache.get(diff_id)
+        if cached is None:
+            return
+        blob = Blob(cached.digest, cached.size, cached.media_type, None, diff_id)
+        short = cached.digest[7:19]
+        if self.registry.blob_size(self.repository, cached.digest) is not None:
+            self.report.log(f"{short}: exists")
+        else:
+            for source in [r for r in cached.repositories if r != self.repository]:
+                started = self.registry.mount(self.repository, cached.digest, source)
+                if started is None:
+                    self.report.log(f"{short}: mounted from {source}")
+                    break
+                self.registry.cancel_upload(self.repository, started)
+            else:
+                return
+        self.have[diff_id] = blob
+        self.report.add_total(blob.size)
+        self.report.finished_blob(blob.size)
+        self.cache.put(diff_id, blob.digest, blob.size, blob.media_type, self.repository)
+
+    # --- export and upload, overlapped --------------------------------------------------------
+
+    def _export_and_upload(self, image_id: str, diff_ids: list[str]) -> ExportedImage:
+        self.report.log(f"exporting {image_id[7:19]} from the engine")
+        ready: queue.Queue[Any] = queue.Queue()
+        response = self._open_export(image_id)
+
+        def export() -> None:
+            try:
+                ready.put(read_export(response.raw, self.workdir, diff_ids,
+                                      wanted=lambda diff_id: diff_id not in self.have, ready=ready.put))
+            except BaseException as exc:  # handed to the uploading thread, which raises it
+                ready.put(exc)
+
+        reader = threading.Thread(target=export, name="dockpool-export", daemon=True)
+        reader.start()
+        try:
+            while True:
+                item = ready.get()
+                if isinstance(item, Blob):
+                    self.report.add_total(item.size)
+                    self._upload(item)
+                    if item.diff_id:
+                        self.cache.put(item.diff_id, item.digest, item.size, item.media_type, self.repository)
+                elif isinstance(item, ExportedImage):
+                    return item
+                else:
+                    raise item
+        finally:
+            response.close()  # stops the export if an upload failed first
+            reader.join(5)
+
+    def _open_export(self, image_id: str) -> Any:
+        """The engine's export as a raw HTTP stream (the SDK's get_image, without its
+        generator, so the upload thread can close it): with a read timeout, so a hung
+        engine ends the push instead of hanging it."""
+        from .docker_engine import client_kwargs
+
+        import docker
+
+        client = docker.APIClient(**client_kwargs(), version=self.clients.api_version or "auto",
+                                  timeout=export_timeout(self.task.stall_timeout))
+        response = client._get(client._url("/images/{0}/get", image_id), stream=True)
+        client._raise_for_status(response)
+        response.raw.decode_content = False
+        return response
+
+    def _upload(self, blob: Blob) -> None:
+        """Upload one blob (unless the registry has it), resuming or restarting it when
+        its transfer stalls or breaks."""
+        assert blob.path is not None
+        short = blob.digest[7:19]
+        if self.registry.blob_size(self.repository, blob.digest) is not None:
+            self.report.log(f"{short}: exists")
+            self.report.finished_blob(blob.size)
+            return
+        upload: Upload | None = None
+        offset = 0
+        resumes = 0
+        while True:
+            if upload is None:
+                upload, offset = self.registry.start_upload(self.repository), 0
+            try:
+                if offset:
+                    end = self.registry.send_chunk(self.repository, upload, self._body(blob, offset), offset,
+                                                   blob.size - offset, whole=False)
+                else:
+                    end = self.registry.send_chunk(self.repository, upload, self._body(blob, 0), 0, blob.size,
+                                                   whole=True)
+                if end != blob.size:
+                    raise RegistryError(ev.Failure(
+                        ev.FailureKind.NETWORK, f"{short}: the registry holds {end} of {blob.size} bytes after "
+                        "the upload", "the upload is restarted"))
+                self.registry.finish_upload(self.repository, upload, blob.digest)
+            except (httpx.HTTPError, RegistryError) as exc:
+                failure = failure_for(exc, f"{short}: upload", self.task.stall_timeout)
+                if failure.kind not in (ev.FailureKind.STALLED, ev.FailureKind.NETWORK) or resumes >= MAX_RESUMES:
+                    raise RegistryError(failure) from exc
+                resumes += 1
+                sent = self.report.current  # how far our bytes got before the transfer broke
+                held = self.registry.upload_offset(self.repository, upload)
+                if held is not None and 0 < held <= min(sent, blob.size - 1):
+                    offset = held
+                else:
+                    self.registry.cancel_upload(self.repository, upload)
+                    upload, offset = None, 0
+                self.report.progress(offset, force=True)
+                self.report.emit(ev.UploadResumed(self.task.image, short, offset, failure.message))
+                continue
+            self.report.log(f"{short}: uploaded ({blob.size / 1e6:.1f} MB)"
+                            + (f" after {resumes} resume(s)" if resumes else ""))
+            self.report.finished_blob(blob.size)
+            return
+
+    def _body(self, blob: Blob, offset: int) -> Callable[[], Iterator[bytes]]:
+        """The blob's bytes from `offset`, made anew for each attempt, counted as they leave."""
+        path = blob.path
+        assert path is not None
+
+        def chunks() -> Iterator[bytes]:
+            sent = offset
+            with path.open("rb") as source:
+                source.seek(offset)
+                while chunk := source.read(SEND_CHUNK):
+                    yield chunk
+                    sent += len(chunk)
+                    self.report.progress(sent)
+        return chunks
+
+    # --- config and manifest ---------------------------------------------------------------
+
+    def _upload_config_and_build_manifest(self, exported: ExportedImage) -> tuple[bytes, str]:
+        layers = []
+        for blob in exported.layers:
+            if blob.path is None:  # not wanted: the registry had it (self.have)
+                blob = self.have[blob.diff_id]
+            layers.append(blob)
+        config = self.workdir / "config.json"
+        config.write_bytes(exported.config)
+        digest = exported.config_digest
+        self.report.add_total(len(exported.config))
+        self._upload(Blob(digest, len(exported.config), exported.config_media_type, config))
+        return self._manifest(exported.manifest_media_type, digest, len(exported.config), layers)
+
+    def _manifest(self, media_type: str, config_digest: str, config_size: int,
+                  layers: list[Blob]) -> tuple[bytes, str]:
+        oci = media_type == OCI_MANIFEST
+        converted = {DOCKER_GZIP_LAYER: OCI_GZIP_LAYER} if oci else {OCI_GZIP_LAYER: DOCKER_GZIP_LAYER}
+        document = {
+            "schemaVersion": 2, "mediaType": media_type,
+            "config": {"mediaType": OCI_CONFIG if oci else DOCKER_CONFIG, "size": config_size,
+                       "digest": config_digest},
+            "layers": [{"mediaType": converted.get(layer.media_type, layer.media_type), "size": layer.size,
+                        "digest": layer.digest} for layer in layers],
+        }
+        return dump_json(document), media_type
+
+    def _put_manifests(self, manifest: bytes, media_type: str) -> dict[str, str]:
+        digest = "sha256:" + hashlib.sha256(manifest).hexdigest()
+        digests = {}
+        for ref in self.task.refs:
+            repository, tag = _split(ref, self.host)
+            answered = self.registry.put_manifest(repository, tag, manifest, media_type)
+            if answered and answered != digest:
+                raise RegistryError(ev.Failure(
+                    ev.FailureKind.OTHER, f"the registry stored the manifest of {ref} as {answered}, not {digest}",
+                    "the manifest was changed on its way; check proxies between Dockpool and the registry"))
+            self.report.log(f"{ref}: digest: {digest} size: {len(manifest)}")
+            digests[ref] = digest
+        return digests
+
+
+def run_push(clients: Any, task: PushTask, emit: Callable[[Any], None]) -> None:
+    """Push every ref with Dockpool's own uploader; emit PushDone or PushFailed."""
+    reporter = _Reporter(task.image, emit)
+    reporter.emit(ev.PushStarted(task.image, task.attempt, time.time()))
+    _remove_stale_folders()
+    try:
+        digests = DirectPush(clients, task, reporter).run()
+    except RegistryError as exc:
+        failure = exc.failure
+    except ExportError as exc:
+        failure = ev.Failure(ev.FailureKind.OTHER, f"reading the image from the engine: {exc}",
+                             "push this image through the engine instead (push = \"engine\")")
+    except httpx.HTTPError as exc:
+        failure = failure_for(exc, "push", task.stall_timeout)
+    except Exception as exc:  # the engine's inspect or export, a full disk, …
+        failure = classify(exception_message(exc), ev.Stage.PUSH)
+    else:
+        reporter.progress(0, force=True)
+        reporter.emit(ev.PushDone(task.image, digests[task.refs[0]], digests))
+        return
+    reporter.log(failure.message, error=True)
+    reporter.emit(ev.PushFailed(task.image, failure))

@@ -1,0 +1,96 @@
+"""Registry credentials and the registry's auth challenge, as `docker push` handles them.
+
+Credentials are found where `docker push` finds them: Dockpool's per-run
+credentials (--username/--password-stdin), else Docker's config file with its
+credential helpers and credsStore (the Docker SDK's auth module runs them, the
+same way the engine's clients do). The window's Log in stores there too.
+
+A registry answers 401 with a WWW-Authenticate challenge: Basic (send the
+credentials) or Bearer (fetch a token for the scopes the request needs from the
+realm, with the credentials or an identity token, and send that). Tokens are
+cached per scope set and fetched again when they expire or are refused.
+Credentials never leave this process except to the registry and its token
+service: no log line, argv or environment holds them.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+TOKEN_CLIENT_ID = "dockpool"
+_PARAM_RE = re.compile(r'([A-Za-z_]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))')
+
+
+@dataclass(frozen=True)
+class Credentials:
+    username: str = field(default="", repr=False)
+    password: str = field(default="", repr=False)
+    identity_token: str = field(default="", repr=False)  # an OAuth2 refresh token (`docker login` may store one)
+
+    def basic(self) -> str:
+        return "Basic " + base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
+
+    def __repr__(self) -> str:
+        return "Credentials(<hidden>)"
+
+
+def find_credentials(registry_host: str, explicit: dict[str, str] | None = None) -> Credentials | None:
+    """The login for a registry: this run's, else Docker's stored one (helpers included)."""
+    if explicit:
+        return Credentials(explicit.get("username", ""), explicit.get("password", ""))
+    from docker import auth
+
+    config = auth.load_config()
+    found: dict[str, Any] | None = auth.resolve_authconfig(config, registry=registry_host)
+    if not found:
+        return None
+    return Credentials(found.get("Username") or found.get("username") or "",
+                       found.get("Password") or found.get("password") or "",
+                       found.get("IdentityToken") or found.get("identitytoken") or "")
+
+
+@dataclass(frozen=True)
+class Challenge:
+    scheme: str  # "basic" or "bearer"
+    params: dict[str, str]
+
+
+def parse_challenge(header: str | None) -> Challenge | None:
+    """`Bearer realm="https://auth.example/token",service="registry"` -> Challenge."""
+    if not header:
+        return None
+    scheme, _, rest = header.strip().partition(" ")
+    params = {key.lower(): re.sub(r"\\(.)", r"\1", quoted) or bare for key, quoted, bare in _PARAM_RE.findall(rest)}
+    return Challenge(scheme.lower(), params)
+
+
+@dataclass
+class Token:
+    value: str
+    expires: float  # time.monotonic() when it stops being usable
+
+    @property
+    def fresh(self) -> bool:
+        return time.monotonic() < self.expires
+
+
+def token_from_answer(answer: dict[str, Any]) -> Token:
+    """A token service's JSON answer -> Token. The spec's default lifetime is 60 s;
+    the token is renewed a little before it runs out."""
+    value = answer.get("token") or answer.get("access_token")
+    if not isinstance(value, str) or not value:
+        raise ValueError("the token service answered without a token")
+    try:
+        lifetime = float(answer.get("expires_in") or 60)
+    except (TypeError, ValueError):
+        lifetime = 60.0
+    margin = min(10.0, lifetime / 4)
+    return Token(value, time.monotonic() + max(1.0, lifetime - margin))
+
+
+def scope(repository: str, actions: str) -> str:
+    return f"repository:{repository}:{actions}"

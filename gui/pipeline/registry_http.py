@@ -1,0 +1,395 @@
+"""Talking to a registry over the OCI distribution API, with a timeout on everything.
+
+The HTTP layer is httpx, chosen for what a push that must not stall needs:
+separate connect, read, write and pool timeouts (a socket write that blocks
+because the far end stopped reading ends after the stall timeout; urllib3, under
+requests and the Docker SDK, has no write timeout), request bodies streamed
+from a generator (bytes are counted as they leave, the blob is never held in
+memory), HTTPS_PROXY/NO_PROXY from the environment, and any SSL context: the
+operating system's trust store through truststore, where Windows developers
+behind a TLS-inspecting proxy have their corporate root (certifi does not).
+The registry clients that exist (oras, python-dxf) have neither write timeouts
+nor resumable uploads.
+
+Which scheme: HTTPS, verified. For loopback registries, those the engine lists
+as insecure and those marked `insecure = true`, as Docker does: HTTPS without
+verification, then plain HTTP. Docker's per-registry certificates
+(certs.d/<host>/*.crt, client.cert, client.key) are honoured. Loopback
+registries never go through a proxy (as Go's HTTP client decides).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import ssl
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urljoin
+
+import httpx
+
+from .. import __version__
+from .events import Failure, FailureKind, Stage
+from .failures import classify
+from .reference import is_insecure
+from .registry_auth import Challenge, Credentials, Token, parse_challenge, token_from_answer
+
+USER_AGENT = f"dockpool/{__version__}"
+MAX_CONNECT_TIMEOUT = 30.0
+Body = bytes | Callable[[], Iterator[bytes]] | None
+
+_schemes: dict[str, str] = {}  # host -> base URL that answered, per process
+
+
+class RegistryError(Exception):
+    """A classified failure talking to the registry (its kind decides retries)."""
+
+    def __init__(self, failure: Failure) -> None:
+        super().__init__(failure.message)
+        self.failure = failure
+
+    @property
+    def kind(self) -> FailureKind:
+        return self.failure.kind
+
+
+def _certs_folders(host: str) -> list[Path]:
+    """Docker's per-registry certificate folders for `host` (certs.d/<host[:port]>)."""
+    if sys.platform == "win32":
+        roots = [Path(os.environ.get("ProgramData", r"C:\ProgramData")) / "docker" / "certs.d"]
+    else:
+        roots = [Path("/etc/docker/certs.d")]
+    roots.append(Path.home() / ".docker" / "certs.d")
+    return [root / host for root in roots if (root / host).is_dir()]
+
+
+def ssl_context(host: str, verify: bool) -> ssl.SSLContext:
+    if verify:
+        import truststore
+
+        context: ssl.SSLContext = truststore.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    else:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    for folder in _certs_folders(host):
+        for ca in sorted(folder.glob("*.crt")):
+            context.load_verify_locations(cafile=str(ca))
+        if (folder / "client.cert").is_file() and (folder / "client.key").is_file():
+            context.load_cert_chain(str(folder / "client.cert"), str(folder / "client.key"))
+    return context
+
+
+def failure_for(exc: Exception, what: str, timeout: float) -> Failure:
+    """An httpx error as a classified failure that names what was being done."""
+    if isinstance(exc, RegistryError):
+        return exc.failure
+    if isinstance(exc, httpx.WriteTimeout):
+        return Failure(FailureKind.STALLED, f"{what}: no progress for {timeout:g} s (the connection stalled)",
+                       "the upload stalled; it is resumed or restarted, then retried")
+    if isinstance(exc, httpx.ReadTimeout):
+        return Failure(FailureKind.NETWORK, f"{what}: no answer from the registry for {timeout:g} s",
+                       "the registry or the network path to it stopped answering; it is retried")
+    if isinstance(exc, (httpx.ConnectTimeout, httpx.PoolTimeout)):
+        return Failure(FailureKind.UNREACHABLE, f"{what}: could not connect within {timeout:g} s",
+                       "check the registry URL and that the registry is reachable from this machine")
+    cause = exc.__cause__ or exc.__context__
+    if isinstance(exc, httpx.ConnectError) and isinstance(cause, ssl.SSLError) or isinstance(exc, ssl.SSLError):
+        return classify(f"{what}: TLS: {cause or exc}", Stage.PUSH)
+    failure = classify(f"{what}: {exc or type(exc).__name__}", Stage.PUSH)
+    if failure.kind is FailureKind.OTHER and isinstance(exc, httpx.TransportError):
+        # A connection that broke or was closed without an answer: transient.
+        return Failure(FailureKind.NETWORK, failure.message,
+                       "the connection to the registry broke mid-request; it is retried")
+    return failure
+
+
+def _error_text(response: httpx.Response) -> str:
+    """The registry's own words: the errors[] of its JSON body, or the status line."""
+    try:
+        errors = response.json().get("errors") or []
+        parts = [f"{e.get('code', '')}: {e.get('message', '')}".strip(": ") for e in errors if isinstance(e, dict)]
+        if parts:
+            return "; ".join(parts)
+    except (ValueError, AttributeError):
+        pass
+    return f"{response.status_code} {response.reason_phrase}"
+
+
+def status_failure(response: httpx.Response, what: str) -> Failure:
+    status = response.status_code
+    text = f"{what}: {status} {_error_text(response)}" if not _error_text(response).startswith(str(status)) \
+        else f"{what}: {_error_text(response)}"
+    if status in (401, 403):
+        return Failure(FailureKind.AUTH, text, "log in to the registry (docker login, or Dockpool's Log in / "
+                       "--username) with an account that may push to this repository")
+    if status == 429:
+        return Failure(FailureKind.RATE_LIMITED, text,
+                       "the registry is rate limiting; lower the number of pushers or wait before retrying")
+    if status >= 500:
+        return Failure(FailureKind.REGISTRY_ERROR, text,
+                       "the registry answered with a server error; it is retried, and its own log says why")
+    return Failure(FailureKind.OTHER, text, "the registry refused the request; see the push log")
+
+
+@dataclass
+class Upload:
+    """A blob upload session: where to send the next bytes, and the registry's wishes."""
+
+    location: str
+    min_chunk: int = 0  # OCI-Chunk-Min-Length: chunks (but the last) must be at least this long
+
+
+class RegistryClient:
+    """One registry host: scheme, credentials, tokens and the calls a push makes."""
+
+    def __init__(self, host: str, credentials: Credentials | None, *, insecure: bool, timeout: float) -> None:
+        self.host = host
+        self.timeout = timeout
+        self._credentials = credentials
+        self._insecure = insecure or is_insecure(host)
+        self._challenge: Challenge | None = None
+        self._tokens: dict[tuple[str, ...], Token] = {}
+        self.base = ""
+        loopback = is_insecure(host)  # localhost and 127.0.0.0/8: never through a proxy
+        self._timeouts = httpx.Timeout(connect=min(timeout, MAX_CONNECT_TIMEOUT), read=timeout, write=timeout,
+                                       pool=timeout)
+        self._http = self._client(verify=not self._insecure, trust_env=not loopback)
+
+    def _client(self, verify: bool, trust_env: bool) -> httpx.Client:
+        return httpx.Client(timeout=self._timeouts, verify=ssl_context(self.host, verify), trust_env=trust_env,
+                            follow_redirects=False, headers={"User-Agent": USER_AGENT})
+
+    def close(self) -> None:
+        self._http.close()
+
+    # --- connection and auth ------------------------------------------------------------------
+
+    def connect(self) -> None:
+        """Find the scheme the registry speaks (GET /v2/) and its auth challenge."""
+        candidates = [f"https://{self.host}"] + ([f"http://{self.host}"] if self._insecure else [])
+        known = _schemes.get(self.host)
+        if known in candidates:
+            candidates.remove(known)
+            candidates.insert(0, known)
+        last: Exception | None = None
+        for base in candidates:
+            try:
+                response = self._http.get(f"{base}/v2/")
+            except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError) as exc:
+                last = exc  # e.g. TLS spoken to a plain-HTTP registry: try the next scheme
+                continue
+            except httpx.HTTPError as exc:
+                raise RegistryError(failure_for(exc, f"connecting to {base}", self.timeout)) from exc
+            if response.status_code not in (200, 401):
+                raise RegistryError(status_failure(response, f"GET {base}/v2/"))
+            self.base = base
+            _schemes[self.host] = base
+            if response.status_code == 401:
+                self._challenge = parse_challenge(response.headers.get("www-authenticate"))
+            return
+        assert last is not None
+        raise RegistryError(failure_for(last, f"connecting to {self.host}", self.timeout)) from last
+
+    def _authorization(self, scopes: tuple[str, ...], renew: bool) -> str | None:
+        challenge = self._challenge
+        if challenge is None:
+            return None
+        if challenge.scheme == "basic":
+            return self._credentials.basic() if self._credentials and self._credentials.username else None
+        if challenge.scheme != "bearer":
+            return None
+        token = self._tokens.get(scopes)
+        if token is None or renew or not token.fresh:
+            token = self._tokens[scopes] = self._fetch_token(challenge, scopes)
+        return f"Bearer {token.value}"
+
+    def _fetch_token(self, challenge: Challenge, scopes: tuple[str, ...]) -> Token:
+        realm = challenge.params.get("realm")
+        if not realm:
+            raise RegistryError(Failure(FailureKind.AUTH, f"{self.host} asked for a token but named no realm",
+                                        "the registry's auth configuration is broken; ask its administrator"))
+        service = challenge.params.get("service", "")
+        credentials = self._credentials
+        what = f"getting a token from {realm}"
+        try:
+            if credentials and credentials.identity_token:
+                response = self._http.post(realm, data={
+                    "grant_type": "refresh_token", "refresh_token": credentials.identity_token,
+                    "service": service, "scope": " ".join(scopes), "client_id": "dockpool"})
+            else:
+                params = [("service", service)] + [("scope", s) for s in scopes] + [("client_id", "dockpool")]
+                headers = {"Authorization": credentials.basic()} if credentials and credentials.username else {}
+                response = self._http.get(realm, params=params, headers=headers)
+        except httpx.HTTPError as exc:
+            raise RegistryError(failure_for(exc, what, self.timeout)) from exc
+        if response.status_code != 200:
+            raise RegistryError(status_failure(response, what))
+        try:
+            return token_from_answer(response.json())
+        except ValueError as exc:
+            raise RegistryError(Failure(FailureKind.AUTH, f"{what}: {exc}",
+                                        "the token service's answer is not usable; ask its administrator")) from exc
+
+    def request(self, method: str, url: str, scopes: tuple[str, ...], *, body: Body = None,
+                headers: dict[str, str] | None = None, follow: bool = False) -> httpx.Response:
+        """One request with auth: a 401 fetches a new token (or learns the challenge)
+        once and sends the request again (a streamed body is made anew)."""
+        if not self.base:
+            self.connect()
+        target = urljoin(self.base + "/", url)
+        for attempt in (1, 2):
+            sent_headers = dict(headers or {})
+            authorization = self._authorization(scopes, renew=attempt == 2)
+            if authorization:
+                sent_headers["Authorization"] = authorization
+            content = body() if callable(body) else body
+            response = self._http.request(method, target, content=content, headers=sent_headers,
+                                              follow_redirects=follow)
+            if response.status_code != 401 or attempt == 2:
+                return response
+            challenge = parse_challenge(response.headers.get("www-authenticate"))
+            if challenge is None or (self._challenge is not None and challenge.scheme == "basic"
+                                     and self._challenge.scheme == "basic"):
+                return response  # the credentials themselves were refused
+            self._challenge = challenge
+            response.close()
+        raise AssertionError("unreachable")
+
+    # --- the calls a push makes ----------------------------------------------------------------
+
+    def blob_size(self, repository: str, digest: str) -> int | None:
+        """The blob's size when the repository has it, else None."""
+        what = f"HEAD {repository}@{digest[:19]}"
+        response = self._call("HEAD", f"/v2/{repository}/blobs/{digest}", (_pull(repository),), what, follow=True)
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise RegistryError(status_failure(response, what))
+        return int(response.headers.get("content-length", "0"))
+
+    def mount(self, repository: str, digest: str, source: str) -> Upload | None:
+        """Mount a blob from another repository of this registry: None when it is mounted,
+        else the upload the registry started instead (202)."""
+        what = f"mounting {digest[:19]} from {source}"
+        response = self._call("POST", f"/v2/{repository}/blobs/uploads/?mount={digest}&from={source}",
+                              (_push(repository), _pull(source)), what)
+        if response.status_code == 201:
+            return None
+        if response.status_code == 202:
+            return self._upload(response)
+        raise RegistryError(status_failure(response, what))
+
+    def start_upload(self, repository: str) -> Upload:
+        what = f"starting an upload to {repository}"
+        response = self._call("POST", f"/v2/{repository}/blobs/uploads/", (_push(repository),), what)
+        if response.status_code != 202:
+            raise RegistryError(status_failure(response, what))
+        return self._upload(response)
+
+    def _upload(self, response: httpx.Response) -> Upload:
+        location = response.headers.get("location")
+        if not location:
+            raise RegistryError(Failure(FailureKind.OTHER, "the registry started an upload without a Location",
+                                        "the registry does not follow the distribution spec; use push = \"engine\""))
+        try:
+            minimum = int(response.headers.get("oci-chunk-min-length", "0"))
+        except ValueError:
+            minimum = 0
+        return Upload(urljoin(str(response.url), location), minimum)
+
+    def upload_offset(self, repository: str, upload: Upload) -> int | None:
+        """How many bytes of an upload the registry holds (GET, its Range), or None when
+        it cannot say (the upload is gone, or the registry does not resume)."""
+        try:
+            response = self.request("GET", upload.location, (_push(repository),))
+            response.read()
+        except (httpx.HTTPError, RegistryError):
+            return None
+        if response.status_code != 204:
+            return None
+        return _range_end(response.headers.get("range"))
+
+    def send_chunk(self, repository: str, upload: Upload, chunk: Callable[[], Iterator[bytes]], start: int,
+                   length: int, *, whole: bool) -> int:
+        """PATCH bytes [start, start+length) of the blob; returns the registry's new
+        offset (from Range), and moves the upload to the Location it answers with.
+        `whole`: the blob in one request (no Content-Range, as the engine sends it)."""
+        headers = {"Content-Type": "application/octet-stream", "Content-Length": str(length)}
+        if not whole:
+            headers["Content-Range"] = f"{start}-{start + length - 1}"
+        what = f"uploading to {repository}"
+        response = self.request("PATCH", upload.location, (_push(repository),), body=chunk, headers=headers)
+        response.read()
+        if response.status_code != 202:
+            raise RegistryError(status_failure(response, what))
+        if response.headers.get("location"):
+            upload.location = urljoin(str(response.url), response.headers["location"])
+        end = _range_end(response.headers.get("range"))
+        return start + length if end is None else end
+
+    def finish_upload(self, repository: str, upload: Upload, digest: str) -> None:
+        separator = "&" if "?" in upload.location else "?"
+        what = f"completing the upload of {digest[:19]}"
+        response = self._call("PUT", f"{upload.location}{separator}digest={digest}", (_push(repository),), what,
+                              headers={"Content-Length": "0"})
+        if response.status_code not in (201, 204):
+            raise RegistryError(status_failure(response, what))
+        answered = response.headers.get("docker-content-digest")
+        if answered and answered != digest:
+            raise RegistryError(Failure(FailureKind.OTHER, f"the registry stored {digest} as {answered}",
+                                        "the blob was changed on its way; retry, and check proxies in between"))
+
+    def cancel_upload(self, repository: str, upload: Upload) -> None:
+        try:
+            self.request("DELETE", upload.location, (_push(repository),)).close()
+        except (httpx.HTTPError, RegistryError):
+            pass  # an abandoned upload is cleaned up by the registry's own expiry
+
+    def put_manifest(self, repository: str, tag: str, manifest: bytes, media_type: str) -> str | None:
+        """Store the manifest under a tag; returns the digest the registry says it has."""
+        what = f"PUT manifest {repository}:{tag}"
+        response = self._call("PUT", f"/v2/{repository}/manifests/{tag}", (_push(repository),), what,
+                              body=manifest, headers={"Content-Type": media_type})
+        if response.status_code not in (200, 201):
+            raise RegistryError(status_failure(response, what))
+        return response.headers.get("docker-content-digest")
+
+    def _call(self, method: str, url: str, scopes: tuple[str, ...], what: str, **options: Any) -> httpx.Response:
+        try:
+            response = self.request(method, url, scopes, **options)
+            response.read()
+            return response
+        except httpx.HTTPError as exc:
+            raise RegistryError(failure_for(exc, what, self.timeout)) from exc
+
+
+def _push(repository: str) -> str:
+    return f"repository:{repository}:pull,push"
+
+
+def _pull(repository: str) -> str:
+    return f"repository:{repository}:pull"
+
+
+def _range_end(header: str | None) -> int | None:
+    """'0-1023' -> 1024, the next byte the registry expects. Registries write '0-0' for
+    an empty upload as well as for one byte; it is taken as empty (a blob is never 1 byte)."""
+    if not header:
+        return None
+    start, _, end = header.removeprefix("bytes=").partition("-")
+    try:
+        last = int(end)
+        int(start)
+    except ValueError:
+        return None
+    return 0 if last == 0 else last + 1
+
+
+def dump_json(document: dict[str, Any]) -> bytes:
+    """Manifest bytes as Dockpool sends them; their sha256 is the digest it reports."""
+    return json.dumps(document, indent=3).encode()

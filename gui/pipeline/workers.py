@@ -1,0 +1,163 @@
+"""Worker processes as the supervisor sees them: how they start, and how they are heard.
+
+Start method: on Linux and macOS the fork server, with the worker's modules
+preloaded, so a new worker is a fork of a process that already imported the
+Docker SDK and starts in milliseconds; on Windows `spawn`, the only method
+there. DOCKPOOL_START_METHOD=spawn selects spawn on Linux too, so the tests
+cover Windows' behaviour.
+
+Each worker has a reader thread that turns its event pipe into entries of the
+supervisor's one inbox queue. The supervisor thus never calls
+multiprocessing.connection.wait, which takes at most 63 handles on Windows,
+however many workers run (the limits allow 64 + 64); it reads workers fairly,
+in arrival order; and a worker's death arrives as an entry (its pipe closes).
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+import time
+from multiprocessing.context import BaseContext
+from pathlib import Path
+from queue import SimpleQueue
+from typing import Any
+
+from . import events as ev
+from . import worker
+from .tasks import BuildTask, PushTask, WorkerConfig
+
+log = logging.getLogger(__name__)
+
+START_METHOD_ENV = "DOCKPOOL_START_METHOD"
+STOP_GRACE = 2.0
+CLOSED = object()  # an inbox entry: the worker's event pipe closed (it exited or was killed)
+# The frozen bundle's Qt-free worker executable (packaging/dockpool.spec).
+WORKER_EXECUTABLE = "dockpool-worker.exe" if sys.platform == "win32" else "dockpool-worker"
+
+_context: BaseContext | None = None
+_context_lock = threading.Lock()
+
+
+def start_method() -> str:
+    chosen = os.environ.get(START_METHOD_ENV, "").strip()
+    if chosen:
+        if chosen not in multiprocessing.get_all_start_methods():
+            raise ValueError(f"{START_METHOD_ENV}={chosen!r} is not a start method here "
+                             f"(choose from {', '.join(multiprocessing.get_all_start_methods())})")
+        return chosen
+    return "spawn" if sys.platform == "win32" else "forkserver"
+
+
+def _use_worker_executable() -> None:
+    """In the frozen app, workers run the Qt-free worker executable beside this one:
+    the window's executable carries PySide6, whose runtime hook would load Qt in
+    every process started from it."""
+    if not getattr(sys, "frozen", False):
+        return
+    candidate = Path(sys.executable).with_name(WORKER_EXECUTABLE)
+    if candidate.is_file():
+        multiprocessing.set_executable(str(candidate))
+
+
+def context() -> BaseContext:
+    """The multiprocessing context for workers, set up once per process."""
+    global _context
+    with _context_lock:
+        if _context is None:
+            _use_worker_executable()
+            method = start_method()
+            chosen = multiprocessing.get_context(method)
+            if method == "forkserver":
+                chosen.set_forkserver_preload(["gui.pipeline.worker", *worker.HEAVY_MODULES])
+            _context = chosen
+        return _context
+
+
+def prestart() -> None:
+    """Start the fork server in the background now, so the first worker forks at once."""
+    if start_method() != "forkserver":
+        return
+    context()
+    from multiprocessing import forkserver
+
+    threading.Thread(target=forkserver.ensure_running, name="dockpool-forkserver-start", daemon=True).start()
+
+
+class WorkerProcess:
+    """One worker process, its two pipes, and the thread that reads it into the inbox."""
+
+    def __init__(self, role: ev.Stage, config: WorkerConfig, inbox: SimpleQueue[Any]) -> None:
+        ctx = context()
+        task_reader, self._tasks = ctx.Pipe(duplex=False)
+        self._events, event_writer = ctx.Pipe(duplex=False)
+        self.role = role
+        self.process = ctx.Process(target=worker.main, args=(task_reader, event_writer, config),
+                                   name=f"dockpool-{role.value}", daemon=True)
+        self.process.start()
+        task_reader.close()
+        event_writer.close()
+        self.job: Any = None  # the supervisor's job this worker holds, or None when idle
+        self.assigned_at = 0.0
+        self.last_activity = time.monotonic()
+        self.alive = True
+        self.child_pid: int | None = None  # a build's CLI process, to stop with the worker
+        threading.Thread(target=self._read, args=(inbox,), name=f"dockpool-read-{self.process.pid}",
+                         daemon=True).start()
+
+    def _read(self, inbox: SimpleQueue[Any]) -> None:
+        try:
+            while True:
+                inbox.put((self, self._events.recv()))
+        except (EOFError, OSError):
+            pass
+        except Exception:  # a record that cannot be unpickled: the worker is broken
+            log.exception("unreadable message from worker %s", self.process.pid)
+        finally:
+            self._events.close()
+            inbox.put((self, CLOSED))
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid
+
+    def send(self, task: BuildTask | PushTask) -> bool:
+        """Hand over a task; False when the worker is gone (its pipe is broken)."""
+        try:
+            self._tasks.send(task)
+            return True
+        except (OSError, ValueError):
+            self.alive = False
+            return False
+
+    def stop(self) -> None:
+        """Ask an idle worker to exit."""
+        try:
+            self._tasks.send(None)
+        except (OSError, ValueError):
+            pass
+
+    def kill(self) -> None:
+        """Stop the worker now, and the build process it started."""
+        self.alive = False
+        if self.process.is_alive():
+            self.process.kill()
+        kill_process(self.child_pid)
+        self.process.join(STOP_GRACE)
+
+    def close(self) -> None:
+        self._tasks.close()
+
+
+def kill_process(pid: int | None) -> None:
+    """Kill a process by pid (a worker's CLI child), if it is still there."""
+    if not pid:
+        return
+    try:
+        os.kill(pid, signal.SIGKILL if hasattr(signal, "SIGKILL") else signal.SIGTERM)
+    except (ProcessLookupError, PermissionError, OSError):
+        pass

@@ -1,0 +1,200 @@
+"""Dockpool's own uploader (push = "direct") against the real registry, failures made real.
+
+Every stall here is the one users meet: held open forever, never reset.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from gui.devservices import Registry
+from gui.pipeline import events as ev
+from gui.pipeline.events import Status
+from gui.pipeline.project import load
+from tests.helpers import (max_concurrent, registry_token, run_pipeline, simple_project, wait_until_dead,
+                           write_image, write_project)
+from tests.proxy import Proxy
+from tests.token_service import TokenService
+
+pytestmark = pytest.mark.docker
+
+
+def _target(registry: Registry) -> tuple[str, int]:
+    host, port = registry.address.split(":")
+    return host, int(port)
+
+
+def _record_pids(seen: list[int]):
+    def hook(pipeline, event) -> None:
+        seen.extend(pid for pid in pipeline.worker_pids() if pid not in seen)
+    return hook
+
+
+def test_stall_held_open_forever_is_resumed_and_pushed(tmp_path: Path, registry: Registry) -> None:
+    stalling = Proxy(_target(registry), stall_after=3_000_000)  # never resets, never reads again
+    pids: list[int] = []
+    try:
+        project = simple_project(tmp_path, 1, registry=stalling.address, payload=24_000_000)
+        started = time.monotonic()
+        run = run_pipeline(project, stall_timeout=3, push_via="direct", on_event=_record_pids(pids))
+        took = time.monotonic() - started
+        assert stalling.stalled.is_set(), "the proxy never stalled: the test proves nothing"
+    finally:
+        stalling.close()
+    [image] = run.report.images
+    assert image.status is Status.PUSHED, image.error
+    assert image.push.resumes >= 1 and '"resumes": ' in run.report.to_json()
+    [resumed] = run.of(ev.UploadResumed)[:1]
+    assert "no progress for 3 s" in resumed.reason or "no answer from the registry for 3 s" in resumed.reason
+    assert image.push.attempts == 1, "the stall was handled inside the push, not by a retry"
+    assert took < 60
+    assert registry.manifest_digest("img00", "latest") == image.digest
+    assert wait_until_dead(pids) == [], "a worker process was left running"
+
+
+def test_blackhole_times_out_and_is_retried_until_it_forwards(tmp_path: Path, registry: Registry) -> None:
+    proxy = Proxy(_target(registry))
+    proxy.blackhole(True)
+    try:
+        project = simple_project(tmp_path, 1, registry=proxy.address)
+
+        def open_up(pipeline, event) -> None:
+            if isinstance(event, ev.RetryScheduled) and event.stage is ev.Stage.PUSH:
+                proxy.blackhole(False)
+
+        run = run_pipeline(project, stall_timeout=2, retries=4, retry_backoff=0.5, push_via="direct",
+                           on_event=open_up)
+    finally:
+        proxy.close()
+    [image] = run.report.images
+    assert image.status is Status.PUSHED, image.error
+    assert image.push.attempts >= 2
+    first = run.of(ev.RetryScheduled)[0]
+    assert first.failure.kind in (ev.FailureKind.UNREACHABLE, ev.FailureKind.NETWORK)
+    assert "2 s" in first.failure.message
+    assert registry.manifest_digest("img00", "latest") == image.digest
+
+
+def test_registry_restarted_mid_push(tmp_path: Path, registry: Registry) -> None:
+    slow = Proxy(_target(registry), rate=2_000_000)
+    restarted = threading.Event()
+
+    def restart() -> None:
+        registry.stop()
+        time.sleep(2)
+        registry.start()
+        restarted.set()
+
+    def stop_during_upload(pipeline, event) -> None:
+        if isinstance(event, ev.PushProgress) and event.done > 2_000_000 and not restarted.is_set() \
+                and not getattr(stop_during_upload, "started", False):
+            stop_during_upload.started = True
+            threading.Thread(target=restart, daemon=True).start()
+
+    try:
+        project = simple_project(tmp_path, 2, registry=slow.address, pushers=1, payload=8_000_000)
+        run = run_pipeline(project, stall_timeout=5, retries=5, retry_backoff=1, push_via="direct",
+                           on_event=stop_during_upload)
+    finally:
+        slow.close()
+    assert restarted.is_set()
+    assert run.report.succeeded, [(i.name, i.status, i.error) for i in run.report.images]
+    assert run.of(ev.RetryScheduled) or run.of(ev.UploadResumed)
+    for image in run.report.images:
+        assert registry.manifest_digest(image.name, "latest") == image.digest
+
+
+@pytest.fixture
+def token_registry(tmp_path: Path, docker_host: str):
+    service = TokenService(tmp_path / "tokens", {"dockpool": "secret-pass"}, lifetime=4)
+    registry = Registry(tmp_path / "token-registry", auth=service.registry_auth())
+    registry.start()
+    yield service, registry
+    registry.stop()
+    service.close()
+
+
+def test_token_auth_refreshes_an_expiring_token(tmp_path: Path, token_registry) -> None:
+    service, registry = token_registry
+    slow = Proxy(_target(registry), rate=1_000_000)  # 8 MB take longer than a token lives
+    try:
+        project = simple_project(tmp_path, 1, registry=slow.address, payload=8_000_000)
+        run = run_pipeline(project, push_via="direct", auth={"username": "dockpool", "password": "secret-pass"})
+    finally:
+        slow.close()
+    [image] = run.report.images
+    assert image.status is Status.PUSHED, image.error
+    assert len([t for t in service.issued if t[1] == "dockpool"]) >= 2, "the token was never renewed"
+    token = registry_token(service, "img00", "dockpool", "secret-pass")
+    assert registry.manifest_digest("img00", "latest", token) == image.digest
+    assert "secret-pass" not in run.report.to_json()
+    assert not any("secret-pass" in repr(event) for event in run.events)
+
+
+def test_token_auth_wrong_password_fails_clearly(tmp_path: Path, token_registry) -> None:
+    service, registry = token_registry
+    project = simple_project(tmp_path, 1, registry=registry.address)
+    run = run_pipeline(project, push_via="direct", auth={"username": "dockpool", "password": "wrong"})
+    [image] = run.report.images
+    assert image.status is Status.FAILED and image.error_kind == "auth", image.error
+    assert image.push.attempts == 1, "a refused login is not retried"
+    assert "401" in image.error and "wrong username or password" in image.error
+    assert "log in" in image.hint
+    assert service.refused >= 1
+
+
+def test_pushed_image_pulls_and_runs(tmp_path: Path, registry: Registry, docker_client, base_image: str) -> None:
+    folder = write_image(tmp_path, "runme", base=base_image, payload=3_000_000)
+    expected = hashlib.sha256((folder / "payload.bin").read_bytes()).hexdigest()
+    project = load(write_project(tmp_path, [{"name": "team/runme", "context": "runme", "tags": ["1.0", "latest"]}],
+                                 registry=registry.address))
+    run = run_pipeline(project, push_via="direct")
+    [image] = run.report.images
+    assert image.status is Status.PUSHED, image.error
+    for tag in ("1.0", "latest"):
+        assert registry.manifest_digest("team/runme", tag) == image.digest == image.digests[
+            f"{registry.address}/team/runme:{tag}"]
+    docker_client.remove_image(image.image_id, force=True)
+    reference = f"{registry.address}/team/runme"
+    docker_client.pull(reference, tag="1.0")
+    container = docker_client.create_container(f"{reference}:1.0", command=["sha256sum", "/payload.bin"],
+                                               network_disabled=True)
+    try:
+        docker_client.start(container)
+        assert docker_client.wait(container, timeout=60)["StatusCode"] == 0
+        assert docker_client.logs(container).decode().split()[0] == expected
+    finally:
+        docker_client.remove_container(container, force=True)
+
+
+def test_second_run_of_unchanged_images_uploads_nothing(tmp_path: Path, registry: Registry) -> None:
+    project = simple_project(tmp_path, 3, registry=registry.address, payload=1_000_000)
+    first = run_pipeline(project, push_via="direct")
+    assert first.report.succeeded
+    between = time.time()
+    time.sleep(1.1)  # the registry's log has whole-second resolution at worst
+    second = run_pipeline(project, push_via="direct")
+    assert second.report.succeeded
+    assert [i.digest for i in second.report.images] == [i.digest for i in first.report.images]
+    later = [r for r in registry.requests() if r.end > between + 1 and r.from_pusher]
+    assert later, "the registry saw nothing of the second run"
+    assert not [r for r in later if r.method in ("PATCH", "POST")], [(r.method, r.uri) for r in later]
+    assert any("are in the registry already" in line.text for line in second.of(ev.LogLine))
+
+
+def test_at_most_pushers_uploads_on_the_wire(tmp_path: Path, registry: Registry) -> None:
+    slow = Proxy(_target(registry), rate=4_000_000)
+    try:
+        project = simple_project(tmp_path, 6, registry=slow.address, builders=6, pushers=2, payload=3_000_000)
+        run = run_pipeline(project, push_via="direct")
+    finally:
+        slow.close()
+    assert run.report.succeeded
+    uploads = [(r.start, r.end) for r in registry.requests() if r.method == "PATCH" and r.from_pusher]
+    assert len(uploads) >= 6
+    assert max_concurrent(uploads) == 2, "uploads never overlapped (test too weak) or exceeded the limit"

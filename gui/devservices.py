@@ -33,7 +33,7 @@ from typing import Any
 
 BUSYBOX_IMAGE = "dockpool-busybox:latest"
 BUSYBOX_APPLETS = ("sh", "sleep", "echo", "cat", "dd", "head", "true", "false", "ls", "mkdir", "rm",
-                   "cp", "touch", "date", "env", "test", "wc", "sha256sum", "tr", "seq")
+                   "cp", "touch", "date", "env", "test", "wc", "sha256sum", "tr", "seq", "grep")
 START_TIMEOUT = 60.0
 
 

@@ -20,7 +20,7 @@ from .. import __version__
 from ..pipeline import events as ev
 from ..pipeline import project as projects
 from ..pipeline import reference
-from ..pipeline.build_backend import BackendUnavailable, resolve_backend
+from ..pipeline.build_backend import INSTALL_HINT, BackendUnavailable, backend_problems, resolve_backend
 from ..pipeline.docker_engine import EngineUnreachable, connect
 from ..pipeline.report import RunReport
 from ..pipeline.supervisor import Pipeline, RunOptions
@@ -137,9 +137,11 @@ def run_command(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO 
     except BackendUnavailable as exc:
         print(f"error: {exc}", file=err)
         return EXIT_BAD_INPUT
-    problems = projects.validate(project, backend.kind)
+    problems = projects.validate(project, backend.kind) + backend_problems(project, backend)
     if problems:
         _print_problems(problems, err)
+        if backend.kind == "classic" and any("needs BuildKit" in problem for problem in problems):
+            print(f"hint: {backend.detail}; to build these images, {INSTALL_HINT}", file=err)
         return EXIT_BAD_INPUT
 
     try:

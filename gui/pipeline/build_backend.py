@@ -19,7 +19,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from .project import BuildSettings
+from .project import BuildSettings, Project
 from .tasks import BuildBackend
 
 PROBE_TIMEOUT = 15.0
@@ -120,7 +120,7 @@ def resolve_backend(settings: BuildSettings, choice: str | None = None, cli: str
     choice = choice or settings.backend
     explicit = cli or settings.docker
     if choice == "classic":
-        return BuildBackend(detail="Docker SDK, classic builder (chosen)")
+        return BuildBackend(detail="Docker SDK, classic builder, chosen")
     if explicit:
         path = shutil.which(explicit) or explicit
         if not Path(path).is_file():
@@ -140,3 +140,16 @@ def resolve_backend(settings: BuildSettings, choice: str | None = None, cli: str
     if choice == "buildkit" or explicit or settings.builder:
         raise BackendUnavailable(f"BuildKit is not available ({reasons}); {INSTALL_HINT}")
     return BuildBackend(detail=f"Docker SDK, classic builder: no docker CLI here can build with BuildKit ({reasons})")
+
+
+def backend_problems(project: Project, backend: BuildBackend) -> list[str]:
+    """What the chosen builder cannot do for this project (beyond BuildKit-only syntax,
+    which project.validate reports): `cache_to` needs buildx."""
+    label = str(project.path) if project.path else "project"
+    problems = []
+    if backend.kind == "buildkit" and not backend.buildx:
+        for index, image in enumerate(project.images):
+            if image.enabled and image.cache_to:
+                problems.append(f"{label}: image {index + 1} ('{image.name}'): cache_to needs docker buildx, and "
+                                f"{backend.detail} has only the built-in BuildKit; {INSTALL_HINT}")
+    return problems

@@ -1,0 +1,251 @@
+"""BuildKit builds through the docker CLI, on the real engine and registry.
+
+This machine has Debian's 20.10 CLI (BuildKit built in) behind a 28.x CLI without
+the buildx plugin (which cannot build with BuildKit): detection must pick the
+first that can. No `# syntax=` lines: that pulls a frontend image, and the tests
+run offline on the engine's built-in frontend.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+import pytest
+
+from gui.devservices import Registry
+from gui.pipeline import events as ev
+from gui.pipeline.build_backend import BackendUnavailable, candidates, probe, resolve_backend
+from gui.pipeline.events import Status
+from gui.pipeline.project import BuildSettings, load
+from tests.helpers import run_pipeline, wait_until_dead, write_image, write_project
+
+pytestmark = pytest.mark.docker
+SECRET = "s3cr3t-value-4417"
+
+
+def _buildkit():
+    backend = resolve_backend(BuildSettings())
+    assert backend.kind == "buildkit", backend.detail
+    return backend
+
+
+def _docker_processes(marker: str) -> list[int]:
+    """docker CLI processes whose arguments mention `marker` (a test's own folder)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if os.path.basename(argv[0]) == "docker" and any(marker in arg for arg in argv):
+            found.append(int(entry.name))
+    return found
+
+
+def test_detection_skips_a_cli_that_cannot_build_with_buildkit() -> None:
+    clis = candidates()
+    abilities = {path: probe(path) for path in clis}
+    incapable = [a for a in abilities.values() if not a.can_build]
+    capable = [a for a in abilities.values() if a.can_build]
+    assert incapable and capable, f"this test needs both kinds of CLI on PATH: {abilities}"
+    assert "no buildx plugin" in incapable[0].problem
+    backend = _buildkit()
+    assert backend.cli == capable[0].path and not backend.buildx
+    assert "built-in BuildKit" in backend.detail
+
+
+def test_mounts_secrets_target_and_build_args(tmp_path: Path, registry: Registry, docker_client,
+                                              base_image: str) -> None:
+    folder = tmp_path / "kit"
+    folder.mkdir()
+    (folder / "run.sh").write_text("#!/bin/sh\ncat /greeting /secret-ok /cache-count\n")
+    (folder / "Dockerfile").write_text(
+        f"FROM {base_image} AS base\n"
+        "ARG GREETING=hello\n"
+        "RUN --mount=type=cache,target=/cache sh -c 'echo $GREETING >> /cache/runs && wc -l < /cache/runs > "
+        "/cache-count'\n"
+        # Compared by hash: the command itself ends up in the image's history.
+        "RUN --mount=type=secret,id=token sh -c 'sha256sum /run/secrets/token | grep -q "
+        f"{hashlib.sha256(SECRET.encode()).hexdigest()} && echo secret-ok > /secret-ok'\n"
+        "FROM base AS final\n"
+        "ARG GREETING\n"
+        "COPY --chmod=755 run.sh /run.sh\n"
+        "RUN echo \"$GREETING\" > /greeting\n"
+        "FROM base AS unused\n"
+        "RUN false\n")
+    (tmp_path / "token.txt").write_text(SECRET)
+    project = load(write_project(tmp_path, [{"name": "kit", "context": "kit", "target": "final",
+                                            "build_args": {"GREETING": "bonjour"},
+                                            "secrets": {"token": "token.txt"}}], registry=registry.address))
+    run = run_pipeline(project, backend=_buildkit(), log_dir=tmp_path / "logs")
+    [image] = run.report.images
+    assert image.status is Status.PUSHED, image.error
+    assert run.report.backend == "buildkit"
+    steps = run.of(ev.BuildStep)
+    assert steps and steps[-1].total >= 4 and any("RUN --mount=type=cache" in s.text for s in steps)
+
+    # Pulled back from the registry and run: the build arg, the secret check, the cache mount.
+    docker_client.remove_image(image.image_id, force=True)
+    docker_client.pull(f"{registry.address}/kit", tag="latest")
+    container = docker_client.create_container(f"{registry.address}/kit:latest", command=["/run.sh"],
+                                               network_disabled=True)
+    try:
+        docker_client.start(container)
+        assert docker_client.wait(container, timeout=60)["StatusCode"] == 0
+        assert docker_client.logs(container).decode().split() == ["bonjour", "secret-ok", "1"]
+        # The secret is nowhere in the image: not in its files, its config or its history.
+        exported = b"".join(docker_client.export(container))
+        assert SECRET.encode() not in exported
+    finally:
+        docker_client.remove_container(container, force=True)
+    saved = b"".join(docker_client.get_image(f"{registry.address}/kit:latest"))
+    with tarfile.open(fileobj=io.BytesIO(saved)) as archive:
+        for member in archive.getmembers():
+            if member.isfile():
+                assert SECRET.encode() not in archive.extractfile(member).read(), member.name
+    assert SECRET not in json.dumps(docker_client.history(f"{registry.address}/kit:latest"))
+    # …nor in what Dockpool said or kept.
+    assert SECRET not in run.report.to_json()
+    assert not any(SECRET in repr(event) for event in run.events)
+    assert SECRET not in (tmp_path / "logs" / "kit.log").read_text()
+
+    # The cache mount keeps its contents between builds (a new build arg forces the step).
+    project.images[0].build_args["GREETING"] = "hallo"
+    again = run_pipeline(project, backend=_buildkit())
+    assert again.report.succeeded
+    docker_client.pull(f"{registry.address}/kit", tag="latest")
+    container = docker_client.create_container(f"{registry.address}/kit:latest", command=["cat", "/cache-count"],
+                                               network_disabled=True)
+    try:
+        docker_client.start(container)
+        docker_client.wait(container, timeout=60)
+        assert docker_client.logs(container).decode().strip() == "2"
+    finally:
+        docker_client.remove_container(container, force=True)
+
+
+def test_failing_run_is_a_build_step_with_its_output(tmp_path: Path, base_image: str) -> None:
+    write_image(tmp_path, "broken", base=base_image, run="echo step-output-7 && exit 7")
+    project = load(write_project(tmp_path, [{"name": "broken", "context": "broken"}]))
+    run = run_pipeline(project, backend=_buildkit(), retries=2)
+    [image] = run.report.images
+    assert image.status is Status.FAILED and image.error_kind == "build-step", image.error
+    assert image.build.attempts == 1, "a failing RUN is not retried"
+    assert "exit code: 7" in image.error
+    log = [line.text for line in run.of(ev.LogLine, "broken")]
+    assert any("step-output-7" in line for line in log)
+    assert any(line.error and "exit code: 7" in line.text for line in run.of(ev.LogLine, "broken"))
+
+
+def test_no_bridge_network_is_explained(tmp_path: Path, base_image: str) -> None:
+    write_image(tmp_path, "bridged", base=base_image, run="true")
+    project = load(write_project(tmp_path, [{"name": "bridged", "context": "bridged"}],
+                                 build={"network": "default"}))
+    run = run_pipeline(project, backend=_buildkit())
+    [image] = run.report.images
+    assert image.status is Status.FAILED and "network bridge not found" in image.error
+    assert 'network = "host"' in image.hint
+
+
+def test_cancel_mid_build_leaves_no_docker_process(tmp_path: Path, base_image: str) -> None:
+    for index in range(2):
+        write_image(tmp_path, f"slow{index}", base=base_image, run="sleep 60")
+    path = write_project(tmp_path, [{"name": f"slow{i}", "context": f"slow{i}"} for i in range(2)])
+    process = subprocess.Popen([sys.executable, "-m", "gui", "run", str(path), "--builder-backend", "buildkit"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 60
+    seen = ""
+    while "RUN sleep 60" not in seen and time.monotonic() < deadline:
+        seen += process.stdout.readline()
+    assert _docker_processes(str(tmp_path)), "no docker CLI was building"
+    os.killpg(process.pid, signal.SIGINT)
+    pressed = time.monotonic()
+    out, err = process.communicate(timeout=30)
+    assert time.monotonic() - pressed < 5
+    assert process.returncode == 130, out + err
+    assert wait_until_dead(_docker_processes(str(tmp_path)), 2) == [], "a docker CLI child was left running"
+
+
+def test_killed_builder_takes_its_docker_child_along(tmp_path: Path, base_image: str) -> None:
+    write_image(tmp_path, "victim", base=base_image, run="sleep 8")
+    project = load(write_project(tmp_path, [{"name": "victim", "context": "victim"}]))
+    killed: dict[str, list[int]] = {}
+
+    def kill_builder(pipeline, event) -> None:
+        if isinstance(event, ev.BuildStep) and "RUN sleep" in event.text and not killed:
+            killed["children"] = _docker_processes(str(tmp_path))
+            [pid] = pipeline.worker_pids(ev.Stage.BUILD)
+            os.kill(pid, signal.SIGKILL)  # only the worker: its CLI child must go with it
+            killed["worker"] = [pid]
+
+    run = run_pipeline(project, backend=_buildkit(), on_event=kill_builder)
+    assert killed["children"]
+    assert wait_until_dead(killed["children"], 5) == [], "the CLI child outlived its worker"
+    [image] = run.report.images
+    assert image.status is Status.BUILT and image.build.attempts == 2
+    assert run.of(ev.RetryScheduled)[0].failure.kind is ev.FailureKind.WORKER_DIED
+
+
+def test_build_timeout_stops_a_buildkit_build(tmp_path: Path, base_image: str) -> None:
+    write_image(tmp_path, "forever", base=base_image, run="sleep 300")
+    project = load(write_project(tmp_path, [{"name": "forever", "context": "forever"}], build={"timeout": 4}))
+    run = run_pipeline(project, backend=_buildkit())
+    [image] = run.report.images
+    assert image.status is Status.FAILED and image.error_kind == "timeout"
+    assert wait_until_dead(_docker_processes(str(tmp_path)), 5) == []
+
+
+def _path_with(tmp_path: Path, *executables: str) -> str:
+    folder = tmp_path / "bin"
+    folder.mkdir(exist_ok=True)
+    for executable in executables:
+        (folder / "docker").symlink_to(executable)
+    return str(folder)
+
+
+def test_auto_falls_back_to_classic_without_a_buildkit_cli(tmp_path: Path, registry: Registry) -> None:
+    write_image(tmp_path, "plain")
+    path = write_project(tmp_path, [{"name": "plain", "context": "plain"}], registry=registry.address)
+    env = {**os.environ, "PATH": _path_with(tmp_path, "/usr/local/bin/docker")}  # 28.x, no buildx
+    result = subprocess.run([sys.executable, "-m", "gui", "run", str(path), "--report", str(tmp_path / "r.json")],
+                            capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "build: classic (Docker SDK, classic builder: no docker CLI here can build with BuildKit" in result.stdout
+    assert "has no buildx plugin" in result.stdout
+    assert json.loads((tmp_path / "r.json").read_text())["backend"] == "classic"
+
+
+def test_buildkit_only_files_without_buildkit_say_what_to_install(tmp_path: Path) -> None:
+    folder = tmp_path / "modern"
+    folder.mkdir()
+    (folder / "Dockerfile").write_text("FROM scratch\nRUN --mount=type=cache,target=/c true\n")
+    path = write_project(tmp_path, [{"name": "modern", "context": "modern"}])
+    env = {**os.environ, "PATH": str(tmp_path / "empty")}
+    result = subprocess.run([sys.executable, "-m", "gui", "run", str(path)], capture_output=True, text=True,
+                            env=env, timeout=60)
+    assert result.returncode == 2
+    assert "line 2: RUN --mount needs BuildKit, and only the classic builder is available" in result.stderr
+    assert "docker-buildx-plugin" in result.stderr and "Docker Desktop" in result.stderr
+
+
+def test_asking_for_buildkit_where_there_is_none_is_bad_input(tmp_path: Path) -> None:
+    with pytest.raises(BackendUnavailable, match="has no buildx plugin"):
+        resolve_backend(BuildSettings(backend="buildkit", docker="/usr/local/bin/docker"))
+    with pytest.raises(BackendUnavailable, match="does not exist"):
+        resolve_backend(BuildSettings(), cli=str(tmp_path / "nope"))
+    with pytest.raises(BackendUnavailable, match="builder 'remote'"):
+        resolve_backend(BuildSettings(builder="remote"))
+    assert resolve_backend(BuildSettings(), choice="classic").kind == "classic"
+    assert shutil.which("docker")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -158,3 +160,93 @@ def test_terminal_gets_live_bars(tmp_path: Path, registry: Registry) -> None:
     text = output.decode(errors="replace")
     assert "overall [" in text and "\x1b[" in text  # bars, redrawn in place
     assert "2 pushed in" in text
+
+
+@pytest.mark.docker
+def test_second_ctrl_c_still_exits_130_with_a_report(tmp_path: Path, base_image: str) -> None:
+    for index in range(2):
+        write_image(tmp_path, f"slow{index}", base=base_image, run="sleep 60")
+    path = write_project(tmp_path, [{"name": f"slow{i}", "context": f"slow{i}"} for i in range(2)])
+    report = tmp_path / "r.json"
+    process = subprocess.Popen([sys.executable, "-m", "gui", "run", str(path), "--report", str(report)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 60
+    seen = ""
+    while "RUN sleep 60" not in seen and time.monotonic() < deadline:
+        seen += process.stdout.readline()
+    os.killpg(process.pid, signal.SIGINT)
+    time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGINT)  # an impatient user presses again
+    out, err = process.communicate(timeout=30)
+    assert process.returncode == 130, out + err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
+    assert {i["status"] for i in json.loads(report.read_text())["images"]} == {"cancelled"}
+
+
+@pytest.mark.docker
+def test_a_supervisor_that_dies_silently_does_not_hang_the_cli(tmp_path: Path, registry: Registry,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A supervisor bug that ends its thread without RunFinished: the CLI notices, fails the
+    unfinished images and writes the report, instead of waiting forever."""
+    from gui.cli.main import build_parser, run_command
+    from gui.pipeline.supervisor import Pipeline
+
+    monkeypatch.setattr(Pipeline, "_supervise", lambda self: None)
+    project = simple_project(tmp_path, 2, registry=registry.address)
+    args = build_parser().parse_args(["run", str(project.path), "--report", str(tmp_path / "r.json")])
+    out, err = io.StringIO(), io.StringIO()
+    result: list[int] = []
+    worker = threading.Thread(target=lambda: result.append(run_command(args, out, err)), daemon=True)
+    worker.start()
+    worker.join(30)
+    assert result == [1], out.getvalue()
+    assert "supervisor stopped unexpectedly" in out.getvalue()
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert {(i["status"], i["error_kind"]) for i in report["images"]} == {("failed", "other")}
+
+
+def _run_in_terminal(command: list[str], rows: int, env: dict[str, str] | None = None) -> str:
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", rows, 100, 0, 0))
+    process = subprocess.Popen(command, stdout=follower, stderr=follower, close_fds=True,
+                               env={**os.environ, **(env or {})})
+    os.close(follower)
+    output = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the terminal closed: the program has ended
+            break
+        if not chunk:
+            break
+        output += chunk
+    assert process.wait(120) == 0, output.decode(errors="replace")[-2000:]
+    return output.decode(errors="replace")
+
+
+@pytest.mark.docker
+def test_live_bars_fit_a_short_terminal(tmp_path: Path, base_image: str) -> None:
+    for index in range(12):
+        write_image(tmp_path, f"b{index:02d}", base=base_image, run="sleep 3")
+    path = write_project(tmp_path, [{"name": f"b{i:02d}", "context": f"b{i:02d}"} for i in range(12)],
+                         builders=12)
+    text = _run_in_terminal([sys.executable, "-m", "gui", "run", str(path)], rows=10)
+    redraws = [int(n) for n in re.findall(r"\x1b\[(\d+)F", text)]
+    assert redraws and max(redraws) <= 8, max(redraws)  # never more lines than the terminal has
+    assert "... and " in text and "building" in text
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize("setting", [{"DOCKPOOL_ANSI": "0"}, {"TERM": "dumb"}])
+def test_terminals_without_ansi_get_lines(tmp_path: Path, setting: dict[str, str]) -> None:
+    """Windows consoles where virtual-terminal processing cannot be switched on take the
+    same path (DOCKPOOL_ANSI=0 forces it here)."""
+    project = simple_project(tmp_path, 1, registry="")
+    text = _run_in_terminal([sys.executable, "-m", "gui", "run", str(project.path)], rows=24, env=setting)
+    assert "\x1b[" not in text
+    assert re.search(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d built +img00", text, re.M)

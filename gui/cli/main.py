@@ -12,6 +12,7 @@ import getpass
 import queue
 import signal
 import sys
+import threading
 from collections import deque
 from pathlib import Path
 from typing import Any, TextIO
@@ -168,16 +169,17 @@ def run_command(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO 
     pipeline = Pipeline(project, options, api_version=engine.api_version, log_dir=args.log_dir)
     renderer: Renderer = (LiveRenderer(out, pipeline.report) if terminal_can_redraw(out)
                           else LineRenderer(out, pipeline.report, verbose=args.verbose))
-    report = _drive(pipeline, renderer, args.verbose)
-    renderer.close()
-    print(summary_table(report), file=out)
-    if args.log_dir:
-        print(f"logs: {args.log_dir}", file=out)
-    if args.report:
-        try:
-            args.report.write_text(report.to_json() + "\n", encoding="utf-8")
-        except OSError as exc:
-            print(f"error: cannot write the report to {args.report}: {exc.strerror}", file=err)
+    with _Interrupts() as interrupts:  # until the report is written, Ctrl+C never tears it down
+        report = _drive(pipeline, renderer, args.verbose, interrupts)
+        renderer.close()
+        print(summary_table(report), file=out)
+        if args.log_dir:
+            print(f"logs: {args.log_dir}", file=out)
+        if args.report:
+            try:
+                args.report.write_text(report.to_json() + "\n", encoding="utf-8")
+            except OSError as exc:
+                print(f"error: cannot write the report to {args.report}: {exc.strerror}", file=err)
     if report.cancelled:
         return EXIT_CANCELLED
     return EXIT_OK if report.succeeded else EXIT_FAILED
@@ -186,54 +188,57 @@ def run_command(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO 
 class _Interrupts:
     """Ctrl+C as a count, read by the event loop: the first cancels the run, a second one
     only says it is being cancelled. Nothing is raised, so no Ctrl+C can tear the run
-    down half-way and lose the report."""
+    down half-way and lose the report. Once a run was cancelled, further presses are
+    ignored until the process has exited (the report is written by then)."""
 
     def __init__(self) -> None:
         self.count = 0
         self.handled = 0
+        self._previous: Any = None
 
     def __enter__(self) -> _Interrupts:
-        self._previous = signal.signal(signal.SIGINT, self._pressed)
+        if threading.current_thread() is threading.main_thread():  # signals reach the main thread only
+            self._previous = signal.signal(signal.SIGINT, self._pressed)
         return self
 
     def _pressed(self, *_: Any) -> None:
         self.count += 1
 
     def __exit__(self, *_: Any) -> None:
-        signal.signal(signal.SIGINT, self._previous)
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, signal.SIG_IGN if self.count else self._previous)
 
 
-def _drive(pipeline: Pipeline, renderer: Renderer, verbose: bool) -> RunReport:
+def _drive(pipeline: Pipeline, renderer: Renderer, verbose: bool, interrupts: _Interrupts) -> RunReport:
     """Feed events to the renderer until the run ends; Ctrl+C cancels the run."""
     recent: dict[str, deque[str]] = {}
     pipeline.start()
-    with _Interrupts() as interrupts:
-        while True:
-            if interrupts.count > interrupts.handled:
-                if interrupts.handled == 0:
-                    renderer.note("cancelling (Ctrl+C) ...")
-                    pipeline.cancel()
-                else:
-                    renderer.note("already cancelling; waiting for the workers to stop ...")
-                interrupts.handled = interrupts.count
-            try:
-                record = pipeline.events.get(timeout=0.1)
-            except queue.Empty:
-                if not pipeline.alive:
-                    return _abandoned(pipeline, renderer)
-                renderer.tick()
-                continue
-            if isinstance(record, ev.RunFinished):
-                return record.report
-            if isinstance(record, ev.LogLine):
-                recent.setdefault(record.image, deque(maxlen=FAILURE_CONTEXT_LINES)).append(record.text)
-            context: Any = ()
-            if isinstance(record, (ev.BuildFailed, ev.PushFailed)):
-                lines = recent.pop(record.image, ())
-                context = () if verbose else lines
-            elif isinstance(record, (ev.BuildDone, ev.PushDone, ev.Cancelled)):
-                recent.pop(record.image, None)  # memory per image stays constant
-            renderer.handle(record, list(context))
+    while True:
+        if interrupts.count > interrupts.handled:
+            if interrupts.handled == 0:
+                renderer.note("cancelling (Ctrl+C) ...")
+                pipeline.cancel()
+            else:
+                renderer.note("already cancelling; waiting for the workers to stop ...")
+            interrupts.handled = interrupts.count
+        try:
+            record = pipeline.events.get(timeout=0.1)
+        except queue.Empty:
+            if not pipeline.alive:
+                return _abandoned(pipeline, renderer)
+            renderer.tick()
+            continue
+        if isinstance(record, ev.RunFinished):
+            return record.report
+        if isinstance(record, ev.LogLine):
+            recent.setdefault(record.image, deque(maxlen=FAILURE_CONTEXT_LINES)).append(record.text)
+        context: Any = ()
+        if isinstance(record, (ev.BuildFailed, ev.PushFailed)):
+            lines = recent.pop(record.image, ())
+            context = () if verbose else lines
+        elif isinstance(record, (ev.BuildDone, ev.PushDone, ev.Cancelled)):
+            recent.pop(record.image, None)  # memory per image stays constant
+        renderer.handle(record, list(context))
 
 
 def _abandoned(pipeline: Pipeline, renderer: Renderer) -> RunReport:

@@ -9,8 +9,11 @@ overlong builds the build timeout's.
 The engine is found as `docker` finds it: DOCKER_HOST (with its TLS
 variables), else the current Docker context (DOCKER_CONTEXT, or the one `docker
 context use` chose; Docker Desktop's), else the platform's default socket or
-pipe. Contexts need docker (the SDK) 7.2; `ssh://` endpoints work through the
-system's ssh client, as the docker CLI does it.
+pipe. Contexts need docker (the SDK) 7.2.
+
+`ssh://` endpoints are refused with what to do instead: the SDK reaches them only
+through paramiko (and its cryptography and PyNaCl), which the bundle has no room
+for; forwarding the engine's socket over ssh gives the same engine.
 """
 
 from __future__ import annotations
@@ -56,7 +59,9 @@ def client_kwargs() -> dict[str, Any]:
     if "base_url" not in params:
         params.update(ContextAPI.kwargs_from_context())
     if str(params.get("base_url", "")).startswith("ssh://"):
-        params["use_ssh_client"] = True  # the system's ssh, with the user's own keys and config
+        raise docker.errors.DockerException(
+            f"{params['base_url']} is an ssh:// engine, which Dockpool cannot reach directly; forward its socket "
+            "(ssh -NL /tmp/docker.sock:/var/run/docker.sock user@host) and set DOCKER_HOST=unix:///tmp/docker.sock")
     return params
 
 
@@ -70,8 +75,13 @@ def endpoint_name(params: dict[str, Any]) -> str:
 
 def _configured_endpoint() -> str:
     """The endpoint as configured, for messages when the configuration itself is broken."""
-    return os.environ.get("DOCKER_HOST") or (f"context {os.environ['DOCKER_CONTEXT']}"
-                                             if os.environ.get("DOCKER_CONTEXT") else endpoint_name({}))
+    if os.environ.get("DOCKER_HOST"):
+        return os.environ["DOCKER_HOST"]
+    try:
+        context = ContextAPI.get_current_context()
+        return str(context.Host or f"context {context.Name}") if context else endpoint_name({})
+    except Exception:
+        return endpoint_name({})
 
 
 def stream_client(api_version: str | None = None) -> docker.APIClient:

@@ -35,6 +35,17 @@ def gui_main() -> None:
     sys.exit(run(sys.argv[1:], _STARTED))
 
 
+def worker_main() -> None:
+    """The frozen bundle's Qt-free worker executable (dockpool-worker). Only
+    multiprocessing starts it: as a worker, the fork server or the resource tracker;
+    freeze_support() runs that and exits."""
+    multiprocessing.freeze_support()
+    if sys.stderr is not None:
+        print("dockpool-worker runs Dockpool's builds and pushes; start Dockpool or dockpool instead.",
+              file=sys.stderr)
+    sys.exit(2)
+
+
 def main() -> None:
     """`python -m gui`: a CLI command means the CLI; nothing or a project file, the window."""
     multiprocessing.freeze_support()

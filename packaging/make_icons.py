@@ -6,11 +6,12 @@ committed, so building the package needs no SVG renderer.
 
 from __future__ import annotations
 
+import struct
 import sys
 from pathlib import Path
 
 from PySide6.QtCore import QSize
-from PySide6.QtGui import QGuiApplication, QImage, QImageWriter, QPainter
+from PySide6.QtGui import QGuiApplication, QImage, QPainter
 from PySide6.QtSvg import QSvgRenderer
 
 ICONS = Path(__file__).resolve().parents[1] / "resources" / "icons"
@@ -32,9 +33,20 @@ def main() -> None:
     for size in SIZES:
         render(renderer, size).save(str(ICONS / f"dockpool-{size}.png"))
     render(renderer, 256).save(str(ICONS / "dockpool.png"))
-    writer = QImageWriter(str(ICONS / "dockpool.ico"), b"ico")
-    if not writer.write(render(renderer, 256)):
-        raise SystemExit(f"cannot write .ico: {writer.errorString()}")
+    write_ico(ICONS / "dockpool.ico", {size: (ICONS / f"dockpool-{size}.png").read_bytes() for size in SIZES})
+
+
+def write_ico(path: Path, pngs: dict[int, bytes]) -> None:
+    """A Windows .ico with one PNG image per size (16 to 256), so Explorer, the taskbar and
+    the title bar each take a sharp one instead of scaling the 256 px image down."""
+    header = struct.pack("<HHH", 0, 1, len(pngs))
+    offset = len(header) + 16 * len(pngs)
+    entries, images = b"", b""
+    for size, data in sorted(pngs.items()):
+        dimension = 0 if size >= 256 else size  # 0 means 256 in an icon directory
+        entries += struct.pack("<BBBBHHII", dimension, dimension, 0, 0, 1, 32, len(data), offset + len(images))
+        images += data
+    path.write_bytes(header + entries + images)
 
 
 if __name__ == "__main__":

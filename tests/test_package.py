@@ -1,7 +1,9 @@
 """The frozen bundle: built with PyInstaller, then run as users run it.
 
-Proves freeze_support() and the spawn start method in a frozen executable: the
-CLI's builder and pusher processes are the bundle's own executable started again.
+Proves freeze_support() and both start methods in a frozen executable: the CLI's
+builder and pusher processes are the bundle's Qt-free worker executable, started
+by the fork server (Linux, macOS) or by spawn (Windows' only method, forced here),
+and none of them maps Qt.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -40,25 +44,70 @@ def folder_size(folder: Path) -> int:
 
 def test_bundle_layout_and_size(bundle: Path) -> None:
     assert (bundle / "Dockpool").is_file() and (bundle / "dockpool").is_file()
+    assert (bundle / "dockpool-worker").is_file()
     assert (bundle / "_internal" / "resources" / "icons" / "dockpool.png").is_file()
     assert not list(bundle.rglob("translations/*.qm")), "Qt translations should be dropped"
     assert folder_size(bundle) < MAX_BUNDLE_BYTES
 
 
-def test_frozen_cli_builds_and_pushes(bundle: Path, tmp_path: Path, registry: Registry, base_image: str,
-                                      docker_host: str) -> None:
-    write_image(tmp_path, "frozen-a", base=base_image, run="echo built by the frozen CLI")
-    write_image(tmp_path, "frozen-b")
+def _descendants(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError):
+                continue
+            if parent == pid:
+                found += [int(entry.name), *_descendants(int(entry.name))]
+    return found
+
+
+def _watch_workers(pid: int, seen: dict[int, tuple[str, bool, int]], stop: threading.Event) -> None:
+    """Every process under `pid`: its executable, whether it maps Qt, its resident memory."""
+    while not stop.is_set():
+        for child in _descendants(pid):
+            try:
+                exe = os.readlink(f"/proc/{child}/exe")
+                maps = Path(f"/proc/{child}/maps").read_text()
+                rss = next(int(line.split()[1]) for line in Path(f"/proc/{child}/status").read_text().splitlines()
+                           if line.startswith("VmRSS"))
+            except (OSError, StopIteration):
+                continue
+            if not exe.endswith("/docker"):
+                qt = "libQt6" in maps
+                seen[child] = (exe, seen.get(child, (exe, qt, 0))[1] or qt, max(rss, seen.get(child, ("", False, 0))[2]))
+        time.sleep(0.2)
+
+
+@pytest.mark.parametrize("start_method", ["forkserver", "spawn"])
+def test_frozen_cli_builds_and_pushes_with_qt_free_workers(bundle: Path, tmp_path: Path, registry: Registry,
+                                                           base_image: str, docker_host: str,
+                                                           start_method: str) -> None:
+    write_image(tmp_path, "frozen-a", base=base_image, run="sleep 2 && echo built by the frozen CLI")
+    write_image(tmp_path, "frozen-b", base=base_image, run="sleep 2")
     path = write_project(tmp_path, [{"name": "frozen-a", "context": "frozen-a"},
                                     {"name": "frozen-b", "context": "frozen-b", "tags": ["1", "2"]}],
                          registry=registry.address, builders=2, pushers=1)
     report = tmp_path / "report.json"
-    result = subprocess.run([str(bundle / "dockpool"), "run", str(path), "--report", str(report)],
-                            capture_output=True, text=True, timeout=300, env={**os.environ, "DOCKER_HOST": docker_host})
-    assert result.returncode == 0, result.stdout + result.stderr
+    env = {**os.environ, "DOCKER_HOST": docker_host, "DOCKPOOL_START_METHOD": start_method}
+    process = subprocess.Popen([str(bundle / "dockpool"), "run", str(path), "--report", str(report)],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    seen: dict[int, tuple[str, bool, int]] = {}
+    stop = threading.Event()
+    watcher = threading.Thread(target=_watch_workers, args=(process.pid, seen, stop), daemon=True)
+    watcher.start()
+    output, _ = process.communicate(timeout=300)
+    stop.set()
+    watcher.join()
+    assert process.returncode == 0, output
     images = {image["name"]: image for image in json.loads(report.read_text())["images"]}
     assert registry.manifest_digest("frozen-a", "latest") == images["frozen-a"]["digest"]
     assert registry.manifest_digest("frozen-b", "2") == images["frozen-b"]["digest"]
+    workers = {pid: info for pid, info in seen.items() if info[0].endswith("/dockpool-worker")}
+    assert len(workers) >= 3, seen  # two builders and a pusher at least
+    assert not [pid for pid, (_, qt, _) in workers.items() if qt], "a frozen worker mapped Qt"
+    assert max(rss for _, _, rss in workers.values()) < 60_000, workers
 
 
 def test_frozen_gui_smoke(bundle: Path) -> None:
@@ -66,7 +115,7 @@ def test_frozen_gui_smoke(bundle: Path) -> None:
                              "--smoke"], capture_output=True, text=True, timeout=120,
                             env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "8 image(s), project opened" in result.stdout
+    assert "9 image(s), project opened" in result.stdout
 
 
 def test_linux_desktop_install_and_uninstall(bundle: Path, tmp_path: Path) -> None:
@@ -84,3 +133,19 @@ def test_linux_desktop_install_and_uninstall(bundle: Path, tmp_path: Path) -> No
     subprocess.run(["sh", str(script), "--uninstall"], env=env, check=True, capture_output=True)
     assert not (tmp_path / ".local" / "opt" / "dockpool").exists()
     assert not (tmp_path / "share" / "applications" / "dockpool.desktop").exists()
+
+
+def test_windows_version_resources_are_valid(bundle: Path) -> None:
+    """Windows shows a file's version from its version resource (0.0.0.0 without one). The
+    resource is only embedded on Windows; here its text is checked the way PyInstaller
+    reads it."""
+    from PyInstaller.utils.win32.versioninfo import load_version_info_from_text_file
+
+    from gui import __version__
+
+    build = bundle.parents[1] / "build" / "dockpool"
+    major, minor, patch = (int(part) for part in __version__.split(".")[:3])
+    for role, name in (("window", "Dockpool"), ("cli", "dockpool"), ("worker", "dockpool-worker")):
+        info = load_version_info_from_text_file(str(build / f"version-{role}.txt"))
+        assert (info.ffi.fileVersionMS, info.ffi.fileVersionLS) == ((major << 16) | minor, patch << 16)
+        assert f"'FileVersion', '{__version__}'" in str(info) and f"'OriginalFilename', '{name}.exe'" in str(info)

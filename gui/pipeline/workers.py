@@ -15,6 +15,7 @@ in arrival order; and a worker's death arrives as an entry (its pipe closes).
 
 from __future__ import annotations
 
+import importlib.machinery
 import logging
 import multiprocessing
 import os
@@ -56,9 +57,17 @@ def start_method() -> str:
 def _use_worker_executable() -> None:
     """In the frozen app, workers run the Qt-free worker executable beside this one:
     the window's executable carries PySide6, whose runtime hook would load Qt in
-    every process started from it."""
+    every process started from it.
+
+    A child normally re-runs the parent's main script (by file, to find what it
+    pickled); a frozen entry script is no file, and the worker executable's own
+    differs. Named as the package's __main__, which multiprocessing never re-runs,
+    the children skip that step: they need nothing from it."""
     if not getattr(sys, "frozen", False):
         return
+    main = sys.modules.get("__main__")
+    if main is not None and getattr(main, "__spec__", None) is None:
+        main.__spec__ = importlib.machinery.ModuleSpec("gui.__main__", None)
     candidate = Path(sys.executable).with_name(WORKER_EXECUTABLE)
     if candidate.is_file():
         multiprocessing.set_executable(str(candidate))

@@ -3,18 +3,23 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-SYSTEM_PACKAGES := docker.io docker-registry busybox-static
-# Qt's xcb/offscreen plugins need these shared libraries even when nothing is shown.
+# docker-compose: the benchmark compares Dockpool with `docker-compose build --parallel` + push.
+SYSTEM_PACKAGES := docker.io docker-registry busybox-static docker-compose
+# Qt's offscreen plugin needs these shared libraries even when nothing is shown...
 QT_PACKAGES := libgl1 libegl1 libxkbcommon0 libfontconfig1 libdbus-1-3 libglib2.0-0
+# ...and its xcb plugin (a real desktop) these; Xvfb runs the window on real xcb in the tests.
+XCB_PACKAGES := libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-randr0 \
+	libxcb-render-util0 libxcb-shape0 libxcb-xinerama0 libxcb-xkb1 libxkbcommon-x11-0 xvfb xauth
 
-.PHONY: run run-cli test bench bench-window package system-deps venv clean
+.PHONY: run run-cli test bench bench-push bench-window package system-deps venv clean
 
+# A failed `apt-get update` (one unreachable index) must not stop an install whose
+# packages the existing indexes already have.
 system-deps:
-	@missing=""; for p in $(SYSTEM_PACKAGES) $(QT_PACKAGES); do \
-	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	@missing=$$(packaging/linux/missing-packages.sh $(SYSTEM_PACKAGES) $(QT_PACKAGES) $(XCB_PACKAGES)); \
 	if [ -n "$$missing" ]; then \
-	  echo "installing:$$missing"; \
-	  $(SUDO) apt-get update -qq && \
+	  echo "installing:" $$missing; \
+	  $(SUDO) apt-get update -qq || echo "apt-get update failed; installing from the indexes at hand"; \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 

@@ -110,10 +110,15 @@ def test_frozen_cli_builds_and_pushes_with_qt_free_workers(bundle: Path, tmp_pat
     assert max(rss for _, _, rss in workers.values()) < 60_000, workers
 
 
-def test_frozen_gui_smoke(bundle: Path) -> None:
-    result = subprocess.run([str(bundle / "Dockpool"), str(ROOT / "resources" / "demo" / "dockpool.toml"),
-                             "--smoke"], capture_output=True, text=True, timeout=120,
-                            env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
+@pytest.mark.parametrize("platform", ["offscreen", "xcb"])
+def test_frozen_gui_smoke(bundle: Path, tmp_path: Path, platform: str) -> None:
+    """The bundle's window on the offscreen platform and on a real X server (Xvfb): the
+    libraries left out of the bundle are ones no kept plugin loads."""
+    command = [str(bundle / "Dockpool"), str(ROOT / "resources" / "demo" / "dockpool.toml"), "--smoke"]
+    if platform == "xcb":
+        command = ["xvfb-run", "-a", *command]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "QT_QPA_PLATFORM": platform, "HOME": str(tmp_path)})
     assert result.returncode == 0, result.stdout + result.stderr
     assert "9 image(s), project opened" in result.stdout
 

@@ -70,3 +70,19 @@ def test_window_opens_on_a_real_x_server(tmp_path: Path) -> None:
                              "dockpool.toml"), "--smoke"], capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "9 image(s), project opened" in result.stdout
+
+
+def test_installer_script_takes_only_what_it_may() -> None:
+    """Since Windows 8 an app cannot make itself the default for a file type (and taking
+    .toml would take pyproject.toml); uninstall deletes what Dockpool wrote, never {app}
+    wholesale; the setup carries a version. (The script compiles under Wine with Inno
+    Setup 6.4: see README, Packaging.)"""
+    script = (ROOT / "packaging" / "windows" / "dockpool.iss").read_text()
+    assert "tomldefault" not in script and 'Subkey: "Software\\Classes\\.toml"; ValueType' not in script
+    assert 'Software\\Classes\\.toml\\OpenWithProgids' in script  # offered in "Open with", no more
+    deletes = script.split("[UninstallDelete]", 1)[1].split("\n[", 1)[0]
+    assert 'Name: "{app}"' not in deletes
+    for folder in ("{localappdata}\\Dockpool\\Dockpool", "{localappdata}\\Dockpool\\cache",
+                   "{userappdata}\\Dockpool\\Dockpool"):
+        assert folder in deletes
+    assert "VersionInfoVersion={#AppVersion}.0" in script

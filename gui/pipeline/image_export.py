@@ -9,11 +9,12 @@ Engines answer the export in one of two layouts, both read here as a stream
     type=oci` archives): index.json -> manifest -> config and layer blobs,
     usually compressed already, kept exactly as they are.
 
-A layer whose name does not say its diffID (`<id>/layer.tar`) is spooled to a
-temporary file while its digest is computed, and compressed only when the
-registry still needs it. Layers the caller wants are handed over the moment
-they are ready, so uploading overlaps the rest of the export. gzip runs in
-zlib, which releases the GIL, beside the upload.
+An uncompressed layer is spooled to a temporary file while its diffID is
+computed (`<id>/layer.tar` names do not say which layer it is); a layer the
+registry still needs is handed over at once, uncompressed: the uploader
+compresses it into the request as it streams (see push_direct), so uploading
+overlaps both the compression and the rest of the export. gzip runs in zlib,
+which releases the GIL.
 """
 
 from __future__ import annotations
@@ -50,13 +51,15 @@ class ExportError(Exception):
 
 @dataclass
 class Blob:
-    """A blob as it will be uploaded."""
+    """A blob as it will be uploaded. A layer still to be compressed has `raw` (the
+    uncompressed tar on disk) and no digest or size yet: the uploader fills them in."""
 
     digest: str
     size: int
     media_type: str
-    path: Path | None = None  # its bytes on disk, when Dockpool has them
+    path: Path | None = None  # its bytes on disk, ready to upload
     diff_id: str = ""  # for layers: the digest of the uncompressed tar
+    raw: Path | None = None  # the uncompressed tar, for layers compressed while they upload
 
 
 @dataclass
@@ -102,22 +105,52 @@ def _copy(source: IO[bytes], target: IO[bytes]) -> str:
     return "sha256:" + digest.hexdigest()
 
 
-def compress(source: Path, target: Path, level: int = GZIP_LEVEL) -> tuple[str, int]:
-    """gzip `source` into `target`; returns the digest and size of the compressed bytes.
-    The same input and level give the same bytes (no time or name in the header)."""
-    compressor = zlib.compressobj(level, zlib.DEFLATED, 31)
-    digest, size = hashlib.sha256(), 0
-    with source.open("rb") as reader, target.open("wb") as writer:
-        while chunk := reader.read(CHUNK):
-            if (out := compressor.compress(chunk)):
-                digest.update(out)
-                writer.write(out)
-                size += len(out)
-        out = compressor.flush()
-        digest.update(out)
-        writer.write(out)
-        size += len(out)
-    return "sha256:" + digest.hexdigest(), size
+class Compression:
+    """gzip of an uncompressed layer, produced piece by piece (as an upload pulls it) and
+    kept in a file beside it, hashed as it goes. The same input and level give the same
+    bytes (no time or name in the gzip header), so a layer compressed again on another
+    run has the same digest."""
+
+    def __init__(self, source: Path, level: int = GZIP_LEVEL) -> None:
+        self.source = source
+        self.target = source.with_suffix(source.suffix + ".gz")
+        self._compressor = zlib.compressobj(level, zlib.DEFLATED, 31)
+        self._digest = hashlib.sha256()
+        self.size = 0
+        self.done = False
+        self._reader = source.open("rb")
+        self._writer = self.target.open("wb")
+
+    def _keep(self, data: bytes) -> bytes:
+        self._digest.update(data)
+        self._writer.write(data)
+        self.size += len(data)
+        return data
+
+    def pieces(self) -> Iterator[bytes]:
+        """The compressed bytes, from where the last pull stopped to the end."""
+        while not self.done:
+            chunk = self._reader.read(CHUNK)
+            if chunk:
+                if (out := self._compressor.compress(chunk)):
+                    yield self._keep(out)
+                continue
+            out = self._keep(self._compressor.flush())
+            self.done = True
+            self._reader.close()
+            self._writer.close()
+            if out:
+                yield out
+
+    def finish(self) -> None:
+        """Compress whatever an interrupted upload did not pull, into the file."""
+        for _ in self.pieces():
+            pass
+
+    @property
+    def digest(self) -> str:
+        assert self.done
+        return "sha256:" + self._digest.hexdigest()
 
 
 class _Reader:
@@ -161,7 +194,7 @@ class _Reader:
             self.spooled[name] = path
 
     def _layer(self, name: str, source: IO[bytes]) -> None:
-        """An uncompressed layer: hash it (its diffID) and compress it if it is wanted."""
+        """An uncompressed layer: hash it (its diffID); hand it over if it is wanted."""
         raw = self._file(".tar")
         with raw.open("wb") as target:
             diff_id = _copy(source, target)
@@ -169,10 +202,7 @@ class _Reader:
             raw.unlink()
             self.layers[name] = Blob("", 0, "", None, diff_id)
             return
-        packed = raw.with_suffix(".tar.gz")
-        digest, size = compress(raw, packed)
-        raw.unlink()
-        blob = self.layers[name] = Blob(digest, size, DOCKER_GZIP_LAYER, packed, diff_id)
+        blob = self.layers[name] = Blob("", 0, DOCKER_GZIP_LAYER, None, diff_id, raw)
         self.ready(blob)
 
     def bytes_of(self, name: str) -> bytes:
@@ -217,13 +247,11 @@ class _Reader:
                 layers.append(self.layers[name])
                 continue
             if media_type in _UNCOMPRESSED_LAYERS:
-                raw = self._materialize(name)
                 diff_id = desc["digest"]
                 if not self.wanted(diff_id):
                     layers.append(Blob("", 0, "", None, diff_id))
                     continue
-                digest, size = compress(raw, raw.with_suffix(".gz"))
-                blob = Blob(digest, size, OCI_GZIP_LAYER, raw.with_suffix(".gz"), diff_id)
+                blob = Blob("", 0, OCI_GZIP_LAYER, None, diff_id, self._materialize(name))
             else:
                 blob = Blob(desc["digest"], int(desc["size"]), media_type, self._materialize(name))
             self.ready(blob)

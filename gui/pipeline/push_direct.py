@@ -39,7 +39,7 @@ import httpx
 from . import events as ev
 from .failures import classify
 from .image_export import (DOCKER_CONFIG, DOCKER_GZIP_LAYER, DOCKER_MANIFEST, OCI_CONFIG, OCI_GZIP_LAYER,
-                           OCI_MANIFEST, Blob, ExportedImage, ExportError, read_export)
+                           OCI_MANIFEST, Blob, Compression, ExportedImage, ExportError, read_export)
 from .layer_cache import LayerCache
 from .reference import registry_host
 from .registry_auth import find_credentials
@@ -189,8 +189,11 @@ class DirectPush:
             while True:
                 item = ready.get()
                 if isinstance(item, Blob):
-                    self.report.add_total(item.size)
-                    self._upload(item)
+                    self.report.add_total(item.size or (item.raw.stat().st_size if item.raw else 0))
+                    if item.raw is not None:
+                        self._upload_compressing(item)
+                    else:
+                        self._upload(item)
                     if item.diff_id:
                         self.cache.put(item.diff_id, item.digest, item.size, item.media_type, self.repository)
                 elif isinstance(item, ExportedImage):
@@ -216,7 +219,56 @@ class DirectPush:
         response.raw.decode_content = False
         return response
 
-    def _upload(self, blob: Blob) -> None:
+    def _upload_compressing(self, blob: Blob) -> None:
+        """Upload a layer while compressing it: the first bytes leave as soon as zlib has
+        them, and the link never waits for a whole layer to be compressed. The compressed
+        bytes are kept in a file too; if the transfer breaks, the rest is compressed into
+        it and the blob goes the resumable way (_upload) from there."""
+        assert blob.raw is not None
+        compression = Compression(blob.raw)
+        estimate = blob.raw.stat().st_size
+        started = False
+
+        def body() -> Iterator[bytes]:
+            nonlocal started
+            if started:  # a replay (a 401 mid-request) cannot rewind the compressor
+                raise RegistryError(ev.Failure(ev.FailureKind.NETWORK, "the streamed upload was interrupted",
+                                               "it is sent again from the compressed file"))
+            started = True
+            for piece in compression.pieces():
+                yield piece
+                self.report.progress(compression.size)
+
+        try:
+            upload = self.registry.start_upload(self.repository)
+            end = self.registry.send_chunk(self.repository, upload, body, 0, None, whole=True)
+            if not compression.done or end != compression.size:
+                raise RegistryError(ev.Failure(ev.FailureKind.NETWORK, "the registry did not take the whole layer",
+                                               "it is sent again"))
+            self.registry.finish_upload(self.repository, upload, compression.digest)
+        except (httpx.HTTPError, RegistryError) as exc:
+            compression.finish()
+            self._compressed(blob, compression, estimate)
+            failure = failure_for(exc, f"{blob.digest[7:19]}: upload", self.task.stall_timeout)
+            if failure.kind not in (ev.FailureKind.STALLED, ev.FailureKind.NETWORK):
+                raise RegistryError(failure) from exc
+            self.report.progress(0, force=True)
+            self.report.emit(ev.UploadResumed(self.task.image, blob.digest[7:19], 0, failure.message))
+            self._upload(blob, resumes=1)
+            return
+        self._compressed(blob, compression, estimate)
+        self.report.log(f"{blob.digest[7:19]}: uploaded ({blob.size / 1e6:.1f} MB)")
+        self.report.finished_blob(blob.size)
+
+    def _compressed(self, blob: Blob, compression: Compression, estimate: int) -> None:
+        """The layer is compressed: it has a digest and a size now (the total's estimate
+        of its uncompressed size is replaced by the real one)."""
+        blob.digest, blob.size, blob.path = compression.digest, compression.size, compression.target
+        blob.raw.unlink(missing_ok=True)  # type: ignore[union-attr]
+        blob.raw = None
+        self.report.add_total(blob.size - estimate)
+
+    def _upload(self, blob: Blob, resumes: int = 0) -> None:
         """Upload one blob (unless the registry has it), resuming or restarting it when
         its transfer stalls or breaks."""
         assert blob.path is not None
@@ -227,7 +279,6 @@ class DirectPush:
             return
         upload: Upload | None = None
         offset = 0
-        resumes = 0
         while True:
             if upload is None:
                 upload, offset = self.registry.start_upload(self.repository), 0

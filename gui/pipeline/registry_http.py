@@ -315,12 +315,16 @@ class RegistryClient:
         return _range_end(response.headers.get("range"))
 
     def send_chunk(self, repository: str, upload: Upload, chunk: Callable[[], Iterator[bytes]], start: int,
-                   length: int, *, whole: bool) -> int:
+                   length: int | None, *, whole: bool) -> int:
         """PATCH bytes [start, start+length) of the blob; returns the registry's new
         offset (from Range), and moves the upload to the Location it answers with.
-        `whole`: the blob in one request (no Content-Range, as the engine sends it)."""
-        headers = {"Content-Type": "application/octet-stream", "Content-Length": str(length)}
-        if not whole:
+        `whole`: the blob in one request, without Content-Range, as the engine sends it;
+        `length` None: its size is not known yet (compressed as it streams), so the
+        request goes chunked."""
+        headers = {"Content-Type": "application/octet-stream"}
+        if length is not None:
+            headers["Content-Length"] = str(length)
+        if not whole and length is not None:
             headers["Content-Range"] = f"{start}-{start + length - 1}"
         what = f"uploading to {repository}"
         response = self.request("PATCH", upload.location, (_push(repository),), body=chunk, headers=headers)
@@ -330,7 +334,7 @@ class RegistryClient:
         if response.headers.get("location"):
             upload.location = urljoin(str(response.url), response.headers["location"])
         end = _range_end(response.headers.get("range"))
-        return start + length if end is None else end
+        return end if end is not None else start + (length or 0)
 
     def finish_upload(self, repository: str, upload: Upload, digest: str) -> None:
         separator = "&" if "?" in upload.location else "?"

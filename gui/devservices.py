@@ -175,17 +175,31 @@ class Registry:
     port, its storage and its log, like a registry restarted by its operator."""
 
     def __init__(self, root: Path, htpasswd: Path | None = None, port: int | None = None,
-                 auth: str | None = None) -> None:
+                 auth: str | None = None, host: str = "127.0.0.1", tls: tuple[Path, Path] | None = None) -> None:
+        """`tls`: (certificate, key) to serve HTTPS; `host`: the address to listen on."""
         self.root = root
         self.htpasswd = htpasswd
         self.auth = auth
+        self.host = host
+        self.tls = tls
         self.port = port or free_port()
         self.log_path = root / "registry.log"
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"{self.host}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"{'https' if self.tls else 'http'}://{self.address}"
+
+    def _open(self, request: urllib.request.Request | str, timeout: float) -> Any:
+        """urlopen for this registry's own checks (a test's own CA is not verified here)."""
+        import ssl
+
+        context = ssl._create_unverified_context() if self.tls else None  # noqa: S323
+        return urllib.request.urlopen(request, timeout=timeout, context=context)
 
     def start(self) -> str:
         binary = shutil.which("docker-registry")
@@ -198,14 +212,15 @@ class Registry:
         config.write_text(
             "version: 0.1\nlog:\n  level: info\n  formatter: text\n"
             f"storage:\n  filesystem:\n    rootdirectory: {self.root / 'data'}\n  delete:\n    enabled: true\n"
-            f"http:\n  addr: {self.address}\n" + auth)
+            f"http:\n  addr: {self.address}\n"
+            + (f"  tls:\n    certificate: {self.tls[0]}\n    key: {self.tls[1]}\n" if self.tls else "") + auth)
         self.process = _start_service("docker-registry", [binary, "serve", str(config)], self.log_path,
                                       self._answers)
         return self.address
 
     def _answers(self) -> bool:
         try:
-            urllib.request.urlopen(f"http://{self.address}/v2/", timeout=2).close()
+            self._open(f"{self.url}/v2/", 2).close()
             return True
         except urllib.error.HTTPError as exc:
             return exc.code == 401
@@ -232,7 +247,7 @@ class Registry:
         """Ask the registry's HTTP API which digest a tag points at (None: no such tag).
         `auth`: (user, password) for Basic auth, or a bearer token."""
         request = urllib.request.Request(
-            f"http://{self.address}/v2/{repository}/manifests/{tag}", method="HEAD",
+            f"{self.url}/v2/{repository}/manifests/{tag}", method="HEAD",
             headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json, "
                                "application/vnd.oci.image.manifest.v1+json"})
         if isinstance(auth, str):
@@ -242,7 +257,7 @@ class Registry:
             token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
             request.add_header("Authorization", f"Basic {token}")
         try:
-            with urllib.request.urlopen(request, timeout=5) as response:
+            with self._open(request, 5) as response:
                 return response.headers.get("Docker-Content-Digest")
         except urllib.error.HTTPError as exc:
             if exc.code == 404:

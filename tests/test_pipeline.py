@@ -61,9 +61,15 @@ def test_twelve_images_all_tags_pushed_within_push_limit(tmp_path: Path, registr
 
     windows = registry_push_windows(registry)
     assert set(windows) == {image.name for image in report.images}
-    assert max_concurrent(list(windows.values())) <= 2
-    # The engine's own view agrees: never more than 2 PushStarted without their end.
-    assert max_concurrent([(i.push.start, i.push.end) for i in report.images]) <= 2
+    pushes = [(i.push.start, i.push.end) for i in report.images]
+    if push_via == "engine":
+        # Whole pushes, from the registry's log and from the report: never more than 2.
+        assert max_concurrent(list(windows.values())) <= 2 and max_concurrent(pushes) <= 2
+    else:
+        # Blob uploads on the wire, from the registry's log: never more than 2. One more
+        # image is prepared (exported, read) meanwhile, so 3 may be pushing at once.
+        uploads = [(r.start, r.end) for r in registry.requests() if r.method == "PATCH" and r.from_pusher]
+        assert max_concurrent(uploads) == 2 and max_concurrent(pushes) <= 3
     assert max_concurrent([(i.build.start, i.build.end) for i in report.images]) <= 4
 
 
@@ -149,8 +155,7 @@ def test_worker_killed_mid_push_is_retried(tmp_path: Path, registry: Registry, p
 
         def kill_first_pusher(pipeline, event) -> None:
             if isinstance(event, ev.PushProgress) and not killed and 1_000_000 < event.done < event.total:
-                [pid] = pipeline.worker_pids(ev.Stage.PUSH)
-                os.kill(pid, signal.SIGKILL)
+                os.kill(pipeline.worker_pid(event.image), signal.SIGKILL)
                 killed.append(event.image)
 
         run = run_pipeline(project, on_event=kill_first_pusher, push_via=push_via)
@@ -291,13 +296,14 @@ def test_lowering_limits_mid_run_retires_workers_as_they_finish(tmp_path: Path, 
                      if r.method == "PATCH" and r.from_pusher and r.start > pushes_settled + 0.5]
     assert later_uploads and max_concurrent(later_uploads) == 1
     # The process table: one builder at most once the busy ones are done, none when nothing
-    # is left to build, and one pusher once the pushes under way have ended.
+    # is left to build, and two pushers (one uploading, one preparing the next image) once
+    # the pushes under way have ended.
     samples = state["samples"]
     assert all(builders <= 1 for at, builders, _, _ in samples if at > builds_settled + 1)
     all_built = max(i.build.end for i in report.images)
     assert any(at > all_built + 0.5 for at, *_ in samples), "no sample after the last build: test too weak"
     assert all(builders == 0 for at, builders, _, _ in samples if at > all_built + 0.5)
-    assert all(pushers <= 1 for at, _, pushers, _ in samples if at > pushes_settled + 1)
+    assert all(pushers <= 2 for at, _, pushers, _ in samples if at > pushes_settled + 1)
 
 
 def test_dead_idle_workers_are_replaced(tmp_path: Path, registry: Registry, base_image: str) -> None:
@@ -314,8 +320,8 @@ def test_dead_idle_workers_are_replaced(tmp_path: Path, registry: Registry, base
             # The pushers wait, idle, for the first build to end; the third image waits
             # for a builder while the two builders are busy.
             deadline = time.monotonic() + 5
-            while len(pipeline.worker_pids(ev.Stage.PUSH)) < 2 and time.monotonic() < deadline:
-                time.sleep(0.05)
+            while len(pipeline.worker_pids(ev.Stage.PUSH)) < 3 and time.monotonic() < deadline:
+                time.sleep(0.05)  # pushers 2, and one more preparing (direct pushes)
             for pid in pipeline.worker_pids(ev.Stage.PUSH):
                 os.kill(pid, signal.SIGKILL)
                 killed.append(pid)
@@ -324,7 +330,7 @@ def test_dead_idle_workers_are_replaced(tmp_path: Path, registry: Registry, base
                 os.kill(pid, signal.SIGKILL)
 
     run = run_pipeline(project, on_event=kill_idle)
-    assert len(killed) == 2
+    assert len(killed) == 3
     assert run.report.succeeded, [(i.name, i.status, i.error) for i in run.report.images]
     assert all(image.push.attempts == 1 for image in run.report.images), "an idle worker's death cost an image"
 

@@ -170,6 +170,17 @@ class Cancelled(Event):
 
 
 @dataclass(frozen=True)
+class SlotWanted(Event):
+    """A direct pusher is ready to put a blob on the wire and waits for a slot (internal:
+    the supervisor answers with tasks.SlotGranted, and never forwards this)."""
+
+
+@dataclass(frozen=True)
+class SlotReleased(Event):
+    """The pusher's blob upload ended (internal, like SlotWanted)."""
+
+
+@dataclass(frozen=True)
 class LogGap(Event):
     """`skipped` log lines of this image were not queued because the caller fell far
     behind; they are in the image's log file when the run keeps one."""

@@ -31,6 +31,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -107,10 +108,12 @@ def _remove_stale_folders() -> None:
 
 
 class DirectPush:
-    def __init__(self, clients: Any, task: PushTask, reporter: _Reporter) -> None:
+    def __init__(self, clients: Any, task: PushTask, reporter: _Reporter,
+                 wire: AbstractContextManager[None]) -> None:
         self.clients = clients
         self.task = task
         self.report = reporter
+        self.wire = wire  # held around every blob upload: the run's limit on the wire
         self.host = registry_host(task.refs[0])
         self.repository = _split(task.refs[0], self.host)[0]
         self.registry = RegistryClient(self.host, find_credentials(self.host, task.auth), insecure=task.insecure,
@@ -240,12 +243,13 @@ class DirectPush:
                 self.report.progress(compression.size)
 
         try:
-            upload = self.registry.start_upload(self.repository)
-            end = self.registry.send_chunk(self.repository, upload, body, 0, None, whole=True)
-            if not compression.done or end != compression.size:
-                raise RegistryError(ev.Failure(ev.FailureKind.NETWORK, "the registry did not take the whole layer",
-                                               "it is sent again"))
-            self.registry.finish_upload(self.repository, upload, compression.digest)
+            with self.wire:
+                upload = self.registry.start_upload(self.repository)
+                end = self.registry.send_chunk(self.repository, upload, body, 0, None, whole=True)
+                if not compression.done or end != compression.size:
+                    raise RegistryError(ev.Failure(ev.FailureKind.NETWORK, "the registry did not take the whole "
+                                                   "layer", "it is sent again"))
+                self.registry.finish_upload(self.repository, upload, compression.digest)
         except (httpx.HTTPError, RegistryError) as exc:
             compression.finish()
             self._compressed(blob, compression, estimate)
@@ -277,6 +281,17 @@ class DirectPush:
             self.report.log(f"{short}: exists")
             self.report.finished_blob(blob.size)
             return
+        with self.wire:
+            resumes = self._transfer(blob, resumes)
+        self.report.log(f"{short}: uploaded ({blob.size / 1e6:.1f} MB)"
+                        + (f" after {resumes} resume(s)" if resumes else ""))
+        self.report.finished_blob(blob.size)
+
+    def _transfer(self, blob: Blob, resumes: int) -> int:
+        """The upload itself, resumed at the registry's offset or restarted in a new
+        upload when it stalls or breaks (up to MAX_RESUMES times); returns the resumes."""
+        assert blob.path is not None
+        short = blob.digest[7:19]
         upload: Upload | None = None
         offset = 0
         while True:
@@ -309,10 +324,7 @@ class DirectPush:
                 self.report.progress(offset, force=True)
                 self.report.emit(ev.UploadResumed(self.task.image, short, offset, failure.message))
                 continue
-            self.report.log(f"{short}: uploaded ({blob.size / 1e6:.1f} MB)"
-                            + (f" after {resumes} resume(s)" if resumes else ""))
-            self.report.finished_blob(blob.size)
-            return
+            return resumes
 
     def _body(self, blob: Blob, offset: int) -> Callable[[], Iterator[bytes]]:
         """The blob's bytes from `offset`, made anew for each attempt, counted as they leave."""
@@ -372,13 +384,15 @@ class DirectPush:
         return digests
 
 
-def run_push(clients: Any, task: PushTask, emit: Callable[[Any], None]) -> None:
-    """Push every ref with Dockpool's own uploader; emit PushDone or PushFailed."""
+def run_push(clients: Any, task: PushTask, emit: Callable[[Any], None],
+             wire: AbstractContextManager[None] | None = None) -> None:
+    """Push every ref with Dockpool's own uploader; emit PushDone or PushFailed.
+    `wire`: entered around each blob upload (the supervisor's upload slots)."""
     reporter = _Reporter(task.image, emit)
     reporter.emit(ev.PushStarted(task.image, task.attempt, time.time()))
     _remove_stale_folders()
     try:
-        digests = DirectPush(clients, task, reporter).run()
+        digests = DirectPush(clients, task, reporter, wire or nullcontext()).run()
     except RegistryError as exc:
         failure = exc.failure
     except ExportError as exc:

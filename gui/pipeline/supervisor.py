@@ -34,7 +34,7 @@ from .event_queue import EventQueue
 from .project import MAX_CONCURRENCY, MIN_CONCURRENCY, ImageSpec, Project, image_keys
 from .report import ImageResult, RunReport
 from .runlogs import RunLogs
-from .tasks import BuildBackend, BuildTask, PushTask, WorkerConfig, export_timeout
+from .tasks import BuildBackend, BuildTask, PushTask, SlotGranted, WorkerConfig, export_timeout
 from .workers import CLOSED, STOP_GRACE, WorkerProcess, kill_process
 
 log = logging.getLogger(__name__)
@@ -129,6 +129,9 @@ class Pipeline:
         self._unfinished = len(self._jobs)
         self._builds_started = bool(push_only)
         self._workers: list[WorkerProcess] = []
+        # Upload slots (direct pushes): at most `pushers` blob uploads on the wire.
+        self._wire_holders: set[WorkerProcess] = set()
+        self._wire_waiting: deque[WorkerProcess] = deque()
         self._limits = (options.builders, options.pushers)
         self._limits_lock = threading.Lock()
         self._cancel = threading.Event()
@@ -173,6 +176,10 @@ class Pipeline:
     def worker_pids(self, role: ev.Stage | None = None) -> list[int]:
         """The running workers' process ids (for diagnostics, benchmarks and tests)."""
         return [w.pid for w in list(self._workers) if w.pid and (role is None or w.role is role)]
+
+    def worker_pid(self, image: str) -> int | None:
+        """The process working on an image right now, if any (diagnostics and tests)."""
+        return next((w.pid for w in list(self._workers) if w.job is not None and w.job.result.key == image), None)
 
     def log_path(self, key: str) -> Path | None:
         """The file holding an image's whole log, when the run keeps logs."""
@@ -241,6 +248,8 @@ class Pipeline:
         return max(0.0, min(deadlines) - now)
 
     def _deadline(self, w: WorkerProcess) -> float:
+        if w in self._wire_waiting:
+            return float("inf")  # waiting for an upload slot is not a stall
         if w.role is ev.Stage.BUILD:
             timeout = self.options.build_timeout
             return w.assigned_at + timeout if timeout else float("inf")
@@ -298,6 +307,14 @@ class Pipeline:
             job.container = record.container_id
         elif isinstance(record, ev.BuildProcess):
             w.child_pid = record.pid
+        elif isinstance(record, ev.SlotWanted):
+            self._wire_waiting.append(w)
+            self._grant_slots()
+            return  # between the supervisor and its pushers only
+        elif isinstance(record, ev.SlotReleased):
+            self._wire_holders.discard(w)
+            self._grant_slots()
+            return
         elif isinstance(record, ev.LogLine):
             if self._logs:
                 self._logs.append(result.key, record.stage.value, record.text, record.error)
@@ -379,17 +396,29 @@ class Pipeline:
 
     # --- dispatch ---------------------------------------------------------------------------
 
+    def _pusher_processes(self, pushers: int) -> int:
+        """Direct pushes take upload slots, so one more pusher than slots can prepare
+        the next image (export, read, hash) while the others keep the link busy."""
+        return pushers + 1 if self.options.push_via == "direct" else pushers
+
+    def _grant_slots(self) -> None:
+        while self._wire_waiting and len(self._wire_holders) < self.limits[1]:
+            w = self._wire_waiting.popleft()
+            if w in self._workers and w.send(SlotGranted()):
+                self._wire_holders.add(w)
+
     def _dispatch(self, limits: tuple[int, int]) -> None:
         builders, pushers = limits
         self._fill(ev.Stage.BUILD, self._build_queue, builders)
         if self.options.registry:
-            self._fill(ev.Stage.PUSH, self._push_queue, pushers)
+            self._fill(ev.Stage.PUSH, self._push_queue, self._pusher_processes(pushers))
             # Pushers start once a build is under way, not at time zero competing with
             # the first builds; then enough of them wait for the first pushes.
             if self._builds_started:
-                wanted = min(pushers, self._unfinished)
+                wanted = min(self._pusher_processes(pushers), self._unfinished)
                 while len(self._mine(ev.Stage.PUSH)) < wanted:
                     self._spawn(ev.Stage.PUSH)
+            self._grant_slots()
         self._retire_idle(limits)
 
     def _mine(self, role: ev.Stage) -> list[WorkerProcess]:
@@ -421,8 +450,8 @@ class Pipeline:
     def _retire_idle(self, limits: tuple[int, int]) -> None:
         builders, pushers = limits
         nothing_to_build = not self._build_queue and not self._delayed_builds
-        for role, limit in ((ev.Stage.BUILD, 0 if nothing_to_build else builders),
-                            (ev.Stage.PUSH, min(pushers, self._unfinished) if self.options.registry else 0)):
+        pusher_limit = min(self._pusher_processes(pushers), self._unfinished) if self.options.registry else 0
+        for role, limit in ((ev.Stage.BUILD, 0 if nothing_to_build else builders), (ev.Stage.PUSH, pusher_limit)):
             mine = self._mine(role)
             busy = sum(1 for w in mine if w.job is not None)
             idle = [w for w in mine if w.job is None]
@@ -441,6 +470,11 @@ class Pipeline:
     def _discard(self, w: WorkerProcess) -> None:
         if w in self._workers:
             self._workers.remove(w)
+        if w in self._wire_waiting:
+            self._wire_waiting.remove(w)
+        if w in self._wire_holders:  # a pusher that died uploading gives its slot back
+            self._wire_holders.discard(w)
+            self._grant_slots()
         threading.Thread(target=self._reap, args=(w,), daemon=True).start()
 
     @staticmethod

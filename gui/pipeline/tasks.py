@@ -73,3 +73,8 @@ class PushTask:
 
     def __repr__(self) -> str:  # keep credentials out of any log or traceback
         return f"PushTask(image={self.image!r}, refs={self.refs!r}, attempt={self.attempt}, via={self.via!r})"
+
+
+@dataclass(frozen=True)
+class SlotGranted:
+    """The supervisor's answer to SlotWanted: this pusher may upload one blob now."""

@@ -18,7 +18,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from . import events as ev
-from .tasks import BuildTask, PushTask, WorkerConfig
+from .tasks import BuildTask, PushTask, SlotGranted, WorkerConfig
 
 # Loaded by the fork server before it forks any worker (see workers.PRELOAD).
 HEAVY_MODULES = ("gui.pipeline.build_classic", "gui.pipeline.build_buildkit", "gui.pipeline.push_engine",
@@ -69,7 +69,29 @@ class _Clients:
         return self._stream
 
 
-def _run(task: BuildTask | PushTask, clients: _Clients, emit: Any) -> None:
+class _WireSlots:
+    """A direct pusher asks the supervisor for one of the run's upload slots before each
+    blob it puts on the wire, and gives it back after: at most `pushers` uploads are on
+    the wire across the run, while one more pusher prepares (exports, reads, hashes) the
+    next image instead of leaving the link idle meanwhile."""
+
+    def __init__(self, image: str, tasks: Connection, emit: Any) -> None:
+        self._image, self._tasks, self._emit = image, tasks, emit
+
+    def __enter__(self) -> None:
+        self._emit(ev.SlotWanted(self._image))
+        try:
+            answer = self._tasks.recv()
+        except (EOFError, OSError) as exc:
+            raise _SupervisorGone from exc
+        if not isinstance(answer, SlotGranted):
+            raise _SupervisorGone  # told to stop while waiting: nobody listens
+
+    def __exit__(self, *_: Any) -> None:
+        self._emit(ev.SlotReleased(self._image))
+
+
+def _run(task: BuildTask | PushTask, clients: _Clients, emit: Any, tasks: Connection) -> None:
     if isinstance(task, BuildTask):
         if task.backend.kind == "buildkit":
             from .build_buildkit import run_build
@@ -83,7 +105,7 @@ def _run(task: BuildTask | PushTask, clients: _Clients, emit: Any) -> None:
     else:
         from .push_direct import run_push  # type: ignore[no-redef]
 
-        run_push(clients, task, emit)
+        run_push(clients, task, emit, _WireSlots(task.image, tasks, emit))
 
 
 class _SupervisorGone(Exception):
@@ -109,7 +131,7 @@ def main(tasks: Connection, events: Connection, config: WorkerConfig) -> None:
         if task is None:
             return
         try:
-            _run(task, clients, emit)
+            _run(task, clients, emit, tasks)
         except _SupervisorGone:
             return
         except Exception as exc:  # a bug: report it on the image instead of dying silently

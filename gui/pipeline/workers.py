@@ -30,7 +30,7 @@ from typing import Any
 
 from . import events as ev
 from . import worker
-from .tasks import BuildTask, PushTask, WorkerConfig
+from .tasks import BuildTask, PushTask, SlotGranted, WorkerConfig
 
 log = logging.getLogger(__name__)
 
@@ -134,8 +134,9 @@ class WorkerProcess:
     def pid(self) -> int | None:
         return self.process.pid
 
-    def send(self, task: BuildTask | PushTask) -> bool:
-        """Hand over a task; False when the worker is gone (its pipe is broken)."""
+    def send(self, task: BuildTask | PushTask | SlotGranted) -> bool:
+        """Hand over a task (or an upload slot); False when the worker is gone (its pipe
+        is broken)."""
         try:
             self._tasks.send(task)
             return True

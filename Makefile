@@ -44,6 +44,9 @@ test: system-deps venv
 bench: system-deps venv
 	$(PY) -m gui.devservices run -- $(PY) tests/bench/pipeline_bench.py --registry {registry}
 
+bench-push: system-deps venv
+	$(PY) -m gui.devservices run -- $(PY) tests/bench/push_bench.py
+
 bench-window: system-deps venv
 	QT_QPA_PLATFORM=offscreen $(PY) -m gui.devservices run -- $(PY) tests/bench/window_bench.py --registry {registry}
 

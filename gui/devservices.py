@@ -336,7 +336,7 @@ def run_with_services(command: list[str]) -> int:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) < 3 or argv[0] != "run" or argv[1] != "--":
+    if len(argv) < 3 or argv[0] != "run" or argv[1] != "--":  # {registry} in COMMAND is optional
         print(__doc__, file=sys.stderr)
         return 2
     return run_with_services(argv[2:])

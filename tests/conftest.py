@@ -83,26 +83,43 @@ def _isolated_docker_login(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
 
 
 @pytest.fixture
-def window(qtbot):
-    """The real main window, with test-mode settings wiped clean; fails the test if it
-    leaves a run (and its QThread) behind."""
+def make_window(qtbot):
+    """Real main windows, with test-mode settings wiped clean; fails the test if one of them
+    leaves a run (and its QThread) or a background call behind."""
     from PySide6.QtCore import QStandardPaths
 
     from gui.window import settings
+    from gui.window.background import wait_for_background
     from gui.window.main_window import MainWindow
 
     QStandardPaths.setTestModeEnabled(True)  # ~/.qttest, never the user's own settings
     settings.settings().clear()
-    settings.clear_autosave()
-    main = MainWindow()
-    main.show()
-    yield main
-    left_running = main._thread is not None
-    if left_running:
-        main.cancel()
-        qtbot.waitUntil(lambda: main._thread is None, timeout=15000)
-    main._dirty = False  # a test's edits: no "save changes?" prompt to block on
-    main.close()
-    main.deleteLater()
+    settings.clear_all_autosaves()
+    made = []
+
+    def make() -> MainWindow:
+        main = MainWindow()
+        main.show()
+        made.append(main)
+        return main
+
+    yield make
+    left_running = False
+    for main in made:
+        if main.session.running:
+            left_running = True
+            main.cancel()
+            qtbot.waitUntil(lambda m=main: not m.session.running, timeout=15000)
+        main._commit_typing()  # what a test left typed counts as an edit too...
+        main.document.undo.setClean()  # ...and a test's edits get no "save changes?" prompt to block on
+        main.document._recovered = False
+        main.close()
+        main.deleteLater()
+    assert wait_for_background(10_000), "a background call never ended"
     if left_running:
         pytest.fail("the test left a run going")
+
+
+@pytest.fixture
+def window(make_window):
+    return make_window()

@@ -16,6 +16,8 @@ import socket
 import threading
 import time
 
+BURST = 0.05  # seconds of a throttled link's capacity that may be used late
+
 
 class Proxy:
     def __init__(self, target: tuple[str, int], *, stall_after: int | None = None, rate: float | None = None,
@@ -93,8 +95,11 @@ class Proxy:
             threading.Thread(target=self._pump, args=(upstream, client, False), daemon=True).start()
 
     def _wait_for_uplink(self, size: int) -> None:
+        """A token bucket: bytes go out at total_rate, with up to BURST seconds of unused
+        capacity carried over, as a shaper on a real link does (without it, one connection
+        would lose every scheduling delay of its own, and many connections would not)."""
         with self._lock:
-            start = max(self._budget_at, time.monotonic())
+            start = max(self._budget_at, time.monotonic() - BURST)
             self._budget_at = start + size / self.total_rate  # type: ignore[operator]
         delay = start - time.monotonic()
         if delay > 0:

@@ -39,10 +39,10 @@ def test_every_cell_and_role_answers(tmp_path: Path, qapp) -> None:
 
 def test_records_drive_status_and_progress(tmp_path: Path, qapp) -> None:
     model = model_for(tmp_path, qapp)
-    keys = {"api": 0, "web": 1}
+    keys = {"api": model.uid(0), "web": model.uid(1)}
     changed: list[int] = []
     model.dataChanged.connect(lambda top, bottom, roles=(): changed.append(top.row()))
-    model.reset_states([0, 1])
+    model.start_rows([model.uid(0), model.uid(1)], [], {})
     assert model.index(0, COL_STATUS).data() == "queued"
     model.apply_events([ev.BuildStarted("api", 1, 100.0), ev.BuildStep("api", 2, 4, "RUN x")], keys)
     assert model.index(0, COL_STATUS).data() == "building step 2/4"
@@ -54,25 +54,34 @@ def test_records_drive_status_and_progress(tmp_path: Path, qapp) -> None:
     assert model.index(0, COL_PUSH).data(PROGRESS_ROLE) == 0.25
     failure = ev.Failure(ev.FailureKind.NETWORK, "EOF", "retrying usually helps")
     model.apply_events([ev.RetryScheduled("api", ev.Stage.PUSH, 2, 4.0, failure)], keys)
-    assert model.index(0, COL_STATUS).data() == "waiting to push — retry 2 in 4 s (network)"
+    assert model.index(0, COL_STATUS).data() == "waiting to push — retry 2 in 4 s (network error)"
     model.apply_events([ev.PushStarted("api", 2, 106.0), ev.PushDone("api", "sha256:d")], keys)
     assert model.index(0, COL_STATUS).data() == "pushed"
     assert model.index(0, COL_STATUS).data(Qt.ItemDataRole.ToolTipRole) == "sha256:d"
     model.apply_events([ev.BuildStarted("web", 1, 100.0),
                         ev.BuildFailed("web", ev.Failure(ev.FailureKind.BUILD_STEP, "boom", "fix it"))], keys)
-    assert model.index(1, COL_STATUS).data() == "failed"
+    assert model.index(1, COL_STATUS).data() == "failed: build step failed"
     assert model.index(1, COL_STATUS).data(Qt.ItemDataRole.ToolTipRole) == "boom\nWhat to do: fix it"
     assert model.counts() == {"built": 1, "pushed": 1, "failed": 1, "cancelled": 0, "active": 0}
     assert set(changed) == {0, 1}
 
 
-def test_edits_revalidate_every_row(tmp_path: Path, qapp) -> None:
-    model = model_for(tmp_path, qapp)
-    modified: list[bool] = []
-    model.modified.connect(lambda: modified.append(True))
+def test_edits_become_commands_and_revalidate_only_what_they_touch(tmp_path: Path, qapp) -> None:
+    from gui.window.document import ProjectDocument
+
+    write_image(tmp_path, "api")
+    write_image(tmp_path, "web")
+    document = ProjectDocument()
+    document.show(load(write_project(tmp_path, [{"name": "api", "context": "api"},
+                                                {"name": "web", "context": "web"}], registry="localhost:5000")))
+    model = document.model
     assert model.setData(model.index(1, COL_NAME), "api")
-    assert model.setData(model.index(1, COL_TAGS), "latest")
-    assert model.problems(1) == ["duplicate reference api:latest (another image has the same name and tag)"]
-    assert model.invalid_enabled_rows() == [(1, model.problems(1))]
+    assert not model.setData(model.index(1, COL_NAME), "api"), "nothing changed, nothing to undo"
+    assert model.problems(0) == ["duplicate reference api:latest (another image has the same name and tag)"] \
+        or model.problems(1) == ["duplicate reference api:latest (another image has the same name and tag)"]
+    assert model.invalid_enabled_rows()
     assert model.setData(model.index(1, COL_ENABLED), Qt.CheckState.Unchecked.value, Qt.ItemDataRole.CheckStateRole)
-    assert model.invalid_enabled_rows() == [] and modified
+    assert document.undo.count() == 2 and document.modified
+    document.undo.undo()
+    document.undo.undo()
+    assert not document.modified and model.invalid_enabled_rows() == []

@@ -62,14 +62,15 @@ def test_twelve_images_all_tags_pushed_within_push_limit(tmp_path: Path, registr
     windows = registry_push_windows(registry)
     assert set(windows) == {image.name for image in report.images}
     pushes = [(i.push.start, i.push.end) for i in report.images]
+    assert max_concurrent(pushes) <= 2  # pushing, in the report: never more than 2 images
     if push_via == "engine":
-        # Whole pushes, from the registry's log and from the report: never more than 2.
-        assert max_concurrent(list(windows.values())) <= 2 and max_concurrent(pushes) <= 2
+        # Whole pushes, from the registry's log: never more than 2.
+        assert max_concurrent(list(windows.values())) <= 2
     else:
-        # Blob uploads on the wire, from the registry's log: never more than 2. One more
-        # image is prepared (exported, read) meanwhile, so 3 may be pushing at once.
+        # Blob uploads on the wire, from the registry's log: never more than 2 (one more
+        # image may be prepared meanwhile: exported, read, checked with HEADs).
         uploads = [(r.start, r.end) for r in registry.requests() if r.method == "PATCH" and r.from_pusher]
-        assert max_concurrent(uploads) == 2 and max_concurrent(pushes) <= 3
+        assert max_concurrent(uploads) == 2
     assert max_concurrent([(i.build.start, i.build.end) for i in report.images]) <= 4
 
 

@@ -1,4 +1,6 @@
-"""The window driven as a user drives it, against the real engine and registry."""
+"""The window driven as a user drives it (clicks, keys, menus), against the real engine and
+registry. Dialogs a user would answer are answered by replacing QMessageBox/QFileDialog
+calls; everything else is the real window."""
 
 from __future__ import annotations
 
@@ -9,15 +11,15 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QMimeData, QPoint, Qt, QUrl
-from PySide6.QtGui import QDropEvent
+from PySide6.QtGui import QDropEvent, QGuiApplication, QPalette
 from PySide6.QtWidgets import QApplication, QFileDialog, QLineEdit, QMessageBox
 
 from gui.devservices import Registry
 from gui.pipeline import events as ev
-from gui.pipeline.project import load
+from gui.pipeline.project import load, save
 from gui.window import settings as stored
-from gui.window.image_model import COL_BUILD, COL_PUSH, COL_STATUS, COL_TAGS, PROGRESS_ROLE
-from tests.helpers import max_concurrent, write_image, write_project
+from gui.window.image_model import COL_BUILD, COL_NAME, COL_PUSH, COL_STATUS, COL_TAGS, PROGRESS_ROLE
+from tests.helpers import max_concurrent, wait_until_dead, write_image, write_project
 
 SCREENSHOTS = Path(__file__).resolve().parents[1] / "resources" / "screenshots"
 RUN_TIMEOUT = 180_000
@@ -30,10 +32,14 @@ def images_folder(root: Path, names: list[str], base: str = "scratch", run: str 
     return folder
 
 
+def open_project(window, path: Path) -> None:
+    assert window.open_path(path)
+
+
 def run_to_end(qtbot, window, start=None) -> object:
     with qtbot.waitSignal(window.runFinished, timeout=RUN_TIMEOUT) as finished:
-        (start or window.start_action.trigger)()
-    qtbot.waitUntil(lambda: window._thread is None, timeout=10000)
+        (start or window.actions.start.trigger)()
+    qtbot.waitUntil(lambda: not window.session.running, timeout=10000)
     return finished.args[0]
 
 
@@ -45,18 +51,37 @@ def status(window, name: str) -> str:
     return window.model.index(row_of(window, name), COL_STATUS).data()
 
 
+def select(window, name: str) -> None:
+    window.select_row(row_of(window, name))
+
+
+def answer_questions(monkeypatch, answer=QMessageBox.StandardButton.Yes) -> list[str]:
+    asked: list[str] = []
+
+    def question(parent, title, text, *args, **kwargs):
+        asked.append(f"{title}: {text}")
+        return answer
+
+    monkeypatch.setattr(QMessageBox, "question", question)
+    return asked
+
+
 @pytest.mark.docker
 def test_scan_edit_run_and_watch(qtbot, window, registry: Registry, base_image: str, tmp_path: Path,
                                  monkeypatch: pytest.MonkeyPatch) -> None:
     repo = images_folder(tmp_path, [f"svc{i}" for i in range(6)], base=base_image, run="sleep 1")
     monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(repo))
-    window.add_folder_action.trigger()
-    assert window.model.rowCount() == 6 and window.dirty
+    window.actions.add_folder.trigger()
+    qtbot.waitUntil(lambda: window.model.rowCount() == 6, timeout=10000)  # scanned off the GUI thread
+    assert window.document.modified
     assert [window.model.image(r).name for r in range(6)] == [f"svc{i}" for i in range(6)]
+    for row in range(6):
+        window.model.image(row).build_args = {}
+    window.document.project.build.network = "host"  # the tests' engine has no bridge network
 
     # Edit a tag in place: select the cell, F2 opens the editor, type, Enter.
     window.table.setFocus()
-    window.table.setCurrentIndex(window.model.index(0, COL_TAGS))
+    window.table.setCurrentIndex(window.table.filter.index(0, COL_TAGS))
     qtbot.keyClick(window.table, Qt.Key.Key_F2)
     [editor] = window.table.viewport().findChildren(QLineEdit)
     editor.selectAll()
@@ -64,23 +89,24 @@ def test_scan_edit_run_and_watch(qtbot, window, registry: Registry, base_image: 
     qtbot.keyClick(editor, Qt.Key.Key_Return)  # the delegate commits on the next event loop turn
     qtbot.waitUntil(lambda: window.model.image(0).tags == ["latest", "2.0"], timeout=2000)
 
-    window.registry.clear()
-    qtbot.keyClicks(window.registry, registry.address)
-    qtbot.keyClick(window.registry, Qt.Key.Key_Return)
-    window.builders.setValue(3)
-    window.pushers.setFocus()
-    window.pushers.setValue(1)
-    qtbot.keyClick(window.pushers, Qt.Key.Key_Right)  # the keyboard moves it too
-    assert window.pushers_value.text() == "2"
+    registry_field = window.controls.registry
+    registry_field.clear()
+    qtbot.keyClicks(registry_field, registry.address)
+    qtbot.keyClick(registry_field, Qt.Key.Key_Return)
+    window.controls.builders.setValue(3)
+    window.controls.pushers.setFocus()
+    window.controls.pushers.setValue(1)
+    qtbot.keyClick(window.controls.pushers, Qt.Key.Key_Right)  # the keyboard moves it too
+    assert window.controls.pushers_spin.value() == 2 and window.document.project.pushers == 2
 
-    window.select_row(0)
+    select(window, "svc0")
     with qtbot.waitSignal(window.runFinished, timeout=RUN_TIMEOUT) as finished:
-        window.start_action.trigger()
+        qtbot.keyClick(window, Qt.Key.Key_F5)
         qtbot.waitUntil(lambda: any(status(window, f"svc{i}") == "pushed" for i in range(6)), timeout=60000)
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         window.grab().save(str(SCREENSHOTS / "main-window-running.png"))
     report = finished.args[0]
-    qtbot.waitUntil(lambda: window._thread is None, timeout=10000)
+    qtbot.waitUntil(lambda: not window.session.running, timeout=10000)
 
     assert report.succeeded and (report.builders, report.pushers) == (3, 2)
     for row in range(6):
@@ -92,241 +118,477 @@ def test_scan_edit_run_and_watch(qtbot, window, registry: Registry, base_image: 
     assert registry.manifest_digest("svc0", "2.0") == window.model.state(0).digest
     assert "built 6, pushed 6, failed 0" in window.counts.text()
     assert window.overall.value() == window.overall.maximum() == 6
-    assert ":latest: digest: sha256:" in window.log.toPlainText()  # row 0's live log
+    assert window.log.title.text().startswith("<b>Log — svc0")
+    assert ":latest: digest: sha256:" in window.log.text.toPlainText()  # row 0's live log
     window.tabs.setCurrentWidget(window.timeline)
     QApplication.processEvents()
     window.grab().save(str(SCREENSHOTS / "main-window-finished.png"))
 
 
 @pytest.mark.docker
-def test_failing_build_shows_error_on_row_and_in_log(qtbot, window, registry: Registry, base_image: str,
-                                                     tmp_path: Path, monkeypatch) -> None:
+def test_failing_build_shows_its_reason_on_the_row_and_in_the_log(qtbot, window, registry: Registry,
+                                                                   base_image: str, tmp_path: Path,
+                                                                   monkeypatch) -> None:
     write_image(tmp_path, "fine")
     write_image(tmp_path, "broken", base=base_image, run="echo going down && exit 7")
-    window.open_path(write_project(tmp_path, [{"name": "fine", "context": "fine"},
-                                              {"name": "broken", "context": "broken"}],
-                                   registry=registry.address))
+    open_project(window, write_project(tmp_path, [{"name": "fine", "context": "fine"},
+                                                  {"name": "broken", "context": "broken"}],
+                                       registry=registry.address))
     run_to_end(qtbot, window)
     assert status(window, "fine") == "pushed"
-    assert status(window, "broken") == "failed"
+    assert status(window, "broken") == "failed: build step failed"  # the reason, not only "failed"
     tooltip = window.model.index(row_of(window, "broken"), COL_STATUS).data(Qt.ItemDataRole.ToolTipRole)
-    assert "returned a non-zero code: 7" in tooltip and "What to do: a RUN step failed" in tooltip
-    window.select_row(row_of(window, "broken"))
-    log = window.log.toPlainText()
-    assert "going down" in log and "FAILED (build-step)" in log
-    assert window.retry_action.isEnabled()
+    assert "exit code: 7" in tooltip and "What to do: a RUN step failed" in tooltip
+    select(window, "broken")
+    log = window.log.text.toPlainText()
+    assert "going down" in log and "[build!]" in log and "exit code: 7" in log
+    assert window.actions.retry.isEnabled()
 
     # Export the run report as JSON (like the CLI's) and as CSV.
     for name in ("report.json", "report.csv"):
         monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, n=name, **k: (str(tmp_path / n), ""))
-        window.export_action.trigger()
+        window.actions.export.trigger()
     exported = json.loads((tmp_path / "report.json").read_text())
     assert {i["name"]: i["status"] for i in exported["images"]} == {"fine": "pushed", "broken": "failed"}
     csv_lines = (tmp_path / "report.csv").read_text().splitlines()
     assert csv_lines[0].startswith("name,refs,status") and any(line.startswith("broken,") for line in csv_lines)
 
+    # An export that cannot be written (a folder in the way, a CSV open in a spreadsheet) says so.
+    (tmp_path / "taken.csv").mkdir()
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(tmp_path / "taken.csv"), ""))
+    window.actions.export.trigger()
+    qtbot.waitUntil(lambda: window.findChild(QMessageBox, "export-error") is not None, timeout=2000)
+    window.findChild(QMessageBox, "export-error").close()
+
 
 @pytest.mark.docker
-def test_cancel_mid_run(qtbot, window, registry: Registry, base_image: str, tmp_path: Path,
-                        docker_client) -> None:
+def test_the_log_keeps_everything_and_follows_live(qtbot, window, base_image: str, tmp_path: Path) -> None:
+    """Each image's log is its file: 30,000 lines, the failure at the end included (the
+    old in-memory log stopped growing at 5,000 lines)."""
+    write_image(tmp_path, "chatty", base=base_image, run="seq 1 30000; echo the-last-word; exit 4")
+    open_project(window, write_project(tmp_path, [{"name": "chatty", "context": "chatty"}]))
+    select(window, "chatty")
+    run_to_end(qtbot, window)
+    text = window.log.text.toPlainText()
+    assert "30000" in text and "the-last-word" in text and "exit code: 4" in text
+    output = [line for line in text.splitlines() if line.endswith(" the-last-word") and "echo" not in line]
+    assert len(output) == 1, "a line was shown twice"
+    assert len([line for line in text.splitlines() if line.endswith(" 29999")]) == 1
+    state = window.model.state(0)
+    assert not hasattr(state, "log"), "the window keeps no log lines in memory"
+    on_disk = state.log_files[-1].read_text(encoding="utf-8").splitlines()
+    assert len([line for line in on_disk if line.endswith((" 1", " 29999", " 30000"))]) >= 3
+    # Selecting again loads the file in one go, and search finds in it.
+    select(window, "chatty")
+    window.log.search.setText("the-last-word")
+    assert window.log.find(backwards=False)
+    assert window.log.text.textCursor().selectedText() == "the-last-word"
+
+
+@pytest.mark.docker
+def test_cancel_mid_run_and_cancel_one_image(qtbot, window, registry: Registry, base_image: str,
+                                             tmp_path: Path, docker_client) -> None:
     for i in range(3):
         write_image(tmp_path, f"slow{i}", base=base_image, run="sleep 60")
-    window.open_path(write_project(tmp_path, [{"name": f"slow{i}", "context": f"slow{i}"} for i in range(3)],
-                                   registry=registry.address, builders=2))
+    write_image(tmp_path, "quick", base=base_image, run="sleep 3")
+    open_project(window, write_project(tmp_path, [{"name": f"slow{i}", "context": f"slow{i}"} for i in range(3)]
+                                       + [{"name": "quick", "context": "quick"}], registry=registry.address,
+                                       builders=4))
     pids: list[int] = []
     with qtbot.waitSignal(window.runFinished, timeout=RUN_TIMEOUT):
-        window.start_action.trigger()
-        qtbot.waitUntil(lambda: status(window, "slow0").startswith("building step 2"), timeout=60000)
-        pids += window._controller.worker_pids()
-        assert window.cancel_action.isEnabled() and not window.start_action.isEnabled()
+        window.actions.start.trigger()
+        qtbot.waitUntil(lambda: status(window, "slow0") == "building step 3/3", timeout=60000)
+        select(window, "slow1")  # the context menu's "Cancel this image"
+        window._update_actions()
+        assert window.actions.cancel_selected.isEnabled()
+        window.actions.cancel_selected.trigger()
+        qtbot.waitUntil(lambda: status(window, "slow1") == "cancelled", timeout=10000)
+        qtbot.waitUntil(lambda: status(window, "quick") == "pushed", timeout=60000)
+        assert window.session.running  # the others go on
+        pids += window.session.worker_pids()
+        assert window.actions.cancel.isEnabled() and not window.actions.start.isEnabled()
         pressed = time.monotonic()
-        window.cancel_action.trigger()
+        qtbot.keyClick(window, Qt.Key.Key_F5, Qt.KeyboardModifier.ShiftModifier)
     assert time.monotonic() - pressed < 5
-    assert {status(window, f"slow{i}") for i in range(3)} == {"cancelled"}
-    assert pids and not any(Path(f"/proc/{pid}").exists() and _running(pid) for pid in pids)
+    assert {status(window, name) for name in ("slow0", "slow2")} == {"cancelled"}
+    assert pids and wait_until_dead(pids) == []
     while docker_client.containers(all=True) and time.monotonic() - pressed < 5:
         qtbot.wait(100)  # the engine removes cancelled build containers on its own clock
     assert docker_client.containers(all=True) == []
-    assert window.retry_action.isEnabled()
-
-
-def _running(pid: int) -> bool:
-    return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    assert window.actions.retry.isEnabled()
 
 
 @pytest.mark.docker
-def test_retry_failed_pushes_again_without_rebuilding(qtbot, window, registry: Registry, tmp_path: Path) -> None:
-    for name in ("one", "two"):
-        write_image(tmp_path, name)
-    window.open_path(write_project(tmp_path, [{"name": "one", "context": "one"}, {"name": "two", "context": "two"}],
-                                   registry=registry.address))
-    registry.stop()
-    run_to_end(qtbot, window)
-    assert {status(window, n) for n in ("one", "two")} == {"failed"}
-    built = {n: window.model.state(row_of(window, n)).build_start for n in ("one", "two")}
-
-    registry.start()  # the registry comes back on the same port
-    report = run_to_end(qtbot, window, window.retry_action.trigger)
-    assert report.succeeded
-    for name in ("one", "two"):
-        state = window.model.state(row_of(window, name))
-        assert status(window, name) == "pushed" and state.build_start == built[name]
-        assert registry.manifest_digest(name, "latest") == state.digest
-    assert all(image.build.attempts == 0 for image in report.images), "nothing was rebuilt"
-
-
-@pytest.mark.docker
-def test_slider_change_during_run_takes_effect(qtbot, window, registry: Registry, base_image: str,
-                                               tmp_path: Path) -> None:
-    for i in range(6):
-        write_image(tmp_path, f"s{i}", base=base_image, run="sleep 2")
-    window.open_path(write_project(tmp_path, [{"name": f"s{i}", "context": f"s{i}"} for i in range(6)],
-                                   registry=registry.address, builders=1, pushers=1))
-    with qtbot.waitSignal(window.runFinished, timeout=RUN_TIMEOUT) as finished:
-        window.start_action.trigger()
-        qtbot.waitUntil(lambda: status(window, "s0").startswith("building"), timeout=30000)
-        window.builders.setValue(3)
-    report = finished.args[0]
-    qtbot.waitUntil(lambda: window._thread is None, timeout=10000)
-    assert report.builders == 3
-    assert max_concurrent([(i.build.start, i.build.end) for i in report.images]) == 3
+def test_retry_pushes_again_under_fixed_refs_without_rebuilding(qtbot, window, registry: Registry,
+                                                                base_image: str, tmp_path: Path) -> None:
+    """The registry goes away mid-run and the pushes fail; pointed at another registry,
+    "Retry failed" pushes the same builds there (the old window pushed the refs of the
+    build again, to the registry that was gone, and failed again)."""
+    write_image(tmp_path, "api", base=base_image, run="sleep 2")
+    write_image(tmp_path, "web", base=base_image, run="sleep 2")
+    open_project(window, write_project(tmp_path, [{"name": "api", "context": "api"},
+                                                  {"name": "web", "context": "web"}], registry=registry.address))
+    other = Registry(tmp_path / "other-registry")
+    other.start()
+    try:
+        with qtbot.waitSignal(window.runFinished, timeout=RUN_TIMEOUT):
+            window.actions.start.trigger()
+            qtbot.waitUntil(lambda: status(window, "api").startswith("building"), timeout=60000)
+            registry.stop()
+        assert {status(window, n) for n in ("api", "web")} == {"failed: registry unreachable"}
+        built = {n: window.model.state(row_of(window, n)).image_id for n in ("api", "web")}
+        window.controls.registry.setText(other.address)
+        window.controls.commit()
+        report = run_to_end(qtbot, window, window.actions.retry.trigger)
+        assert report.succeeded, [(i.name, i.error) for i in report.images]
+        for image in report.images:
+            assert image.build.attempts == 0, "pushed again, not rebuilt"
+            assert other.manifest_digest(image.name, "latest") == image.digest
+            assert window.model.state(row_of(window, image.name)).image_id == built[image.name]
+    finally:
+        other.stop()
 
 
 @pytest.mark.docker
-def test_closing_during_run_asks_then_cancels_cleanly(qtbot, window, registry: Registry, base_image: str,
-                                                      tmp_path: Path, monkeypatch) -> None:
-    write_image(tmp_path, "slow", base=base_image, run="sleep 60")
-    window.open_path(write_project(tmp_path, [{"name": "slow", "context": "slow"}], registry=registry.address))
-    asked: list[str] = []
-    monkeypatch.setattr(QMessageBox, "question",
-                        lambda parent, title, *a, **k: asked.append(title) or QMessageBox.StandardButton.Yes)
-    window.start_action.trigger()
-    qtbot.waitUntil(lambda: status(window, "slow").startswith("building step 2"), timeout=60000)
-    pids = window._controller.worker_pids()
-    window.close()
-    assert asked == ["Cancel the run?"]
-    qtbot.waitUntil(lambda: not window.isVisible(), timeout=10000)
-    assert window._thread is None
-    assert not any(Path(f"/proc/{pid}").exists() and _running(pid) for pid in pids)
-
-
-def test_open_save_round_trip(qtbot, window, tmp_path: Path, monkeypatch) -> None:
+def test_registry_checked_before_building_offers_build_only(qtbot, window, registry: Registry,
+                                                           tmp_path: Path, monkeypatch) -> None:
     write_image(tmp_path, "api")
-    path = write_project(tmp_path, [{"name": "api", "context": "api", "tags": ["1"],
-                                     "build_args": {"V": "1"}}], registry="localhost:5000")
-    assert window.open_path(path)
-    window.select_row(0)
-    window.tabs.setCurrentWidget(window.details)
-    window.details.build_args.setFocus()
-    window.details.build_args.selectAll()
-    qtbot.keyClicks(window.details.build_args, "V=2")  # typed: each key updates the project
-    qtbot.keyClick(window.details.build_args, Qt.Key.Key_Return)
-    qtbot.keyClicks(window.details.build_args, "EXTRA=yes")
-    assert window.details.build_args.toPlainText() == "V=2\nEXTRA=yes"
-    window.pushers.setValue(3)
-    assert window.dirty and window.isWindowModified() and window.windowTitle().startswith("dockpool.toml")
-    (tmp_path / "out").mkdir()
-    target = tmp_path / "out" / "copy.toml"
+    open_project(window, write_project(tmp_path, [{"name": "api", "context": "api"}], registry=registry.address))
+    registry.stop()
+    choices: list[str] = []
+
+    def pick(box: QMessageBox) -> int:
+        choices.append(box.informativeText())
+        box.buttons()[0].click()  # Build only
+        return 0
+
+    monkeypatch.setattr(QMessageBox, "exec", pick)
+    report = run_to_end(qtbot, window)
+    assert "connection refused" in choices[0].lower() or "could not connect" in choices[0].lower()
+    assert report.registry == "" and report.succeeded
+    assert status(window, "api") == "built"
+
+
+@pytest.mark.docker
+def test_unreachable_engine_keeps_the_last_results(qtbot, window, tmp_path: Path, monkeypatch) -> None:
+    write_image(tmp_path, "api")
+    open_project(window, write_project(tmp_path, [{"name": "api", "context": "api"}]))
+    run_to_end(qtbot, window)
+    assert status(window, "api") == "built"
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")
+    assert run_to_end(qtbot, window) is None
+    assert window.banner.isVisible() and "Docker engine unreachable" in window.banner.text.text()
+    assert status(window, "api") == "built", "the last run's results were wiped before the engine answered"
+    assert window.actions.start.isEnabled()
+
+
+def test_a_run_that_breaks_always_ends(qtbot, window, tmp_path: Path, monkeypatch) -> None:
+    """A stale DOCKER_TLS_VERIFY (and any other error) ends the run: the old window stayed
+    "running" for good, with Cancel doing nothing and closing refused."""
+    write_image(tmp_path, "api")
+    open_project(window, write_project(tmp_path, [{"name": "api", "context": "api"}]))
+    monkeypatch.setenv("DOCKER_HOST", "tcp://127.0.0.1:2376")
+    monkeypatch.setenv("DOCKER_TLS_VERIFY", "1")
+    monkeypatch.setenv("DOCKER_CERT_PATH", str(tmp_path / "no-certs"))
+    assert run_to_end(qtbot, window) is None
+    assert "the Docker settings are invalid" in window.banner.text.text()
+    assert window.actions.start.isEnabled() and not window.session.running
+
+
+@pytest.mark.docker
+def test_slider_moved_during_run(qtbot, window, registry: Registry, base_image: str, tmp_path: Path) -> None:
+    images = []
+    for i in range(5):
+        write_image(tmp_path, f"s{i}", base=base_image, run="sleep 1")
+        images.append({"name": f"s{i}", "context": f"s{i}"})
+    open_project(window, write_project(tmp_path, images, registry=registry.address, builders=1, pushers=1))
+    with qtbot.waitSignal(window.runFinished, timeout=RUN_TIMEOUT) as finished:
+        window.actions.start.trigger()
+        qtbot.waitUntil(lambda: status(window, "s0").startswith("building"), timeout=30000)
+        window.controls.builders_spin.setValue(3)  # typed into the spin box beside the slider
+    report = finished.args[0]
+    assert report.succeeded and report.builders == 3
+    assert max_concurrent([(i.build.start, i.build.end) for i in report.images]) >= 2
+
+
+@pytest.mark.docker
+def test_closing_during_a_run_cancels_it_first(qtbot, make_window, base_image: str, tmp_path: Path,
+                                               monkeypatch) -> None:
+    window = make_window()
+    write_image(tmp_path, "slow", base=base_image, run="sleep 60")
+    open_project(window, write_project(tmp_path, [{"name": "slow", "context": "slow"}]))
+    answer_questions(monkeypatch)
+    window.actions.start.trigger()
+    qtbot.waitUntil(lambda: status(window, "slow").startswith("building step"), timeout=60000)
+    pids = window.session.worker_pids()
+    window.close()
+    assert window.isVisible(), "closed before the run ended"
+    qtbot.waitUntil(lambda: not window.isVisible(), timeout=15000)
+    assert not window.session.running and wait_until_dead(pids) == []
+
+
+def test_quitting_the_application_ends_the_run_within_seconds(tmp_path: Path, docker_host: str,
+                                                              base_image: str) -> None:
+    """Log-off or `kill` (SIGTERM, then QApplication.quit()) during a run: the process ends
+    within 5 s and leaves no worker behind."""
+    import signal
+    import subprocess
+    import sys
+
+    write_image(tmp_path, "slow", base=base_image, run="sleep 60")
+    path = write_project(tmp_path, [{"name": "slow", "context": "slow"}])
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "HOME": str(tmp_path / "home"),
+           "XDG_CONFIG_HOME": str(tmp_path / "config"), "XDG_DATA_HOME": str(tmp_path / "data")}
+    process = subprocess.Popen([sys.executable, "-m", "gui", str(path), "--start"], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    from tests.test_package import _descendants
+
+    deadline = time.monotonic() + 60
+    workers: list[int] = []
+    while time.monotonic() < deadline and not any(
+            Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"/usr/bin/docker") for pid in workers
+            if Path(f"/proc/{pid}").exists()):
+        time.sleep(0.2)
+        workers = _descendants(process.pid)
+    assert workers, "the run never started"
+    process.send_signal(signal.SIGTERM)
+    quit_at = time.monotonic()
+    process.wait(15)
+    assert time.monotonic() - quit_at < 5
+    assert wait_until_dead(workers, 2) == []
+
+
+def test_save_as_round_trip_then_details_still_edit(qtbot, window, tmp_path: Path, monkeypatch) -> None:
+    write_image(tmp_path / "images", "api")
+    open_project(window, write_project(tmp_path, [{"name": "api", "context": "images/api"}]))
+    select(window, "api")
+    (tmp_path / "elsewhere").mkdir()
+    target = tmp_path / "elsewhere" / "copy.toml"
     monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(target), ""))
-    window.save_as_action.trigger()
-    assert not window.dirty and not window.isWindowModified() and window.windowTitle().startswith("copy.toml")
-    again = load(target)
-    assert again.pushers == 3 and again.images[0].build_args == {"V": "2", "EXTRA": "yes"}
-    assert again.context_path(again.images[0]) == (tmp_path / "api").resolve()
-    assert stored.recent_projects()[0] == str(target)
+    window.actions.save_as.trigger()
+    assert not window.document.modified and window.windowTitle().startswith("copy.toml")
+    # After the save the Details tab still edits the selected image (it used to edit nothing).
+    select(window, "api")
+    window.tabs.setCurrentWidget(window.details)
+    window.details.target.setFocus()
+    qtbot.keyClicks(window.details.target, "base")
+    assert window.model.image(0).target == "base" and window.document.modified
+    qtbot.keyClicks(window.details.build_args, "ABC=1")
+    assert window.model.image(0).build_args == {"ABC": "1"}
+    qtbot.keyClick(window, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier)  # no Enter first
+    again = load(target, strict=False)
+    assert again.images[0].context == "../images/api"
+    assert (again.images[0].target, again.images[0].build_args) == ("base", {"ABC": "1"})
 
 
-def test_invalid_project_shows_error_and_keeps_current(qtbot, window, tmp_path: Path) -> None:
+def test_what_is_typed_is_what_is_saved_and_asked_about(qtbot, window, tmp_path: Path, monkeypatch) -> None:
+    write_image(tmp_path, "api")
+    path = write_project(tmp_path, [{"name": "api", "context": "api"}])
+    open_project(window, path)
+    # A table cell still being edited when Ctrl+S is pressed.
+    window.table.setFocus()
+    window.table.setCurrentIndex(window.table.filter.index(0, COL_TAGS))
+    qtbot.keyClick(window.table, Qt.Key.Key_F2)
+    [editor] = window.table.viewport().findChildren(QLineEdit)
+    editor.selectAll()
+    qtbot.keyClicks(editor, "v9")
+    window.actions.save.trigger()
+    assert load(path).images[0].tags == ["v9"]
+    # Typing into the registry field and closing with the window's X: the prompt comes.
+    window.controls.registry.setFocus()
+    qtbot.keyClicks(window.controls.registry, "localhost:5000")
+    asked = answer_questions(monkeypatch, QMessageBox.StandardButton.Cancel)
+    window.close()
+    assert asked and "unsaved changes" in asked[0] and window.isVisible()
+    # An edit that changes nothing marks nothing.
+    window.document.undo.setClean()
+    assert not window.model.setData(window.model.index(0, COL_NAME), "api")
+    assert not window.document.modified
+
+
+def test_undo_redo_and_typing_never_overwrites(qtbot, window, tmp_path: Path) -> None:
+    for name in ("api", "web", "db"):
+        write_image(tmp_path, name)
+    open_project(window, write_project(tmp_path, [{"name": n, "context": n} for n in ("api", "web", "db")]))
+    window.table.setFocus()
+    window.table.setCurrentIndex(window.table.filter.index(0, COL_NAME))
+    qtbot.keyClicks(window.table, "w")  # a stray key: a search, never an edit
+    assert window.model.image(0).name == "api" and not window.document.modified
+    window.document.edit(window.model.uid(0), "tags", ["1.0"])
+    select(window, "web")
+    window.actions.remove.trigger()
+    assert [window.model.image(r).name for r in range(window.model.rowCount())] == ["api", "db"]
+    qtbot.keyClick(window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert [window.model.image(r).name for r in range(window.model.rowCount())] == ["api", "web", "db"]
+    window.undo_action.trigger()
+    assert window.model.image(0).tags == ["latest"] and not window.document.modified
+    window.redo_action.trigger()
+    assert window.model.image(0).tags == ["1.0"] and window.document.modified
+
+
+def test_filter_sort_and_failed_only(qtbot, window, tmp_path: Path) -> None:
+    for name in ("zeta", "alpha", "mid"):
+        write_image(tmp_path, name)
+    open_project(window, write_project(tmp_path, [{"name": n, "context": n} for n in ("zeta", "alpha", "mid")]))
+    window.table.sortByColumn(COL_NAME, Qt.SortOrder.AscendingOrder)
+    shown = [window.table.filter.index(r, COL_NAME).data() for r in range(window.table.filter.rowCount())]
+    assert shown == ["alpha", "mid", "zeta"]
+    window.table.selectRow(0)  # the view's first row is the model's second
+    window._refresh()
+    assert window.details.title.text() == "<b>alpha</b>"
+    qtbot.keyClicks(window.filter, "ze")
+    assert window.table.filter.rowCount() == 1
+    window.filter.clear()
+    state = window.model.state(row_of(window, "mid"))
+    state.status, state.error_kind = ev.Status.FAILED, "network"
+    window.actions.failed_only.trigger()
+    assert [window.table.filter.index(r, COL_NAME).data() for r in range(window.table.filter.rowCount())] == ["mid"]
+    window.actions.failed_only.trigger()
+
+
+def test_invalid_project_file_keeps_the_current_project(qtbot, window, tmp_path: Path) -> None:
     write_image(tmp_path, "api")
     good = write_project(tmp_path, [{"name": "api", "context": "api"}])
-    window.open_path(good)
+    open_project(window, good)
     bad = tmp_path / "bad.toml"
-    bad.write_text('[registry]\nurl = "x"\n[[image]\nname = 1\n')
+    bad.write_text("[registry\nurl = 1")
     assert not window.open_path(bad, confirmed=True)
     box = window.findChild(QMessageBox, "open-error")
-    assert box is not None and box.isVisible()
-    assert "TOML syntax error" in box.informativeText() and "line 3" in box.informativeText()
-    box.accept()
-    assert window.model.project.path == good and window.model.rowCount() == 1
+    assert box is not None and "TOML syntax error" in box.informativeText()
+    box.close()
+    assert window.document.path == good and window.model.rowCount() == 1
 
 
-def test_start_refuses_invalid_rows(qtbot, window, tmp_path: Path) -> None:
+def test_start_refused_for_invalid_rows(qtbot, window, tmp_path: Path) -> None:
     write_image(tmp_path, "api")
-    window.open_path(write_project(tmp_path, [{"name": "api", "context": "api"},
-                                              {"name": "Bad Name", "context": "gone"}]))
-    index = window.model.index(1, 1)
-    assert "is not a valid repository name" in index.data(Qt.ItemDataRole.ToolTipRole)
-    window.start_action.trigger()
+    path = tmp_path / "p.toml"
+    path.write_text('[[image]]\nname = "Bad Name"\ncontext = "api"\n[[image]]\nname = "ok"\ncontext = "api"\n')
+    open_project(window, path)
+    window.actions.start.trigger()
     box = window.findChild(QMessageBox, "start-refused")
-    assert box is not None and "Bad Name: name 'Bad Name' is not a valid repository name" in box.informativeText()
-    assert "context folder 'gone' does not exist" in box.informativeText()
-    box.accept()
-    assert window._thread is None
+    assert box is not None and "Bad Name" in box.informativeText()
+    box.close()
+    assert not window.session.running
 
 
-def test_engine_unreachable_shows_banner(qtbot, window, tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/none.sock")
-    write_image(tmp_path, "api")
-    window.open_path(write_project(tmp_path, [{"name": "api", "context": "api"}]))
-    run_to_end(qtbot, window)
-    assert window.banner.isVisible()
-    assert f"unix://{tmp_path}/none.sock is unreachable" in window.banner_text.text()
-    assert window.start_action.isEnabled() and window.model.rowCount() == 1
-
-
-def test_drop_folders_and_bulk_edit(qtbot, window, tmp_path: Path) -> None:
-    repo = images_folder(tmp_path, ["a", "b", "c"])
+def test_dropped_folders_and_bulk_edits(qtbot, window, tmp_path: Path) -> None:
+    repo = images_folder(tmp_path, ["one", "two", "three"])
     data = QMimeData()
     data.setUrls([QUrl.fromLocalFile(str(repo))])
     drop = QDropEvent(QPoint(10, 10), Qt.DropAction.CopyAction, data, Qt.MouseButton.LeftButton,
                       Qt.KeyboardModifier.NoModifier)
     window.table.dropEvent(drop)
-    assert window.model.rowCount() == 3
+    qtbot.waitUntil(lambda: window.model.rowCount() == 3, timeout=10000)
     window.table.selectAll()
-    window.disable_action.trigger()
-    assert not window.model.project.enabled_images and not window.start_action.isEnabled()
-    window.enable_action.trigger()
-    window.duplicate_action.trigger()
-    assert [window.model.image(r).name for r in range(6)] == ["a", "b", "c", "a-2", "b-2", "c-2"]
-    window.select_row(5)
-    window.remove_action.trigger()
-    assert window.model.rowCount() == 5
+    window.actions.disable.trigger()
+    assert not any(window.model.image(r).enabled for r in range(3))
+    window.actions.enable.trigger()
+    window.actions.duplicate.trigger()
+    assert window.model.rowCount() == 6 and window.model.image(3).name.endswith("-2")
 
 
-def test_autosave_recovers_unsaved_edits(qtbot, window, tmp_path: Path, monkeypatch, qapp) -> None:
-    from gui.window.main_window import MainWindow
-
+def test_crash_recovery_per_project(qtbot, make_window, tmp_path: Path, monkeypatch) -> None:
+    """Edits left by a crash are offered whenever that project is opened (double-click
+    included), and another window closing never deletes them."""
     write_image(tmp_path, "api")
     path = write_project(tmp_path, [{"name": "api", "context": "api"}])
-    window.open_path(path)
-    window.model.setData(window.model.index(0, COL_TAGS), "latest, edited")
-    window._write_autosave()  # the timer's job; a crash right after must lose nothing
-    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
-    second = MainWindow()
-    second.offer_recovery()
-    assert second.model.project.path == path and second.dirty
-    assert second.model.image(0).tags == ["latest", "edited"]
-    assert second.model.problems(0) == []  # contexts still point at the right folder
-    second._dirty = False
-    second.close()
+    crashed = make_window()
+    open_project(crashed, path)
+    crashed.document.edit(crashed.model.uid(0), "tags", ["recovered"])
+    crashed.document.autosave()  # the timer's autosave; then the process dies
+    other = make_window()
+    other.close()  # another window closing leaves this project's autosave alone
+    asked = answer_questions(monkeypatch)
+    reopened = make_window()
+    open_project(reopened, path)
+    assert asked and "Recover" in asked[0]
+    assert reopened.model.image(0).tags == ["recovered"] and reopened.document.modified
 
 
 @pytest.mark.docker
-def test_log_in_stores_credentials_in_docker_config(qtbot, window, auth_registry: Registry, tmp_path: Path,
-                                                    monkeypatch) -> None:
+def test_log_in_runs_off_the_gui_thread(qtbot, window, auth_registry: Registry, monkeypatch) -> None:
     from gui.window.login_dialog import LoginDialog
 
-    def fill_and_accept(dialog: LoginDialog) -> int:
+    def fill(dialog: LoginDialog) -> int:
         dialog.username.setText("dockpool")
         dialog.password.setText("secret-pass")
         return LoginDialog.DialogCode.Accepted
 
-    monkeypatch.setattr(LoginDialog, "exec", fill_and_accept)
+    monkeypatch.setattr(LoginDialog, "exec", fill)
+    window.controls.registry.setText(auth_registry.address)
+    window.controls.login.click()
+    qtbot.waitUntil(lambda: "Logged in to" in window.statusBar().currentMessage(), timeout=20000)
+    config = json.loads((Path(os.environ["DOCKER_CONFIG"]) / "config.json").read_text())
+    assert auth_registry.address in config["auths"]
+
+
+def test_keyboard_and_screen_readers(window) -> None:
+    labels = {label.text(): label.buddy() for label in window.controls.findChildren(type(window.counts))
+              if label.buddy() is not None}
+    assert labels["&Registry"] is window.controls.registry
+    assert labels["&Builders"] is window.controls.builders_spin
+    assert window.actions.start.shortcut().toString() == "F5"
+    assert window.actions.cancel.shortcut().toString() == "Shift+F5"
+    for widget in (window.controls.registry, window.controls.builders, window.controls.pushers, window.table,
+                   window.filter, window.log.text):
+        assert widget.accessibleName(), widget
+    window.controls.builders.setValue(7)
+    assert window.controls.builders_spin.value() == 7
+
+
+def test_dark_palette_gives_readable_colours(qtbot, window) -> None:
+    from gui.window import theme
+
+    light = QGuiApplication.palette()
+    dark = QPalette(light)
+    for role, colour in ((QPalette.ColorRole.Window, "#202124"), (QPalette.ColorRole.Base, "#1b1b1d"),
+                         (QPalette.ColorRole.Text, "#e8e8e8")):
+        dark.setColor(role, colour)
+    assert theme.is_dark(dark) and not theme.is_dark(light)
+    assert theme.error_text(dark).lightness() > 128 > theme.error_text(light).lightness()
+    hard_coded = [path.name for path in (Path(__file__).parents[1] / "gui" / "window").glob("*.py")
+                  if path.name != "theme.py" and '"#' in path.read_text()]
+    assert hard_coded == [], f"colours outside theme.py: {hard_coded}"
+
+
+def test_layout_is_remembered(qtbot, make_window) -> None:
+    first = make_window()
+    first.tabs.setCurrentWidget(first.timeline)
+    first.table.horizontalHeader().resizeSection(COL_NAME, 311)
+    first.close()
+    second = make_window()
+    assert second.tabs.currentWidget() is second.timeline
+    assert second.table.horizontalHeader().sectionSize(COL_NAME) == 311
+
+
+def test_timeline_scrolls_for_many_images(qtbot, window, tmp_path: Path) -> None:
+    write_image(tmp_path, "a")
+    open_project(window, write_project(tmp_path, [{"name": f"img{i:03d}", "context": "a"} for i in range(100)]))
+    window.tabs.setCurrentWidget(window.timeline)
+    QApplication.processEvents()
+    assert window.timeline.view.height() > window.timeline.viewport().height()
+    assert window.timeline.verticalScrollBar().maximum() > 0
+
+
+def test_table_model_passes_qt_model_tester(qtmodeltester, tmp_path: Path, qapp) -> None:
+    from gui.window.image_model import ImageTableModel
+
+    for name in ("api", "web"):
+        write_image(tmp_path, name)
+    model = ImageTableModel(load(write_project(tmp_path, [{"name": "api", "context": "api"},
+                                                          {"name": "web", "context": "web"}])))
+    qtmodeltester.check(model)
+
+
+def test_save_keeps_the_project_when_the_disk_refuses(qtbot, window, tmp_path: Path, monkeypatch) -> None:
     write_image(tmp_path, "api")
-    window.open_path(write_project(tmp_path, [{"name": "api", "context": "api"}], registry=auth_registry.address))
-    window.login_button.click()
-    config = (Path(os.environ["DOCKER_CONFIG"]) / "config.json").read_text()
-    assert auth_registry.address in config
-    assert "secret-pass" not in window.model.project.path.read_text()
-    report = run_to_end(qtbot, window)
-    assert report.succeeded, report.images[0].error
+    path = write_project(tmp_path, [{"name": "api", "context": "api"}])
+    open_project(window, path)
+    window.document.edit(window.model.uid(0), "tags", ["2.0"])
+    shown: list[str] = []
+    monkeypatch.setattr(QMessageBox, "critical", lambda parent, title, text: shown.append(text))
+    monkeypatch.setattr(QFileDialog, "getSaveFileName",
+                        lambda *a, **k: (str(tmp_path / "missing-folder" / "p.toml"), ""))
+    assert not window.save_as()
+    assert shown and "missing-folder" in shown[0] and window.document.modified
+    save(window.document.project, path)

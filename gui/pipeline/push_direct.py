@@ -64,6 +64,7 @@ class _Reporter:
         self.done = 0  # bytes of blobs finished (uploaded, found or mounted)
         self.current = 0  # bytes of the blob being uploaded, so far
         self.total = 0
+        self.started = False  # PushStarted sent
         self._sent_at = 0.0
 
     def emit(self, record: Any) -> None:
@@ -113,7 +114,8 @@ class DirectPush:
         self.clients = clients
         self.task = task
         self.report = reporter
-        self.wire = wire  # held around every blob upload: the run's limit on the wire
+        self._wire = wire  # the run's limit on the wire: taken at the first upload, held to the end
+        self._on_wire = False
         self.host = registry_host(task.refs[0])
         self.repository = _split(task.refs[0], self.host)[0]
         self.registry = RegistryClient(self.host, find_credentials(self.host, task.auth), insecure=task.insecure,
@@ -128,6 +130,30 @@ class DirectPush:
         finally:
             self.registry.close()
             shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def leave_the_wire(self) -> None:
+        """Give the upload slot back: after PushDone or PushFailed has been sent, so the next
+        image never counts as pushing before this one has counted as done."""
+        if self._on_wire:
+            self._on_wire = False
+            self._wire.__exit__(None, None, None)
+
+    def _take_the_wire(self) -> None:
+        """Wait for an upload slot before the image's first upload, and keep it until the
+        image is done: the image finishes while the next one, prepared, waits its turn
+        (slots given back between blobs would let images take turns blob by blob, finish
+        together, then leave the link idle while all of them prepare)."""
+        if not self._on_wire:
+            self._wire.__enter__()
+            self._on_wire = True
+            self._started()
+
+    def _started(self) -> None:
+        """The image counts as pushing from its first upload slot (before that it waits for
+        one, prepared); an image with nothing to upload, from its manifests."""
+        if not self.report.started:
+            self.report.started = True
+            self.report.emit(ev.PushStarted(self.task.image, self.task.attempt, time.time()))
 
     def _run(self) -> dict[str, str]:
         self.registry.connect()
@@ -242,14 +268,14 @@ class DirectPush:
                 yield piece
                 self.report.progress(compression.size)
 
+        self._take_the_wire()
         try:
-            with self.wire:
-                upload = self.registry.start_upload(self.repository)
-                end = self.registry.send_chunk(self.repository, upload, body, 0, None, whole=True)
-                if not compression.done or end != compression.size:
-                    raise RegistryError(ev.Failure(ev.FailureKind.NETWORK, "the registry did not take the whole "
-                                                   "layer", "it is sent again"))
-                self.registry.finish_upload(self.repository, upload, compression.digest)
+            upload = self.registry.start_upload(self.repository)
+            end = self.registry.send_chunk(self.repository, upload, body, 0, None, whole=True)
+            if not compression.done or end != compression.size:
+                raise RegistryError(ev.Failure(ev.FailureKind.NETWORK, "the registry did not take the whole layer",
+                                               "it is sent again"))
+            self.registry.finish_upload(self.repository, upload, compression.digest)
         except (httpx.HTTPError, RegistryError) as exc:
             compression.finish()
             self._compressed(blob, compression, estimate)
@@ -281,8 +307,8 @@ class DirectPush:
             self.report.log(f"{short}: exists")
             self.report.finished_blob(blob.size)
             return
-        with self.wire:
-            resumes = self._transfer(blob, resumes)
+        self._take_the_wire()
+        resumes = self._transfer(blob, resumes)
         self.report.log(f"{short}: uploaded ({blob.size / 1e6:.1f} MB)"
                         + (f" after {resumes} resume(s)" if resumes else ""))
         self.report.finished_blob(blob.size)
@@ -370,6 +396,7 @@ class DirectPush:
         return dump_json(document), media_type
 
     def _put_manifests(self, manifest: bytes, media_type: str) -> dict[str, str]:
+        self._started()
         digest = "sha256:" + hashlib.sha256(manifest).hexdigest()
         digests = {}
         for ref in self.task.refs:
@@ -386,13 +413,16 @@ class DirectPush:
 
 def run_push(clients: Any, task: PushTask, emit: Callable[[Any], None],
              wire: AbstractContextManager[None] | None = None) -> None:
-    """Push every ref with Dockpool's own uploader; emit PushDone or PushFailed.
-    `wire`: entered around each blob upload (the supervisor's upload slots)."""
+    """Push every ref with Dockpool's own uploader; emit PushStarted (once it uploads),
+    then PushDone or PushFailed. `wire`: an upload slot, entered before the image's first
+    upload and left when it is done (the supervisor's limit on the wire)."""
     reporter = _Reporter(task.image, emit)
-    reporter.emit(ev.PushStarted(task.image, task.attempt, time.time()))
     _remove_stale_folders()
+    push: DirectPush | None = None
+    failure: ev.Failure | None = None
     try:
-        digests = DirectPush(clients, task, reporter, wire or nullcontext()).run()
+        push = DirectPush(clients, task, reporter, wire or nullcontext())
+        digests = push.run()
     except RegistryError as exc:
         failure = exc.failure
     except ExportError as exc:
@@ -402,9 +432,20 @@ def run_push(clients: Any, task: PushTask, emit: Callable[[Any], None],
         failure = failure_for(exc, "push", task.stall_timeout)
     except Exception as exc:  # the engine's inspect or export, a full disk, …
         failure = classify(exception_message(exc), ev.Stage.PUSH)
-    else:
-        reporter.progress(0, force=True)
-        reporter.emit(ev.PushDone(task.image, digests[task.refs[0]], digests))
-        return
+    try:
+        if failure is None:
+            _finish(reporter, task, digests)
+        else:
+            _fail(reporter, task, failure)
+    finally:
+        if push is not None:
+            push.leave_the_wire()
+
+def _finish(reporter: _Reporter, task: PushTask, digests: dict[str, str]) -> None:
+    reporter.progress(0, force=True)
+    reporter.emit(ev.PushDone(task.image, digests[task.refs[0]], digests))
+
+
+def _fail(reporter: _Reporter, task: PushTask, failure: ev.Failure) -> None:
     reporter.log(failure.message, error=True)
     reporter.emit(ev.PushFailed(task.image, failure))

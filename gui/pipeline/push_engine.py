@@ -66,6 +66,9 @@ def run_push(client: Any, task: PushTask, emit: Any) -> None:
     last_sent = 0.0
     error: str | None = None
     try:
+        if task.image_id:  # tagged again: the refs may have changed since the build (a fixed registry)
+            for ref in task.refs:
+                client.tag(task.image_id, *split_ref(ref), force=True)
         for ref in task.refs:
             repository, tag = split_ref(ref)
             stream = client.push(repository, tag=tag, stream=True, decode=True, auth_config=task.auth)

@@ -397,3 +397,40 @@ def _range_end(header: str | None) -> int | None:
 def dump_json(document: dict[str, Any]) -> bytes:
     """Manifest bytes as Dockpool sends them; their sha256 is the digest it reports."""
     return json.dumps(document, indent=3).encode()
+
+
+def check_registry(registry: str, repository: str, auth: dict[str, str] | None, *, insecure: bool,
+                   timeout: float = 10.0) -> str | None:
+    """Whether a push to `registry` can start: it answers on /v2/, and the login Dockpool
+    would use (this run's, else Docker's stored one) gets past its challenge for pushing
+    to `repository`. Returns what is wrong, or None. For the window's Start, before
+    every image is built for nothing."""
+    from .reference import registry_host
+    from .registry_auth import find_credentials
+
+    host = registry_host(registry)
+    path = registry[len(host):].strip("/")
+    target = f"{path}/{repository}" if path else repository
+    try:
+        client = RegistryClient(host, find_credentials(host, auth), insecure=insecure, timeout=timeout)
+    except Exception as exc:  # a credential helper that fails, a broken config file
+        return f"the login for {host} cannot be read: {exc}"
+    try:
+        client.connect()
+        challenge = client._challenge
+        if challenge is None:
+            return None  # an open registry
+        if challenge.scheme == "basic":
+            if not (client._credentials and client._credentials.username):
+                return f"{host} asks for a login, and none is stored for it"
+            response = client._http.get(f"{client.base}/v2/",
+                                        headers={"Authorization": client._credentials.basic()})
+            return None if response.status_code == 200 else f"{host} refused the login ({response.status_code})"
+        client._authorization((_push(target),), renew=True)  # raises for a refused login
+        return None
+    except RegistryError as exc:
+        return exc.failure.message
+    except httpx.HTTPError as exc:
+        return failure_for(exc, f"checking {host}", timeout).message
+    finally:
+        client.close()

@@ -61,7 +61,10 @@ class RunLogs:
     def append(self, image_key: str, stage: str, text: str, error: bool = False) -> None:
         stream = self._open.pop(image_key, None)
         if stream is None:
-            stream = self.path(image_key).open("a", encoding="utf-8", newline="\n")
+            # Line-buffered: every line is in the file before the caller hears of it, so a
+            # reader (the window's log view) that reads the file then follows live lines
+            # misses none and shows none twice.
+            stream = self.path(image_key).open("a", encoding="utf-8", newline="\n", buffering=1)
             while len(self._open) >= MAX_OPEN_FILES:
                 _, oldest = self._open.popitem(last=False)
                 oldest.close()

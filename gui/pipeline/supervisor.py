@@ -89,13 +89,16 @@ class Pipeline:
     """Runs the enabled images of a project; read `events` until RunFinished."""
 
     def __init__(self, project: Project, options: RunOptions, *, api_version: str | None = None,
-                 push_only: Iterable[str] = (), log_dir: Path | None = None,
+                 push_only: Iterable[str] | dict[str, str] = (), log_dir: Path | None = None,
                  worker_log: str | None = None) -> None:
-        """`push_only`: keys of images already built (tagged locally) that only need pushing.
-        `log_dir`: write each image's whole log there. `worker_log`: where workers write
-        what they would print when the executable has no stderr (the windowed app)."""
+        """`push_only`: keys of images already built that only need pushing; as a mapping,
+        key -> image id, so an image is pushed (and, through the engine, tagged again) under
+        the refs it has now, even if they changed since it was built. `log_dir`: write each
+        image's whole log there. `worker_log`: where workers write what they would print
+        when the executable has no stderr (the windowed app)."""
         _check_limit("builders", options.builders)
         _check_limit("pushers", options.pushers)
+        built_ids = dict(push_only) if isinstance(push_only, dict) else {}
         push_only = set(push_only)
         if push_only and not options.registry:
             raise ValueError("images can only be pushed again with a registry to push to")
@@ -110,6 +113,7 @@ class Pipeline:
             result = ImageResult(spec.name, spec.refs(options.registry), key=key)
             if key in push_only:
                 result.status = ev.Status.BUILT_WAITING
+                result.image_id = built_ids.get(key)
             secrets = {secret: str(project.file_path(path)) for secret, path in spec.secrets.items()}
             self._jobs[key] = _Job(spec, str(project.context_path(spec)), secrets, result)
         unknown = push_only - set(self._jobs)
@@ -146,6 +150,10 @@ class Pipeline:
         """Stop everything: running workers are killed, their builds stopped."""
         self._cancel.set()
         self._inbox.put((None, _WAKE))
+
+    def cancel_image(self, key: str) -> None:
+        """Stop one image, wherever it is (queued, building, pushing); the run goes on."""
+        self._inbox.put((None, ("cancel", key)))
 
     def set_limits(self, builders: int | None = None, pushers: int | None = None) -> None:
         """Change the concurrency limits (None keeps one); applied at the next dispatch.
@@ -280,9 +288,15 @@ class Pipeline:
 
     def _accept(self, w: WorkerProcess | None, record: Any) -> None:
         if w is None:
-            return  # a wake-up: cancel or new limits, looked at by the loop
+            if isinstance(record, tuple) and record[0] == "cancel":
+                self._cancel_one(record[1])
+            return  # otherwise a wake-up: cancel or new limits, looked at by the loop
         if record is CLOSED:
             self._worker_exited(w)
+            return
+        if isinstance(record, ev.SlotReleased):  # about the worker, whatever it holds now
+            self._wire_holders.discard(w)
+            self._grant_slots()
             return
         if w not in self._workers or w.job is None or record.image != w.job.result.key:
             self._stale(record)
@@ -311,10 +325,6 @@ class Pipeline:
             self._wire_waiting.append(w)
             self._grant_slots()
             return  # between the supervisor and its pushers only
-        elif isinstance(record, ev.SlotReleased):
-            self._wire_holders.discard(w)
-            self._grant_slots()
-            return
         elif isinstance(record, ev.LogLine):
             if self._logs:
                 self._logs.append(result.key, record.stage.value, record.text, record.error)
@@ -402,8 +412,10 @@ class Pipeline:
         return pushers + 1 if self.options.push_via == "direct" else pushers
 
     def _grant_slots(self) -> None:
+        """Free slots go to the pushers waiting longest (by when their image was handed out)."""
         while self._wire_waiting and len(self._wire_holders) < self.limits[1]:
-            w = self._wire_waiting.popleft()
+            w = min(self._wire_waiting, key=lambda waiting: waiting.assigned_at)
+            self._wire_waiting.remove(w)
             if w in self._workers and w.send(SlotGranted()):
                 self._wire_holders.add(w)
 
@@ -564,22 +576,46 @@ class Pipeline:
         self._remove_containers([w.job.container for w in busy if w.job.container])
         return busy
 
+    def _cancel_one(self, key: str) -> None:
+        job = self._jobs.get(key)
+        if job is None or job.result.status.final:
+            return
+        for waiting in (self._build_queue, self._push_queue):
+            if key in waiting:
+                waiting.remove(key)
+        if any(entry[3] == key for entry in self._delayed):
+            self._delayed_builds -= sum(1 for entry in self._delayed if entry[3] == key and entry[2] is ev.Stage.BUILD)
+            self._delayed = [entry for entry in self._delayed if entry[3] != key]
+            heapq.heapify(self._delayed)
+        holder = next((w for w in self._workers if w.job is job), None)
+        if holder is not None:
+            self._discard(holder)
+            holder.kill()
+            kill_process(holder.child_pid)
+            self._release(holder)
+            if job.container:
+                self._remove_containers([job.container])
+                job.container = None
+        self._cancel_job(job)
+
+    def _cancel_job(self, job: _Job) -> None:
+        result = job.result
+        result.stage = {ev.Status.BUILDING: ev.Stage.BUILD, ev.Status.PUSHING: ev.Stage.PUSH,
+                        ev.Status.BUILT_WAITING: ev.Stage.PUSH}.get(result.status)
+        for times in (result.build, result.push):
+            if times.start is not None and times.end is None:
+                times.end = time.time()
+        result.status = ev.Status.CANCELLED
+        self._final(job)
+        self._emit(ev.Cancelled(result.key, result.stage))
+
     def _cancel_all(self) -> None:
         busy = self._kill_busy()
         cancelled = 0
         for job in self._jobs.values():
-            result = job.result
-            if result.status.final:
-                continue
-            result.stage = {ev.Status.BUILDING: ev.Stage.BUILD, ev.Status.PUSHING: ev.Stage.PUSH,
-                            ev.Status.BUILT_WAITING: ev.Stage.PUSH}.get(result.status)
-            for times in (result.build, result.push):
-                if times.start is not None and times.end is None:
-                    times.end = time.time()
-            result.status = ev.Status.CANCELLED
-            cancelled += 1
-            self._final(job)
-            self._emit(ev.Cancelled(result.key, result.stage))
+            if not job.result.status.final:
+                self._cancel_job(job)
+                cancelled += 1
         # A cancel that arrives as the last image finishes cancels nothing: say what happened.
         self.report.cancelled = cancelled > 0
         for w in busy:

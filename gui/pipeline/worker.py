@@ -70,10 +70,10 @@ class _Clients:
 
 
 class _WireSlots:
-    """A direct pusher asks the supervisor for one of the run's upload slots before each
-    blob it puts on the wire, and gives it back after: at most `pushers` uploads are on
-    the wire across the run, while one more pusher prepares (exports, reads, hashes) the
-    next image instead of leaving the link idle meanwhile."""
+    """A direct pusher asks the supervisor for one of the run's upload slots before it puts
+    its image's first blob on the wire, and gives it back when the image is done: at most
+    `pushers` images upload at once across the run, while one more pusher prepares
+    (exports, reads, hashes) the next image instead of leaving the link idle meanwhile."""
 
     def __init__(self, image: str, tasks: Connection, emit: Any) -> None:
         self._image, self._tasks, self._emit = image, tasks, emit

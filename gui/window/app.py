@@ -1,52 +1,148 @@
-"""Start the window: logging, the QApplication, the icon, the project to open."""
+"""Start the window: logging and error handling, the QApplication, the project to open.
+
+A windowed executable has no console: sys.stdout and sys.stderr are None in it
+and in every process it starts. So everything goes to a UTF-8 log file in the
+user's data folder (and to stderr too when there is one): log records,
+uncaught exceptions of any thread (also shown in a dialog that names the
+file), and faulthandler's dump if the interpreter itself crashes. A marker file
+lives while the window runs; finding it at start means the last session
+crashed, and the user is told where its log is. DOCKPOOL_WINDOWED=1 makes a
+source run behave as the windowed executable does (no stdout/stderr), which is
+how the tests cover it.
+"""
 
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import logging
+import logging.handlers
 import os
+import signal
 import sys
+import threading
 import time
+import traceback
 from pathlib import Path
+from typing import Any
 
-from PySide6.QtCore import QStandardPaths, QTimer
+from PySide6.QtCore import QEvent, QObject, QStandardPaths, QTimer
 from PySide6.QtGui import QIcon
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QMessageBox
 
 from .. import __version__
 from ..resources import resource_path
 from .main_window import MainWindow
+
+LOG_NAME = "dockpool.log"
+log = logging.getLogger("dockpool")
 
 
 def parse_arguments(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="dockpool-gui", description="The Dockpool window.")
     parser.add_argument("project", nargs="?", type=Path, help="a project file to open")
     parser.add_argument("--registry", help="use this registry for this session (the file is not changed)")
+    parser.add_argument("--start", action="store_true", help="start the run as soon as the project is open")
     parser.add_argument("--smoke", action="store_true",
                         help="open the window (and the project), report the start-up time, exit")
     return parser.parse_args(argv)
 
 
-def configure_logging() -> Path | None:
-    """Log to stderr when there is one; a windowed executable has none (sys.stderr is
-    None), so it logs to a file beside its settings instead. Returns the log file."""
-    if sys.stderr is not None:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-        return None
+def log_folder() -> Path:
     folder = Path(QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppLocalDataLocation))
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "dockpool.log"
-    logging.basicConfig(filename=path, level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return path
+    return folder
+
+
+class ErrorLog:
+    """The log file, the hooks that send every uncaught error there, and the crash marker."""
+
+    def __init__(self) -> None:
+        self.path = log_folder() / LOG_NAME
+        self.marker = log_folder() / "running.pid"
+        self._stream: Any = None
+
+    def install(self) -> None:
+        if os.environ.get("DOCKPOOL_WINDOWED") == "1":  # as a windowed executable is started
+            sys.stdout = sys.stderr = None  # type: ignore[assignment]
+        handler = logging.handlers.RotatingFileHandler(self.path, maxBytes=2_000_000, backupCount=2,
+                                                       encoding="utf-8")
+        handlers: list[logging.Handler] = [handler]
+        if sys.stderr is not None:
+            handlers.append(logging.StreamHandler())
+        logging.basicConfig(level=logging.INFO, handlers=handlers, force=True,
+                            format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s")
+        self._stream = handler.stream
+        if sys.stdout is None or sys.stderr is None:
+            # A stray print or warning must not crash the window.
+            stray = open(self.path, "a", encoding="utf-8", errors="replace", buffering=1)  # noqa: SIM115
+            sys.stdout = sys.stdout or stray
+            sys.stderr = sys.stderr or stray
+        faulthandler.enable(file=self._stream)
+        sys.excepthook = self._uncaught
+        threading.excepthook = lambda args: self._uncaught(args.exc_type, args.exc_value, args.exc_traceback)
+
+    def _uncaught(self, kind: type[BaseException], error: BaseException, trace: Any) -> None:
+        log.error("uncaught error:\n%s", "".join(traceback.format_exception(kind, error, trace)))
+        if threading.current_thread() is threading.main_thread() and QApplication.instance() is not None:
+            box = QMessageBox(QMessageBox.Icon.Critical, "Dockpool: unexpected error",
+                              f"Something went wrong: {error}", QMessageBox.StandardButton.Ok)
+            box.setObjectName("uncaught-error")
+            box.setInformativeText(f"The details are in the log file:\n{self.path}")
+            box.open()
+            self._box = box
+
+    def previous_crash(self) -> str | None:
+        """The last session ended without closing (its marker is left, its process gone)."""
+        try:
+            pid = int(self.marker.read_text())
+        except (OSError, ValueError):
+            return None
+        if pid == os.getpid():
+            return None
+        try:
+            os.kill(pid, 0)
+            return None  # another window of Dockpool is running
+        except (ProcessLookupError, PermissionError, OSError):
+            return f"Dockpool closed unexpectedly last time. What it logged is in:\n{self.path}"
+
+    def running(self) -> None:
+        try:
+            self.marker.write_text(str(os.getpid()))
+        except OSError:
+            pass
+
+    def closed(self) -> None:
+        self.marker.unlink(missing_ok=True)
+
+
+class _QuitWatcher(QObject):
+    """Qt 6 turns QApplication.quit() into a close of every window, and a window that
+    refuses its close cancels the quit. Told first, the windows end their runs without
+    asking and accept."""
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.Quit:
+            for widget in QApplication.topLevelWidgets():
+                if isinstance(widget, MainWindow):
+                    widget.prepare_to_quit()
+        return False
+
+
+def _quit_in_order(app: QApplication) -> None:
+    """Log-off and `kill` send SIGTERM, code may call QApplication.quit(): either way the
+    run ends and edits are autosaved. A timer lets Python's signal handler run while Qt's
+    event loop has the thread."""
+    watcher = _QuitWatcher(app)
+    app.installEventFilter(watcher)
+    signal.signal(signal.SIGTERM, lambda *_: app.quit())
+    timer = QTimer(app, interval=200, timeout=lambda: None)
+    timer.start()
 
 
 def _say(message: str) -> None:
     """Print for whoever started us; a windowed executable has sys.stdout None, but when
     it is started from a terminal or a test, file descriptor 1 is still there."""
-    if sys.stdout is not None:
-        print(message, flush=True)
-        return
     try:
         os.write(1, (message + "\n").encode())
     except OSError:
@@ -60,24 +156,34 @@ def run(argv: list[str], started: float | None = None) -> int:
     app.setApplicationName("Dockpool")
     app.setOrganizationName("Dockpool")
     app.setApplicationVersion(__version__)
-    configure_logging()
+    errors = ErrorLog()
+    errors.install()
+    crash = errors.previous_crash()
+    errors.running()
     app.setWindowIcon(QIcon(str(resource_path("icons/dockpool.png"))))
-    window = MainWindow()
+    _quit_in_order(app)
+    window = MainWindow(worker_log=str(errors.path))
     window.show()
+    if crash and not args.smoke:
+        QMessageBox.information(window, "Dockpool closed unexpectedly", crash)
     opened = True
     if args.project:
         opened = window.open_path(args.project, confirmed=True, registry=args.registry)
     elif not args.smoke:
-        window.offer_recovery()
+        window.offer_recovery(None)
     if args.smoke:
         app.processEvents()
         shown = time.perf_counter() - started
         message = (f"smoke: window shown in {shown:.2f} s, {window.model.rowCount()} image(s), "
                    f"project {'opened' if opened else 'NOT opened'}")
-        logging.getLogger("dockpool").info(message)
+        log.info(message)
         _say(message)
-        window._dirty = False
         QTimer.singleShot(0, window.close)
         app.exec()
+        errors.closed()
         return 0 if opened and not window.windowIcon().isNull() else 1
-    return app.exec()
+    if args.start and opened:
+        QTimer.singleShot(0, window.start)
+    code = app.exec()
+    errors.closed()
+    return code

@@ -4,61 +4,92 @@ Its run() is the same Qt-free Pipeline the CLI uses. It drains the engine's even
 queue and re-emits the records in batches every BATCH_INTERVAL, so the GUI thread
 handles ten updates a second however many images stream logs and layer progress.
 Widgets never touch the engine; the controller never touches widgets.
+
+Whatever goes wrong (an engine that does not answer, a stale DOCKER_TLS_VERIFY, a
+bug), run() ends with `finished`: a window never stays "running" with nothing
+behind it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import queue
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QObject, Signal, Slot
 
 from ..pipeline import events as ev
+from ..pipeline import reference
+from ..pipeline.build_backend import BackendUnavailable, backend_problems, resolve_backend
 from ..pipeline.docker_engine import EngineUnreachable, connect
-from ..pipeline.project import Project
+from ..pipeline.project import Project, validate
 from ..pipeline.supervisor import Pipeline, RunOptions
 
 BATCH_INTERVAL = 0.1
+log = logging.getLogger(__name__)
 
 
 class RunController(QObject):
-    started = Signal(str)  # the engine's description
+    started = Signal(str, str)  # the engine's description, the build backend's
     # object, not list: PySide would convert a list into a QVariantList element by element.
     eventsReady = Signal(object)  # a batch (list) of engine records, in order
     engineUnreachable = Signal(str)  # which endpoint and why
+    failed = Signal(str)  # the run could not start or broke: what happened
     finished = Signal(object)  # the RunReport, or None when the run never started
 
-    def __init__(self, project: Project, options: RunOptions, push_only: list[str]) -> None:
+    def __init__(self, project: Project, options: RunOptions, push_only: dict[str, str], log_dir: Path,
+                 worker_log: str | None) -> None:
         super().__init__()
         self._project = project
         self._options = options
         self._push_only = push_only
+        self._log_dir = log_dir
+        self._worker_log = worker_log
         self._pipeline: Pipeline | None = None
         self._cancelled = False
         self._lock = threading.Lock()  # guards _options and _pipeline against the GUI thread
+        self.ended = threading.Event()  # run() has returned: workers stopped, report final
 
     @Slot()
     def run(self) -> None:
+        report = None
         try:
-            _, engine = connect()
+            report = self._run()
         except EngineUnreachable as exc:
             self.engineUnreachable.emit(str(exc))
-            self.finished.emit(None)
-            return
+        except BackendUnavailable as exc:
+            self.failed.emit(str(exc))
+        except Exception as exc:  # a stale setting, a bug: say so, and end the run all the same
+            log.exception("the run could not go on")
+            self.failed.emit(f"{type(exc).__name__}: {exc}")
+        finally:
+            self.ended.set()
+            self.finished.emit(report)
+
+    def _run(self) -> Any:
+        _, engine = connect()
+        with self._lock:
+            options = self._options
+        backend = resolve_backend(self._project.build, cli=None)
+        problems = validate(self._project, backend.kind) + backend_problems(self._project, backend)
+        if problems:
+            raise BackendUnavailable("\n".join(problems))
+        options = dataclasses.replace(
+            options, backend=backend,
+            insecure=options.insecure or reference.is_insecure(options.registry, engine.insecure_registries))
         with self._lock:
             if self._cancelled:
-                self.finished.emit(None)
-                return
-            pipeline = Pipeline(self._project, self._options, api_version=engine.api_version,
-                                push_only=self._push_only)
+                return None
+            pipeline = Pipeline(self._project, options, api_version=engine.api_version, push_only=self._push_only,
+                                log_dir=self._log_dir, worker_log=self._worker_log)
             self._pipeline = pipeline
-        self.started.emit(str(engine))
+        self.started.emit(str(engine), str(backend))
         pipeline.start()
-        report = self._drain(pipeline)
-        self.finished.emit(report)
+        return self._drain(pipeline)
 
     def _drain(self, pipeline: Pipeline) -> Any:
         batch: list[Any] = []
@@ -68,6 +99,11 @@ class RunController(QObject):
                 record = pipeline.events.get(timeout=max(0.0, flush_at - time.monotonic()))
             except queue.Empty:
                 record = None
+                if not pipeline.alive:  # ended without RunFinished: a bug, not a hang
+                    pipeline.report.abandon("the run's supervisor stopped unexpectedly (a Dockpool bug)",
+                                            "please report this as a Dockpool bug, with the log")
+                    self.eventsReady.emit(batch)
+                    return pipeline.report
             if isinstance(record, ev.RunFinished):
                 if batch:
                     self.eventsReady.emit(batch)
@@ -87,6 +123,11 @@ class RunController(QObject):
             self._cancelled = True
             if self._pipeline is not None:
                 self._pipeline.cancel()
+
+    def cancel_image(self, key: str) -> None:
+        with self._lock:
+            if self._pipeline is not None:
+                self._pipeline.cancel_image(key)
 
     def set_limits(self, builders: int, pushers: int) -> None:
         """Live limits; before the pipeline exists they become its starting limits."""

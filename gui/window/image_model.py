@@ -1,28 +1,40 @@
 """The image table: a QAbstractTableModel over the project's plain list of ImageSpec.
 
 The project list stays the single source of truth (it is what Save writes); run
-state lives beside it in RowState objects. Engine records arrive in batches from
-the controller, and each batch ends in one dataChanged per changed row, so a run
-of 100 images streaming logs does not flood the view.
+state and validation results live beside it, per row. Each row has a stable
+identity (`uid`) that survives sorting, filtering, inserts and removals, so
+run records, undo commands and the views never hold on to a row number.
+
+Edits from the views become undo commands (commands.py); the model only
+applies them. Validation is incremental: an edit re-checks its own row, plus
+the rows whose duplicate status changed (one linear pass), and Dockerfiles are
+parsed once per change on disk (project.DockerfileCache). Engine records arrive
+in batches from the controller; each batch ends in one dataChanged per row.
 """
 
 from __future__ import annotations
 
 import copy
+import itertools
+from dataclasses import dataclass, field
 from typing import Any
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
-from PySide6.QtGui import QBrush, QColor, QIcon
+from PySide6.QtGui import QBrush, QGuiApplication
 from PySide6.QtWidgets import QApplication, QStyle
 
 from ..pipeline import events as ev
-from ..pipeline.project import ImageSpec, Project, image_problems
+from ..pipeline.project import DockerfileCache, ImageSpec, Project, duplicate_refs, image_problems
+from . import theme
 from .run_state import RowState, apply
 
 COL_ENABLED, COL_NAME, COL_TAGS, COL_CONTEXT, COL_DOCKERFILE, COL_STATUS, COL_BUILD, COL_PUSH, COL_ELAPSED = range(9)
 HEADERS = ["", "Name", "Tags", "Context", "Dockerfile", "Status", "Build", "Push", "Elapsed"]
+EDITABLE = {COL_NAME: "name", COL_TAGS: "tags", COL_CONTEXT: "context", COL_DOCKERFILE: "dockerfile"}
 PROGRESS_ROLE = Qt.ItemDataRole.UserRole + 1  # float 0..1, or None for "no bar"
 PROBLEMS_ROLE = Qt.ItemDataRole.UserRole + 2  # list[str]
+SORT_ROLE = Qt.ItemDataRole.UserRole + 3  # a value that sorts as the column should
+UID_ROLE = Qt.ItemDataRole.UserRole + 4  # the row's stable identity
 
 _STATUS_ICONS = {
     ev.Status.QUEUED: QStyle.StandardPixmap.SP_MediaPause,
@@ -34,29 +46,44 @@ _STATUS_ICONS = {
     ev.Status.FAILED: QStyle.StandardPixmap.SP_MessageBoxCritical,
     ev.Status.CANCELLED: QStyle.StandardPixmap.SP_DialogCancelButton,
 }
-_INVALID = QColor("#fde2e1")
+_STATUS_ORDER = {status: order for order, status in enumerate(
+    (ev.Status.FAILED, ev.Status.BUILDING, ev.Status.PUSHING, ev.Status.BUILT_WAITING, ev.Status.QUEUED,
+     ev.Status.CANCELLED, ev.Status.BUILT, ev.Status.PUSHED))}
 _Index = QModelIndex | QPersistentModelIndex
+_uids = itertools.count(1)
 
 
-def status_text(state: RowState) -> str:
-    if state.status is None:
-        return ""
-    if state.status is ev.Status.BUILDING and state.steps:
-        text = f"building step {state.step}/{state.steps}"
-    else:
-        text = state.status.value
-    return f"{text} — {state.note}" if state.note else text
+@dataclass
+class Row:
+    """An image of the project and what the window knows about it."""
+
+    spec: ImageSpec
+    uid: int = field(default_factory=lambda: next(_uids))
+    state: RowState = field(default_factory=RowState)
+    problems: list[str] = field(default_factory=list)
+
+
+def display_tags(tags: list[str]) -> str:
+    return ", ".join(tags)
+
+
+def parse_tags(text: str) -> list[str]:
+    return [tag.strip() for tag in str(text).replace(" ", ",").split(",") if tag.strip()]
 
 
 class ImageTableModel(QAbstractTableModel):
-    modified = Signal()  # the project's content changed (unsaved edits)
+    editRequested = Signal(int, str, object)  # uid, field, new value: the document makes it a command
 
     def __init__(self, project: Project, parent: Any = None) -> None:
         super().__init__(parent)
         self._project = project
-        self._states: list[RowState] = [RowState() for _ in project.images]
-        self._problems: list[list[str]] = []
-        self._revalidate()
+        self._rows = [Row(spec) for spec in project.images]
+        self._by_uid: dict[int, int] = {}
+        self._duplicates: dict[int, str] = {}
+        self.backend = "buildkit"  # "classic" makes BuildKit-only lines problems
+        self._dockerfiles = DockerfileCache()
+        self._reindex()
+        self._revalidate_all()
 
     # --- the project ------------------------------------------------------------------------
 
@@ -67,81 +94,128 @@ class ImageTableModel(QAbstractTableModel):
     def set_project(self, project: Project, keep_states: bool = False) -> None:
         """Show another project; keep_states when it is the same rows saved elsewhere."""
         self.beginResetModel()
+        old = self._rows
         self._project = project
-        if not keep_states:
-            self._states = [RowState() for _ in project.images]
-        self._revalidate()
+        self._rows = [Row(spec, old[i].uid, old[i].state) if keep_states and i < len(old) else Row(spec)
+                      for i, spec in enumerate(project.images)]
+        self._reindex()
+        self._revalidate_all()
         self.endResetModel()
 
+    def _reindex(self) -> None:
+        self._by_uid = {row.uid: index for index, row in enumerate(self._rows)}
+
+    def row_of(self, uid: int) -> int | None:
+        return self._by_uid.get(uid)
+
+    def uid(self, row: int) -> int:
+        return self._rows[row].uid
+
+    def uids(self) -> list[int]:
+        return [row.uid for row in self._rows]
+
     def image(self, row: int) -> ImageSpec:
-        return self._project.images[row]
+        return self._rows[row].spec
+
+    def image_by_uid(self, uid: int) -> ImageSpec:
+        return self._rows[self._by_uid[uid]].spec
 
     def state(self, row: int) -> RowState:
-        return self._states[row]
+        return self._rows[row].state
+
+    def state_by_uid(self, uid: int) -> RowState:
+        return self._rows[self._by_uid[uid]].state
 
     def problems(self, row: int) -> list[str]:
-        return self._problems[row]
+        return self._rows[row].problems
 
-    def _revalidate(self) -> None:
-        """Re-check every row: a duplicate tag or a registry change involves other rows."""
-        self._problems = [image_problems(self._project, row) for row in range(len(self._project.images))]
+    # --- validation ---------------------------------------------------------------------------
 
-    def revalidate(self) -> None:
-        self._revalidate()
-        if self.rowCount():
-            self.dataChanged.emit(self.index(0, 0), self.index(self.rowCount() - 1, COL_DOCKERFILE))
+    def _revalidate_all(self) -> None:
+        self._duplicates = duplicate_refs(self._project.images)
+        for index, row in enumerate(self._rows):
+            row.problems = self._problems_of(index)
+
+    def _problems_of(self, index: int) -> list[str]:
+        return image_problems(self._project, index, duplicates=self._duplicates, backend=self.backend,
+                              cache=self._dockerfiles)
+
+    def revalidate(self, rows: list[int] | None = None) -> None:
+        """Check `rows` again (None: all), and every row whose duplicate status changed."""
+        before = self._duplicates
+        self._duplicates = duplicate_refs(self._project.images)
+        if rows is None:
+            targets = set(range(len(self._rows)))
+        else:
+            changed = {i for i in set(before) | set(self._duplicates) if before.get(i) != self._duplicates.get(i)}
+            targets = {r for r in rows if 0 <= r < len(self._rows)} | changed
+        for index in sorted(targets):
+            problems = self._problems_of(index)
+            if problems != self._rows[index].problems:
+                self._rows[index].problems = problems
+                self.dataChanged.emit(self.index(index, 0), self.index(index, COL_DOCKERFILE))
+
+    def set_backend(self, kind: str) -> None:
+        """The builder that will build is known: classic makes BuildKit-only lines problems."""
+        if kind != self.backend:
+            self.backend = kind
+            self.revalidate()
 
     def invalid_enabled_rows(self) -> list[tuple[int, list[str]]]:
-        return [(row, problems) for row, problems in enumerate(self._problems)
-                if problems and self._project.images[row].enabled]
+        return [(index, row.problems) for index, row in enumerate(self._rows) if row.problems and row.spec.enabled]
 
     # --- Qt's table interface ----------------------------------------------------------------
 
     def rowCount(self, parent: _Index = QModelIndex()) -> int:
-        return 0 if parent.isValid() else len(self._project.images)
+        return 0 if parent.isValid() else len(self._rows)
 
     def columnCount(self, parent: _Index = QModelIndex()) -> int:
         return 0 if parent.isValid() else len(HEADERS)
 
     def headerData(self, section: int, orientation: Qt.Orientation,
                    role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if orientation is Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+        if orientation is not Qt.Orientation.Horizontal:
+            return None
+        if role == Qt.ItemDataRole.DisplayRole:
             return HEADERS[section]
-        if orientation is Qt.Orientation.Horizontal and role == Qt.ItemDataRole.ToolTipRole \
-                and section == COL_ENABLED:
+        if role in (Qt.ItemDataRole.ToolTipRole, Qt.ItemDataRole.AccessibleTextRole) and section == COL_ENABLED:
             return "Enabled: only enabled images are built and pushed"
         return None
 
     def flags(self, index: _Index) -> Qt.ItemFlag:
+        if not index.isValid():
+            return Qt.ItemFlag.NoItemFlags
         base = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
         if index.column() == COL_ENABLED:
             return base | Qt.ItemFlag.ItemIsUserCheckable
-        if index.column() in (COL_NAME, COL_TAGS, COL_CONTEXT, COL_DOCKERFILE):
+        if index.column() in EDITABLE:
             return base | Qt.ItemFlag.ItemIsEditable
         return base
 
     def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid():
+        if not index.isValid() or not self.checkIndex(index):
             return None
-        row, column = index.row(), index.column()
-        image, state, problems = self._project.images[row], self._states[row], self._problems[row]
+        row = self._rows[index.row()]
+        column, image, state, problems = index.column(), row.spec, row.state, row.problems
         if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.EditRole):
-            return self._text(image, state, column, role == Qt.ItemDataRole.EditRole)
+            return self._text(image, state, column)
         if role == Qt.ItemDataRole.CheckStateRole and column == COL_ENABLED:
             return Qt.CheckState.Checked if image.enabled else Qt.CheckState.Unchecked
         if role == PROGRESS_ROLE:
             return {COL_BUILD: state.build_fraction, COL_PUSH: state.push_fraction}.get(column)
         if role == PROBLEMS_ROLE:
             return problems
+        if role == UID_ROLE:
+            return row.uid
+        if role == SORT_ROLE:
+            return self._sort_value(row, column)
         if role == Qt.ItemDataRole.ToolTipRole:
-            if problems and column <= COL_DOCKERFILE:
-                return "Invalid:\n" + "\n".join(problems)
-            if column == COL_STATUS and state.error:
-                return state.error
-            if column == COL_STATUS and state.digest:
-                return state.digest
+            return self._tooltip(row, column)
+        if role == Qt.ItemDataRole.AccessibleTextRole and column == COL_ENABLED:
+            return f"{image.name} {'enabled' if image.enabled else 'disabled'}"
+        palette = QGuiApplication.palette()
         if role == Qt.ItemDataRole.BackgroundRole and problems and image.enabled and column <= COL_DOCKERFILE:
-            return QBrush(_INVALID)
+            return QBrush(theme.invalid_background(palette))
         if role == Qt.ItemDataRole.DecorationRole:
             if column == COL_NAME and problems and image.enabled:
                 return QApplication.style().standardIcon(QStyle.StandardPixmap.SP_MessageBoxWarning)
@@ -149,139 +223,157 @@ class ImageTableModel(QAbstractTableModel):
                 return QApplication.style().standardIcon(_STATUS_ICONS[state.status])
         if role == Qt.ItemDataRole.ForegroundRole and column == COL_STATUS \
                 and state.status is ev.Status.FAILED:
-            return QBrush(QColor("#b00020"))
+            return QBrush(theme.error_text(palette))
         return None
 
-    def _text(self, image: ImageSpec, state: RowState, column: int, editing: bool) -> Any:
+    def _text(self, image: ImageSpec, state: RowState, column: int) -> Any:
         if column == COL_NAME:
             return image.name
         if column == COL_TAGS:
-            return ", ".join(image.tags)
+            return display_tags(image.tags)
         if column == COL_CONTEXT:
             return image.context
         if column == COL_DOCKERFILE:
             return image.dockerfile
         if column == COL_STATUS:
-            return status_text(state)
+            return state.status_text()
         if column == COL_ELAPSED:
             seconds = state.elapsed()
             return "" if seconds is None else f"{int(seconds) // 60}:{int(seconds) % 60:02d}"
         return None
 
+    def _tooltip(self, row: Row, column: int) -> str | None:
+        state = row.state
+        if row.problems and column <= COL_DOCKERFILE:
+            return "Invalid:\n" + "\n".join(row.problems)
+        if column == COL_STATUS and state.error:
+            return f"{state.error}\nWhat to do: {state.hint}" if state.hint else state.error
+        if column == COL_STATUS and state.digest:
+            return state.digest
+        return None
+
+    @staticmethod
+    def _sort_value(row: Row, column: int) -> Any:
+        image, state = row.spec, row.state
+        if column == COL_ENABLED:
+            return int(image.enabled)
+        if column == COL_STATUS:
+            return (_STATUS_ORDER.get(state.status, 99) if state.status else 100, state.status_text())
+        if column in (COL_BUILD, COL_PUSH):
+            fraction = state.build_fraction if column == COL_BUILD else state.push_fraction
+            return -1.0 if fraction is None else fraction
+        if column == COL_ELAPSED:
+            return state.elapsed() or 0.0
+        return str({COL_NAME: image.name, COL_TAGS: display_tags(image.tags), COL_CONTEXT: image.context,
+                    COL_DOCKERFILE: image.dockerfile}[column]).lower()
+
     def setData(self, index: _Index, value: Any, role: int = Qt.ItemDataRole.EditRole) -> bool:
+        """A view's edit: asks for an undoable command (nothing happens when nothing changes)."""
         if not index.isValid():
             return False
-        image = self._project.images[index.row()]
-        column = index.column()
+        row, column = self._rows[index.row()], index.column()
         if column == COL_ENABLED and role == Qt.ItemDataRole.CheckStateRole:
-            image.enabled = Qt.CheckState(value) == Qt.CheckState.Checked
-        elif role != Qt.ItemDataRole.EditRole:
-            return False
-        elif column == COL_NAME:
-            image.name = str(value).strip()
-        elif column == COL_TAGS:
-            image.tags = [tag.strip() for tag in str(value).replace(" ", ",").split(",") if tag.strip()]
-        elif column == COL_CONTEXT:
-            image.context = str(value).strip()
-        elif column == COL_DOCKERFILE:
-            image.dockerfile = str(value).strip() or "Dockerfile"
+            new: Any = Qt.CheckState(value) == Qt.CheckState.Checked
+            name = "enabled"
+        elif role == Qt.ItemDataRole.EditRole and column in EDITABLE:
+            name = EDITABLE[column]
+            text = str(value).strip()
+            new = parse_tags(text) if name == "tags" else (text or "Dockerfile" if name == "dockerfile" else text)
         else:
             return False
-        self._edited()
+        if getattr(row.spec, name) == new:
+            return False
+        self.editRequested.emit(row.uid, name, new)
         return True
 
-    def _edited(self) -> None:
-        self.revalidate()
-        self.modified.emit()
+    # --- applying edits (the undo commands call these) ------------------------------------------
 
-    # --- editing many rows -------------------------------------------------------------------
+    def set_field(self, uid: int, name: str, value: Any) -> None:
+        index = self._by_uid[uid]
+        setattr(self._rows[index].spec, name, copy.deepcopy(value))
+        self.revalidate([index])
+        self.dataChanged.emit(self.index(index, 0), self.index(index, self.columnCount() - 1))
 
-    def add_images(self, images: list[ImageSpec]) -> None:
-        if not images:
+    def insert_rows(self, position: int, rows: list[Row]) -> None:
+        """Put rows (new, or removed earlier and brought back by undo) at `position`."""
+        if not rows:
             return
-        first = len(self._project.images)
-        self.beginInsertRows(QModelIndex(), first, first + len(images) - 1)
-        self._project.images.extend(images)
-        self._states.extend(RowState() for _ in images)
+        position = max(0, min(position, len(self._rows)))
+        self.beginInsertRows(QModelIndex(), position, position + len(rows) - 1)
+        self._rows[position:position] = rows
+        self._project.images[position:position] = [row.spec for row in rows]
+        self._reindex()
         self.endInsertRows()
-        self._edited()
+        self.revalidate(list(range(position, position + len(rows))))
 
-    def remove_rows(self, rows: list[int]) -> None:
-        for row in sorted(set(rows), reverse=True):
-            self.beginRemoveRows(QModelIndex(), row, row)
-            del self._project.images[row]
-            del self._states[row]
+    def take_rows(self, uids: list[int]) -> list[tuple[int, Row]]:
+        """Remove rows; returns (position, row) of each, for undo to put them back."""
+        taken = []
+        for index in sorted((self._by_uid[uid] for uid in uids if uid in self._by_uid), reverse=True):
+            self.beginRemoveRows(QModelIndex(), index, index)
+            row = self._rows.pop(index)
+            del self._project.images[index]
             self.endRemoveRows()
-        self._edited()
+            taken.append((index, row))
+        self._reindex()
+        self.revalidate([])
+        return sorted(taken, key=lambda item: item[0])
 
-    def duplicate_rows(self, rows: list[int]) -> None:
-        copies = []
-        for row in sorted(set(rows)):
-            twin = copy.deepcopy(self._project.images[row])
-            twin.name = self._free_name(twin.name)
-            copies.append(twin)
-        self.add_images(copies)
-
-    def _free_name(self, name: str) -> str:
-        taken = {image.name for image in self._project.images}
+    def free_name(self, name: str) -> str:
+        taken = {row.spec.name for row in self._rows}
         number = 2
         while f"{name}-{number}" in taken:
             number += 1
         return f"{name}-{number}"
 
-    def set_enabled(self, rows: list[int], enabled: bool) -> None:
-        for row in rows:
-            self._project.images[row].enabled = enabled
-        self._edited()
-
-    def update_details(self, row: int, build_args: dict[str, str], target: str) -> None:
-        image = self._project.images[row]
-        if (image.build_args, image.target) != (build_args, target):
-            image.build_args, image.target = build_args, target
-            self._edited()
-
     # --- run state ---------------------------------------------------------------------------
 
-    def reset_states(self, rows: list[int]) -> None:
-        for row in rows:
-            self._states[row] = RowState(status=ev.Status.QUEUED)
-        self._emit_rows(rows)
+    def start_rows(self, uids: list[int], push_only: list[int], refs: dict[int, tuple[str, ...]],
+                   will_push: bool = True) -> None:
+        """A run is about to work on these rows: queued, or (push_only) waiting to push again."""
+        for uid in uids:
+            index = self._by_uid[uid]
+            old = self._rows[index].state
+            if uid in push_only:
+                old.push_again()
+            else:
+                self._rows[index].state = RowState(status=ev.Status.QUEUED, log_files=old.log_files)
+            self._rows[index].state.refs = refs.get(uid, ())
+            self._rows[index].state.log_lines = 0
+            self._rows[index].state.will_push = will_push
+        self._emit_rows([self._by_uid[uid] for uid in uids])
 
-    def mark_push_only(self, rows: list[int]) -> None:
-        """Rows whose build already succeeded: keep their build, queue a push."""
-        for row in rows:
-            state = self._states[row]
-            state.status, state.error, state.note = ev.Status.BUILT_WAITING, None, ""
-            state.push_start = state.push_end = None
-            state.pushed = state.push_total = 0
-        self._emit_rows(rows)
+    def add_log_file(self, uid: int, path: Any) -> None:
+        if uid in self._by_uid:
+            self._rows[self._by_uid[uid]].state.log_files.append(path)
 
-    def apply_events(self, records: list[Any], keys: dict[str, int]) -> list[int]:
-        """Fold a batch of engine records in; returns the rows that changed."""
+    def apply_events(self, records: list[Any], keys: dict[str, int]) -> set[int]:
+        """Fold a batch of engine records in; returns the uids that changed."""
         changed: set[int] = set()
         for record in records:
-            row = keys.get(getattr(record, "image", ""))
-            if row is None or row >= len(self._states):
+            uid = keys.get(getattr(record, "image", ""))
+            if uid is None or uid not in self._by_uid:
                 continue
-            apply(self._states[row], record)
-            changed.add(row)
-        self._emit_rows(sorted(changed))
-        return sorted(changed)
+            apply(self._rows[self._by_uid[uid]].state, record)
+            changed.add(uid)
+        self._emit_rows([self._by_uid[uid] for uid in changed])
+        return changed
 
     def tick_elapsed(self) -> None:
         """Running rows' elapsed time moves without events."""
-        running = [row for row, state in enumerate(self._states)
-                   if state.status is not None and not state.status.final and state.status is not ev.Status.QUEUED]
-        for row in running:
-            self.dataChanged.emit(self.index(row, COL_ELAPSED), self.index(row, COL_ELAPSED))
+        for index, row in enumerate(self._rows):
+            status = row.state.status
+            if status is not None and not status.final and status is not ev.Status.QUEUED:
+                self.dataChanged.emit(self.index(index, COL_ELAPSED), self.index(index, COL_ELAPSED))
 
-    def _emit_rows(self, rows: list[int]) -> None:
-        for row in rows:
-            self.dataChanged.emit(self.index(row, COL_STATUS), self.index(row, COL_ELAPSED))
+    def _emit_rows(self, indexes: list[int]) -> None:
+        for index in sorted(indexes):
+            self.dataChanged.emit(self.index(index, COL_STATUS), self.index(index, COL_ELAPSED))
 
     def counts(self) -> dict[str, int]:
         result = {"built": 0, "pushed": 0, "failed": 0, "cancelled": 0, "active": 0}
-        for state in self._states:
+        for row in self._rows:
+            state = row.state
             if state.build_end and state.image_id:
                 result["built"] += 1
             if state.status is ev.Status.PUSHED:

@@ -1,240 +1,143 @@
-"""The main window: the image table, concurrency, registry, run controls, log and timeline.
+"""The main window: builds the frame and connects the parts.
 
-It owns the project (through the model) and at most one RunController on a
-QThread at a time. Closing during a run asks, cancels, waits for the thread to
-finish, and only then closes.
+The parts each own one job: the document (the project, its file, undo,
+autosave), the session (the run on its thread), the table (view, filter,
+context menu), the detail panel, the log view, the controls bar, the banner,
+and the actions (with the one rule that enables them). This class wires their
+signals and handles what only a window can: closing, quitting, layout.
 """
 
 from __future__ import annotations
 
 import copy
+import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QByteArray, QItemSelectionModel, Qt, QThread, QTimer, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication, QKeySequence
-from PySide6.QtWidgets import (
-    QAbstractItemView, QApplication, QFileDialog, QFormLayout, QFrame, QHBoxLayout, QHeaderView, QLabel,
-    QLineEdit, QMainWindow, QMessageBox, QPlainTextEdit, QProgressBar, QPushButton, QSlider, QSplitter,
-    QStyle, QSystemTrayIcon, QTableView, QTabWidget, QToolBar, QVBoxLayout, QWidget,
-)
+from PySide6.QtCore import QByteArray, QEvent, Qt, QTimer, QUrl, Signal
+from PySide6.QtGui import QCloseEvent, QDesktopServices, QGuiApplication, QKeySequence, QShortcut
+from PySide6.QtWidgets import (QApplication, QFileDialog, QHBoxLayout, QLabel, QLineEdit, QMainWindow, QMenu,
+                               QMessageBox, QProgressBar, QSplitter, QSystemTrayIcon, QTabWidget, QToolBar,
+                               QVBoxLayout, QWidget)
 
+from .. import __version__
 from ..pipeline import events as ev
 from ..pipeline import project as projects
 from ..pipeline import reference
-from ..pipeline.credentials import login
 from ..pipeline.discover import find_images
+from ..pipeline.layer_cache import cache_root
+from ..pipeline.project import image_keys
 from ..pipeline.report import RunReport
+from ..pipeline.runlogs import file_name
 from ..pipeline.supervisor import RunOptions
 from . import settings as stored
-from .controller import RunController
-from .image_model import COL_BUILD, COL_CONTEXT, COL_ELAPSED, COL_ENABLED, COL_NAME, COL_PUSH, COL_STATUS, \
-    COL_TAGS, ImageTableModel
+from .actions import Actions, UiState
+from .background import run_in_background
+from .banner import Banner
+from .controls_bar import ControlsBar
+from .detail_panel import DetailPanel
+from .document import ProjectDocument
+from .image_table import ImageTable
+from .log_view import LogView
 from .login_dialog import LoginDialog
-from .progress_delegate import ProgressDelegate
-from .timeline import TimelineView
+from .session import RunSession
+from .taskbar import TaskbarProgress
+from .timeline import TimelineArea
 
 AUTOSAVE_INTERVAL_MS = 15_000
 NOTIFY_AFTER_SECONDS = 60.0
-BUILDERS_RANGE = (1, 32)
-PUSHERS_RANGE = (1, 8)
+KEEP_RUN_FOLDERS = 20
 
 
-class ImageTable(QTableView):
-    """The table; folders dropped on it are scanned for Dockerfiles."""
-
-    foldersDropped = Signal(object)  # list[Path]
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setAcceptDrops(True)
-
-    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
-        if event.mimeData().hasUrls():
-            event.acceptProposedAction()
-
-    def dragMoveEvent(self, event: Any) -> None:
-        if event.mimeData().hasUrls():
-            event.acceptProposedAction()
-
-    def dropEvent(self, event: QDropEvent) -> None:
-        folders = [Path(url.toLocalFile()) for url in event.mimeData().urls() if url.isLocalFile()]
-        folders = [folder for folder in folders if folder.is_dir()]
-        if folders:
-            self.foldersDropped.emit(folders)
-            event.acceptProposedAction()
+def runs_folder() -> Path:
+    return cache_root() / "runs"
 
 
-class DetailPanel(QWidget):
-    """Build args and target of the selected image (the fields too wide for the table)."""
-
-    changed = Signal(object, str)  # build args (dict), target
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.build_args = QPlainTextEdit()
-        self.build_args.setPlaceholderText("KEY=value, one per line")
-        self.build_args.setMaximumHeight(80)
-        self.target = QLineEdit()
-        self.target.setPlaceholderText("multi-stage target (optional)")
-        self.problems = QLabel()
-        self.problems.setWordWrap(True)
-        self.problems.setStyleSheet("color: #b00020")
-        form = QFormLayout(self)
-        form.addRow("Build args", self.build_args)
-        form.addRow("Target", self.target)
-        form.addRow(self.problems)
-        self.build_args.textChanged.connect(self._emit)
-        self.target.editingFinished.connect(self._emit)
-        self._loading = False
-
-    def show_image(self, image: projects.ImageSpec | None, problems: list[str]) -> None:
-        self._loading = True
-        self.setEnabled(image is not None)
-        self.build_args.setPlainText("\n".join(f"{k}={v}" for k, v in (image.build_args if image else {}).items()))
-        self.target.setText(image.target if image else "")
-        self.show_problems(problems)
-        self._loading = False
-
-    def show_problems(self, problems: list[str]) -> None:
-        """Only the problems line: edits must not reload the fields being typed in."""
-        self.problems.setText("\n".join(problems))
-
-    def _emit(self) -> None:
-        if self._loading:
-            return
-        args = {}
-        for line in self.build_args.toPlainText().splitlines():
-            key, sep, value = line.partition("=")
-            if key.strip() and sep:
-                args[key.strip()] = value
-        self.changed.emit(args, self.target.text().strip())
+def new_run_folder() -> Path:
+    """A folder for one run's logs; the oldest beyond KEEP_RUN_FOLDERS are removed."""
+    root = runs_folder()
+    root.mkdir(parents=True, exist_ok=True)
+    for old in sorted(root.iterdir())[:-KEEP_RUN_FOLDERS]:
+        shutil.rmtree(old, ignore_errors=True)
+    folder = root / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{time.monotonic_ns() % 1_000_000:06d}"
+    folder.mkdir()
+    return folder
 
 
 class MainWindow(QMainWindow):
     runFinished = Signal(object)  # RunReport (or None): for tests and the tray message
 
-    def __init__(self, project: projects.Project | None = None) -> None:
+    def __init__(self, worker_log: str | None = None) -> None:
         super().__init__()
-        self.setWindowTitle("Dockpool")
-        self._thread: QThread | None = None
-        self._controller: RunController | None = None
+        self.worker_log = worker_log
+        self.document = ProjectDocument(self)
+        self.model = self.document.model
+        self.session = RunSession(self)
+        self.actions = Actions(self)
         self._report: RunReport | None = None
-        self._keys: dict[str, int] = {}
+        self._keys: dict[str, int] = {}  # engine key -> row uid, for the run under way
+        self._run_uids: list[int] = []
         self._run_started = 0.0
-        self._dirty = False
         self._close_after_run = False
-        self._run_rows: list[int] = []
-        self._log_row: int | None = None  # the row whose log the Log tab shows
-        self._log_lines = 0
-        self._error_box: QMessageBox | None = None  # kept so the open dialog is not collected
-        self.model = ImageTableModel(project or projects.Project())
-        self.model.modified.connect(self._mark_dirty)
+        self._quitting = False
+        self._backend = "…"
         self._build_ui()
-        self._build_actions()
-        self._restore_settings()
-        self._load_into_controls(self.model.project)
-        self._autosave = QTimer(self, interval=AUTOSAVE_INTERVAL_MS, timeout=self._write_autosave)
+        self._build_menus()
+        self._connect()
+        self._restore_layout()
+        self._autosave = QTimer(self, interval=AUTOSAVE_INTERVAL_MS, timeout=self.document.autosave)
         self._autosave.start()
-        self._elapsed = QTimer(self, interval=1000, timeout=self._tick)
-        self._update_title()
-        self._update_buttons()
+        self._ticker = QTimer(self, interval=1000, timeout=self._tick)
+        self._taskbar = TaskbarProgress(self)
+        self._document_replaced()
 
-    # --- layout -------------------------------------------------------------------------------
+    # --- the frame ---------------------------------------------------------------------------
 
     def _build_ui(self) -> None:
-        self.banner = QFrame()
-        self.banner.setStyleSheet("QFrame { background: #fff3cd; border: 1px solid #e0c060; }")
-        self.banner_text = QLabel()
-        self.banner_text.setWordWrap(True)
-        self.banner_retry = QPushButton("Retry")
-        self.banner_retry.clicked.connect(self.start)
-        banner_layout = QHBoxLayout(self.banner)
-        banner_layout.addWidget(self.banner_text, 1)
-        banner_layout.addWidget(self.banner_retry)
-        self.banner.hide()
-
-        self.registry = QLineEdit()
-        self.registry.setPlaceholderText("registry host[:port][/path]; empty = build only")
-        self.registry.editingFinished.connect(self._registry_edited)
-        self.login_button = QPushButton("Log in…")
-        self.login_button.clicked.connect(self.log_in)
-        self.builders, self.builders_value = self._slider(*BUILDERS_RANGE)
-        self.pushers, self.pushers_value = self._slider(*PUSHERS_RANGE)
-        self.builders.valueChanged.connect(self._limits_changed)
-        self.pushers.valueChanged.connect(self._limits_changed)
-        controls = QHBoxLayout()
-        controls.addWidget(QLabel("Registry"))
-        controls.addWidget(self.registry, 2)
-        controls.addWidget(self.login_button)
-        controls.addSpacing(16)
-        for label, slider, value in (("Builders", self.builders, self.builders_value),
-                                     ("Pushers", self.pushers, self.pushers_value)):
-            controls.addWidget(QLabel(label))
-            controls.addWidget(slider, 1)
-            controls.addWidget(value)
-
-        self.table = ImageTable()
-        self.table.setModel(self.model)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.DoubleClicked
-                                   | QAbstractItemView.EditTrigger.EditKeyPressed
-                                   | QAbstractItemView.EditTrigger.AnyKeyPressed)
-        self.table.verticalHeader().hide()
-        self.table.verticalHeader().setDefaultSectionSize(24)
-        self.table.setWordWrap(False)
-        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # paths: keep both ends
-        self.table.setItemDelegateForColumn(COL_BUILD, ProgressDelegate(self.table))
-        self.table.setItemDelegateForColumn(COL_PUSH, ProgressDelegate(self.table))
-        header = self.table.horizontalHeader()
-        for column, width in ((COL_ENABLED, 28), (COL_NAME, 150), (COL_TAGS, 110), (COL_CONTEXT, 150),
-                              (COL_STATUS, 190), (COL_BUILD, 110), (COL_PUSH, 110), (COL_ELAPSED, 60)):
-            header.resizeSection(column, width)
-        header.setSectionResizeMode(COL_STATUS, QHeaderView.ResizeMode.Stretch)
-        self.table.selectionModel().selectionChanged.connect(self._selection_changed)
-        self.table.foldersDropped.connect(self.add_folders)
-
+        self.banner = Banner()
+        self.controls = ControlsBar()
+        self.filter = QLineEdit()
+        self.filter.setPlaceholderText("Filter images by name, tag, folder or status (Ctrl+L)")
+        self.filter.setClearButtonEnabled(True)
+        self.filter.setAccessibleName("Filter images")
+        self.table = ImageTable(self.model)
         self.details = DetailPanel()
-        self.details.changed.connect(self._details_changed)
-        self.log = QPlainTextEdit()
-        self.log.setReadOnly(True)
-        self.log.setMaximumBlockCount(20000)
-        self.log.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
-        save_log = QPushButton("Save log…")
-        save_log.clicked.connect(self.save_log)
-        copy_log = QPushButton("Copy log")
-        copy_log.clicked.connect(lambda: QGuiApplication.clipboard().setText(self.log.toPlainText()))
-        log_page = QWidget()
-        log_layout = QVBoxLayout(log_page)
-        log_layout.setContentsMargins(0, 0, 0, 0)
-        log_layout.addWidget(self.log)
-        log_buttons = QHBoxLayout()
-        log_buttons.addStretch()
-        log_buttons.addWidget(copy_log)
-        log_buttons.addWidget(save_log)
-        log_layout.addLayout(log_buttons)
-        self.timeline = TimelineView(self.model)
+        self.log = LogView()
+        self.timeline = TimelineArea(self.model)
         self.tabs = QTabWidget()
-        self.tabs.addTab(log_page, "Log")
-        self.tabs.addTab(self.timeline, "Timeline")
-        self.tabs.addTab(self.details, "Details")
-
+        self.tabs.addTab(self.log, "&Log")
+        self.tabs.addTab(self.timeline, "Ti&meline")
+        self.tabs.addTab(self.details, "D&etails")
         self.overall = QProgressBar()
         self.overall.setFormat("%v / %m done")
+        self.overall.setAccessibleName("Run progress")
         self.counts = QLabel("Ready")
+        self.backend_label = QLabel()
+        self.statusBar().addPermanentWidget(self.backend_label)
 
-        splitter = QSplitter(Qt.Orientation.Vertical)
-        splitter.addWidget(self.table)
-        splitter.addWidget(self.tabs)
-        splitter.setStretchFactor(0, 3)
-        splitter.setStretchFactor(1, 2)
+        self.splitter = QSplitter(Qt.Orientation.Vertical)
+        top = QWidget()
+        top_layout = QVBoxLayout(top)
+        top_layout.setContentsMargins(0, 0, 0, 0)
+        filter_row = QHBoxLayout()
+        filter_label = QLabel("F&ilter")
+        filter_label.setBuddy(self.filter)
+        filter_row.addWidget(filter_label)
+        filter_row.addWidget(self.filter, 1)
+        top_layout.addLayout(filter_row)
+        top_layout.addWidget(self.table)
+        self.splitter.addWidget(top)
+        self.splitter.addWidget(self.tabs)
+        self.splitter.setStretchFactor(0, 3)
+        self.splitter.setStretchFactor(1, 2)
 
         central = QWidget()
         layout = QVBoxLayout(central)
         layout.addWidget(self.banner)
-        layout.addLayout(controls)
-        layout.addWidget(splitter, 1)
+        layout.addWidget(self.controls)
+        layout.addWidget(self.splitter, 1)
         bottom = QHBoxLayout()
         bottom.addWidget(self.overall, 2)
         bottom.addWidget(self.counts, 3)
@@ -242,149 +145,278 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(central)
         self.resize(1100, 720)
 
-    def _slider(self, low: int, high: int) -> tuple[QSlider, QLabel]:
-        slider = QSlider(Qt.Orientation.Horizontal)
-        slider.setRange(low, high)
-        slider.setPageStep(1)
-        value = QLabel(str(low))
-        value.setMinimumWidth(24)
-        slider.valueChanged.connect(lambda v: value.setText(str(v)))
-        return slider, value
-
-    def _build_actions(self) -> None:
-        style = self.style()
+    def _build_menus(self) -> None:
+        a = self.actions
+        self.undo_action = self.document.undo.createUndoAction(self, "&Undo")
+        self.undo_action.setShortcut(QKeySequence.StandardKey.Undo)
+        self.redo_action = self.document.undo.createRedoAction(self, "&Redo")
+        self.redo_action.setShortcut(QKeySequence.StandardKey.Redo)
+        menus = self.menuBar()
+        file_menu = menus.addMenu("&File")
+        for act in (a.new, a.open):
+            file_menu.addAction(act)
+        self.recent_menu = file_menu.addMenu("Open &recent")
+        self.recent_menu.aboutToShow.connect(self._fill_recent)
+        for act in (a.save, a.save_as, a.export):
+            file_menu.addAction(act)
+        file_menu.addSeparator()
+        file_menu.addAction(a.quit)
+        edit_menu = menus.addMenu("&Edit")
+        edit_menu.addAction(self.undo_action)
+        edit_menu.addAction(self.redo_action)
+        images_menu = menus.addMenu("&Images")
+        for act in (a.add_image, a.add_folder, a.duplicate, a.remove, a.enable, a.disable):
+            images_menu.addAction(act)
+        images_menu.addSeparator()
+        images_menu.addAction(a.failed_only)
+        run_menu = menus.addMenu("&Run")
+        for act in (a.start, a.cancel, a.retry):
+            run_menu.addAction(act)
+        help_menu = menus.addMenu("&Help")
+        help_menu.addAction(a.about)
         toolbar = QToolBar("Main")
         toolbar.setObjectName("main-toolbar")
         toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        for act in (a.open, a.save, None, a.add_image, a.add_folder, a.duplicate, a.remove, a.enable, a.disable,
+                    None, a.start, a.cancel, a.retry):
+            toolbar.addSeparator() if act is None else toolbar.addAction(act)
         self.addToolBar(toolbar)
-        file_menu = self.menuBar().addMenu("&File")
+        QShortcut(QKeySequence("Ctrl+L"), self, activated=self.filter.setFocus)
 
-        def action(text: str, slot: Any, shortcut: Any = None, icon: Any = None, bar: bool = False) -> QAction:
-            act = QAction(text, self)
-            if shortcut:
-                act.setShortcut(QKeySequence(shortcut))
-            if icon is not None:
-                act.setIcon(style.standardIcon(icon))
-            act.triggered.connect(slot)
-            if bar:
-                toolbar.addAction(act)
-            return act
+    def _connect(self) -> None:
+        a, doc = self.actions, self.document
+        a.new.triggered.connect(self.new_project)
+        a.open.triggered.connect(self.open_dialog)
+        a.save.triggered.connect(self.save)
+        a.save_as.triggered.connect(self.save_as)
+        a.export.triggered.connect(self.export_report)
+        a.quit.triggered.connect(self.close)
+        a.add_image.triggered.connect(self.add_image_dialog)
+        a.add_folder.triggered.connect(self.add_folder_dialog)
+        a.duplicate.triggered.connect(lambda: self._select(doc.duplicate(self.table.selected_uids())))
+        a.remove.triggered.connect(lambda: doc.remove(self.table.selected_uids()))
+        a.enable.triggered.connect(lambda: doc.set_enabled(self.table.selected_uids(), True))
+        a.disable.triggered.connect(lambda: doc.set_enabled(self.table.selected_uids(), False))
+        a.start.triggered.connect(self.start)
+        a.cancel.triggered.connect(self.cancel)
+        a.retry.triggered.connect(self.retry_failed)
+        a.build_selected.triggered.connect(self._build_selected)
+        a.cancel_selected.triggered.connect(self._cancel_selected)
+        a.show_folder.triggered.connect(lambda: self._open_selected(folder=True))
+        a.open_dockerfile.triggered.connect(lambda: self._open_selected(folder=False))
+        a.copy_ref.triggered.connect(lambda: self._copy_selected("ref"))
+        a.copy_digest.triggered.connect(lambda: self._copy_selected("digest"))
+        a.copy_error.triggered.connect(lambda: self._copy_selected("error"))
+        a.failed_only.toggled.connect(self.table.filter.set_failed_only)
+        a.about.triggered.connect(self.about)
+        self.filter.textChanged.connect(self.table.filter.set_text)
+        doc.changed.connect(self._update_title)
+        doc.replaced.connect(self._document_replaced)
+        doc.settingChanged.connect(self._setting_changed)
+        doc.undo.indexChanged.connect(lambda _: self._refresh())
+        self.model.rowsInserted.connect(lambda *_: self._refresh())
+        self.model.rowsRemoved.connect(lambda *_: self._refresh())
+        self.model.modelReset.connect(self._refresh)
+        self.model.dataChanged.connect(self._rows_changed)
+        self.table.selectionModel().selectionChanged.connect(lambda *_: self._refresh())
+        self.table.filter.modelReset.connect(self._refresh)
+        self.table.filter.layoutChanged.connect(self._refresh)
+        self.table.foldersDropped.connect(self.add_folders)
+        self.table.menuRequested.connect(self._fill_context_menu)
+        self.details.edited.connect(doc.edit)
+        self.controls.registryEdited.connect(lambda text: doc.set_setting("registry", text))
+        self.controls.pushViaChanged.connect(lambda value: doc.set_setting("push", value))
+        self.controls.limitsChanged.connect(self._limits_changed)
+        self.controls.loginRequested.connect(self.log_in)
+        self.session.started.connect(self._engine_started)
+        self.session.eventsReady.connect(self._events)
+        self.session.engineUnreachable.connect(self._engine_unreachable)
+        self.session.failed.connect(self._run_failed)
+        self.session.finished.connect(self._run_finished)
+        app = QApplication.instance()
+        if app is not None:
+            app.aboutToQuit.connect(self._application_quits)
 
-        sp = QStyle.StandardPixmap
-        self.new_action = action("&New", self.new_project, QKeySequence.StandardKey.New, sp.SP_FileIcon)
-        self.open_action = action("&Open…", self.open_dialog, QKeySequence.StandardKey.Open, sp.SP_DialogOpenButton,
-                                  True)
-        self.save_action = action("&Save", self.save, QKeySequence.StandardKey.Save, sp.SP_DialogSaveButton, True)
-        self.save_as_action = action("Save &As…", self.save_as, QKeySequence.StandardKey.SaveAs)
-        self.export_action = action("&Export report…", self.export_report)
-        self.recent_menu = file_menu.addMenu("Open &recent")
-        self.recent_menu.aboutToShow.connect(self._fill_recent)
-        for act in (self.new_action, self.open_action, self.save_action, self.save_as_action, self.export_action):
-            file_menu.addAction(act)
-        file_menu.addSeparator()
-        file_menu.addAction(action("&Quit", self.close, QKeySequence.StandardKey.Quit))
-        toolbar.addSeparator()
-        self.add_image_action = action("Add image…", self.add_image_dialog, None, sp.SP_FileDialogNewFolder, True)
-        self.add_folder_action = action("Add folder…", self.add_folder_dialog, None, sp.SP_DirOpenIcon, True)
-        self.duplicate_action = action("Duplicate", self.duplicate_selected, "Ctrl+D", None, True)
-        self.remove_action = action("Remove", self.remove_selected, QKeySequence.StandardKey.Delete,
-                                    sp.SP_TrashIcon, True)
-        self.enable_action = action("Enable", lambda: self._enable_selected(True), None, None, True)
-        self.disable_action = action("Disable", lambda: self._enable_selected(False), None, None, True)
-        toolbar.addSeparator()
-        self.start_action = action("Start", self.start, "Ctrl+R", sp.SP_MediaPlay, True)
-        self.cancel_action = action("Cancel", self.cancel, "Ctrl+.", sp.SP_MediaStop, True)
-        self.retry_action = action("Retry failed", self.retry_failed, None, sp.SP_BrowserReload, True)
-        edit_menu = self.menuBar().addMenu("&Images")
-        for act in (self.add_image_action, self.add_folder_action, self.duplicate_action, self.remove_action,
-                    self.enable_action, self.disable_action):
-            edit_menu.addAction(act)
-        run_menu = self.menuBar().addMenu("&Run")
-        for act in (self.start_action, self.cancel_action, self.retry_action):
-            run_menu.addAction(act)
+    # --- layout remembered ------------------------------------------------------------------
 
-    # --- settings and project -----------------------------------------------------------------
+    def _restore_layout(self) -> None:
+        config = stored.settings()
+        for key, restore in (("geometry", self.restoreGeometry), ("splitter", self.splitter.restoreState),
+                             ("columns", self.table.horizontalHeader().restoreState)):
+            value = config.value(key)
+            if isinstance(value, QByteArray):
+                restore(value)
+        tab = config.value("tab")
+        if tab is not None:
+            self.tabs.setCurrentIndex(int(tab))
 
-    def _restore_settings(self) -> None:
-        geometry = stored.settings().value("geometry")
-        if isinstance(geometry, QByteArray):
-            self.restoreGeometry(geometry)
+    def _save_layout(self) -> None:
+        config = stored.settings()
+        config.setValue("geometry", self.saveGeometry())
+        config.setValue("splitter", self.splitter.saveState())
+        config.setValue("columns", self.table.horizontalHeader().saveState())
+        config.setValue("tab", self.tabs.currentIndex())
 
-    def _load_into_controls(self, project: projects.Project) -> None:
-        self.registry.setText(project.registry)
-        for slider, value in ((self.builders, project.builders), (self.pushers, project.pushers)):
-            slider.blockSignals(True)
-            slider.setValue(value)
-            slider.blockSignals(False)
-        self.builders_value.setText(str(self.builders.value()))
-        self.pushers_value.setText(str(self.pushers.value()))
+    # --- what is shown ------------------------------------------------------------------------
 
-    def set_project(self, project: projects.Project, dirty: bool = False) -> None:
-        self.model.set_project(project)
-        self._load_into_controls(project)
+    def _document_replaced(self) -> None:
+        project = self.document.project
+        self.controls.show_settings(project.registry, project.push, project.builders, project.pushers)
         self._report = None
-        self._dirty = dirty
+        self._probe_backend()
         self._update_title()
-        self._selection_changed()
-        self._update_buttons()
+        self._refresh()
 
-    def _mark_dirty(self) -> None:
-        self._dirty = True
-        self._update_title()
-        self._update_buttons()
-        rows = self._selected_rows()
-        self.details.show_problems(self.model.problems(rows[0]) if len(rows) == 1 else [])
+    def _setting_changed(self, name: str, value: Any) -> None:
+        project = self.document.project
+        self.controls.show_settings(project.registry, project.push, project.builders, project.pushers)
+        if name in ("builders", "pushers"):
+            self.session.set_limits(project.builders, project.pushers)
 
-    @property
-    def dirty(self) -> bool:
-        return self._dirty
+    def _limits_changed(self, builders: int, pushers: int) -> None:
+        self.document.set_setting("builders", builders)
+        self.document.set_setting("pushers", pushers)
+        self.session.set_limits(builders, pushers)
 
     def _update_title(self) -> None:
-        path = self.model.project.path
-        name = path.name if path else "Untitled"
-        self.setWindowTitle(f"{name}[*] — Dockpool")  # Qt shows [*] as * while modified
-        self.setWindowModified(self._dirty)
+        self.setWindowTitle(f"{self.document.title}[*] — Dockpool")  # Qt shows [*] as * while modified
+        self.setWindowModified(self.document.modified)
 
-    def _registry_edited(self) -> None:
-        text = self.registry.text().strip()
-        if text != self.model.project.registry:
-            self.model.project.registry = text
-            self.model.revalidate()
-            self._mark_dirty()
-        problem = reference.registry_problem(text)
-        self.registry.setStyleSheet("background: #fde2e1" if problem else "")
-        self.registry.setToolTip(f"'{text}' {problem}" if problem else "")
+    def _rows_changed(self, *_: Any) -> None:
+        self._refresh_details()
 
-    def _limits_changed(self) -> None:
-        project = self.model.project
-        builders, pushers = self.builders.value(), self.pushers.value()
-        if (project.builders, project.pushers) != (builders, pushers):
-            project.builders, project.pushers = builders, pushers
-            self._mark_dirty()
-        stored.settings().setValue("concurrency", [builders, pushers])
-        if self._controller is not None:
-            self._controller.set_limits(builders, pushers)
+    def _refresh(self) -> None:
+        """After any change of rows, selection or run: the side panels and the actions."""
+        self._refresh_details()
+        self._refresh_log()
+        self._update_actions()
+        self._update_overall()
+
+    def _selected_single(self) -> int | None:
+        uids = self.table.selected_uids()
+        return uids[0] if len(uids) == 1 else None
+
+    def _refresh_details(self) -> None:
+        uid = self._selected_single()
+        row = self.model.row_of(uid) if uid is not None else None
+        if row is None:
+            self.details.show_image(None, None, [])
+        else:
+            self.details.show_image(uid, self.model.image(row), self.model.problems(row))
+
+    def _key_of(self, uid: int) -> str | None:
+        return next((key for key, value in self._keys.items() if value == uid), None)
+
+    def _refresh_log(self) -> None:
+        uid = self._selected_single()
+        row = self.model.row_of(uid) if uid is not None else None
+        if row is None:
+            if self.log.key is not None:
+                self.log.show_image(None, "", [], 0)
+            return
+        key = self._key_of(uid) or f"uid:{uid}"
+        if key == self.log.key:
+            return
+        state = self.model.state(row)
+        self.log.show_image(key, self.model.image(row).name, state.log_files, state.log_lines)
+
+    def _update_actions(self) -> None:
+        uid = self._selected_single()
+        state = self.model.state_by_uid(uid) if uid is not None and self.model.row_of(uid) is not None else None
+        self.actions.update(UiState(
+            running=self.session.running, rows=len(self.document.project.enabled_images),
+            selected=len(self.table.selected_uids()),
+            has_failed=any(self.model.state(r).status in (ev.Status.FAILED, ev.Status.CANCELLED)
+                           and self.model.image(r).enabled for r in range(self.model.rowCount())),
+            has_report=self._report is not None,
+            one_selected_running=bool(self.session.running and state is not None and state.status is not None
+                                      and not state.status.final and uid in self._keys.values())))
+        self.controls.set_running(self.session.running)
+
+    def _update_overall(self) -> None:
+        uids = [uid for uid in self._run_uids if self.model.row_of(uid) is not None]
+        pushing = bool(self.document.project.registry)
+        counts = self.model.counts()
+        done = sum(1 for uid in uids if (s := self.model.state_by_uid(uid).status) is not None and s.final)
+        self.overall.setRange(0, max(1, len(uids)))
+        self.overall.setValue(done)
+        text = f"built {counts['built']}" + (f", pushed {counts['pushed']}" if pushing else "") + \
+            f", failed {counts['failed']}"
+        if counts["cancelled"]:
+            text += f", cancelled {counts['cancelled']}"
+        if self.session.running and 0 < done < len(uids):
+            elapsed = time.monotonic() - self._run_started
+            left = elapsed / done * (len(uids) - done)
+            text += f" — about {int(left) // 60}:{int(left) % 60:02d} left"
+        self.counts.setText(text)
+        if self.session.running:
+            self._taskbar.show(done, len(uids), counts["failed"] > 0)
+
+    def _select(self, uids: list[int]) -> None:
+        if uids:
+            self.table.select_uid(uids[0])
+
+    def select_row(self, row: int) -> None:
+        self.table.select_uid(self.model.uid(row))
+
+    def changeEvent(self, event: QEvent) -> None:
+        """The system's colour scheme changed: colours come from the palette, repaint."""
+        super().changeEvent(event)
+        if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange):
+            self.table.viewport().update()
+            self.timeline.update()
+
+    # --- the build backend --------------------------------------------------------------------
+
+    def _probe_backend(self) -> None:
+        from ..pipeline.build_backend import resolve_backend
+
+        settings = copy.deepcopy(self.document.project.build)
+        self.backend_label.setText("Build: finding the builder…")
+        run_in_background(lambda: resolve_backend(settings), self._backend_found, self._backend_failed)
+
+    def _backend_found(self, backend: Any) -> None:
+        self._backend = str(backend)
+        self.backend_label.setText(f"Build: {backend.kind} ({backend.detail})")
+        self.backend_label.setToolTip(str(backend))
+        self.model.set_backend(backend.kind)
+        self._refresh_details()
+
+    def _backend_failed(self, exc: BaseException) -> None:
+        self.backend_label.setText("Build: not available")
+        self.backend_label.setToolTip(str(exc))
+        self.model.set_backend("classic")
+
+    # --- projects -------------------------------------------------------------------------------
 
     def confirm_discard(self) -> bool:
         """True when there is nothing unsaved, or the user saved or chose to discard it."""
-        if not self._dirty:
+        self._commit_typing()
+        if not self.document.modified:
             return True
         answer = QMessageBox.question(
-            self, "Unsaved changes", "The project has unsaved changes. Save them?",
+            self, "Unsaved changes", f"{self.document.title} has unsaved changes. Save them?",
             QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard
             | QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Save)
         if answer == QMessageBox.StandardButton.Save:
             return self.save()
-        return answer == QMessageBox.StandardButton.Discard
+        if answer == QMessageBox.StandardButton.Discard:
+            self.document.discard_autosave()  # the user chose: nothing to offer back later
+            return True
+        return False
+
+    def _commit_typing(self) -> None:
+        self.table.commit_editor()
+        self.controls.commit()
 
     def new_project(self) -> None:
-        if self._running() or not self.confirm_discard():
+        if self.session.running or not self.confirm_discard():
             return
-        self.set_project(projects.Project())
-        stored.clear_autosave()
+        self.document.discard_autosave()
+        self.document.show(projects.Project())
 
     def open_dialog(self) -> None:
-        if self._running() or not self.confirm_discard():
+        if self.session.running or not self.confirm_discard():
             return
         path, _ = QFileDialog.getOpenFileName(self, "Open project", self._last_folder(),
                                               "Dockpool projects (*.toml);;All files (*)")
@@ -392,35 +424,44 @@ class MainWindow(QMainWindow):
             self.open_path(Path(path), confirmed=True)
 
     def open_path(self, path: Path, confirmed: bool = False, registry: str | None = None) -> bool:
-        """Open a project; an invalid file leaves the current project untouched.
-
-        `registry` overrides the file's registry for this session without marking the
-        project modified (`make run` points the demo at its private registry).
-        """
-        if not confirmed and (self._running() or not self.confirm_discard()):
+        """Open a project; an invalid file leaves the current project untouched. Unsaved edits
+        of this project from a crash are offered back. `registry` overrides the file's
+        registry for this session without marking it modified (`make run`'s private one)."""
+        if not confirmed and (self.session.running or not self.confirm_discard()):
             return False
+        path = Path(path).absolute()
         try:
-            project = projects.load(path, strict=False)
+            self.document.open(path)
         except projects.ProjectError as exc:
-            box = QMessageBox(QMessageBox.Icon.Critical, "Cannot open project",
-                              f"{path} is not a valid Dockpool project:", QMessageBox.StandardButton.Ok, self)
-            box.setInformativeText("\n".join(exc.problems))
-            box.setObjectName("open-error")
-            box.open()
-            self._error_box = box
+            self._show_box(QMessageBox.Icon.Critical, "Cannot open project",
+                           f"{path} is not a valid Dockpool project:", "\n".join(exc.problems), "open-error")
             return False
         if registry is not None:
-            project.registry = registry
-        self.set_project(project)
-        stored.remember_project(project.path or path)
+            self.document.project.registry = registry
+            self.controls.show_settings(registry, self.document.project.push, self.document.project.builders,
+                                        self.document.project.pushers)
+            self.model.revalidate()
         self._remember_folder(path.parent)
-        stored.clear_autosave()
+        self.offer_recovery(path)
         return True
 
+    def offer_recovery(self, path: Path | None = None) -> None:
+        """Unsaved edits of this project (None: the untitled one) that a crash left behind."""
+        recovered = stored.read_autosave(path)
+        if recovered is None:
+            return
+        answer = QMessageBox.question(
+            self, "Recover unsaved changes",
+            f"Dockpool closed with unsaved changes to {path or 'an untitled project'}. Recover them?")
+        if answer == QMessageBox.StandardButton.Yes:
+            self.document.show(recovered, recovered=True)
+        else:
+            stored.clear_autosave(path)
+
     def save(self) -> bool:
-        if self.model.project.path is None:
+        if self.document.path is None:
             return self.save_as()
-        return self._save_to(self.model.project.path)
+        return self._save_to(self.document.path)
 
     def save_as(self) -> bool:
         path, _ = QFileDialog.getSaveFileName(self, "Save project as", self._last_folder(),
@@ -432,39 +473,15 @@ class MainWindow(QMainWindow):
         return self._save_to(Path(path))
 
     def _save_to(self, path: Path) -> bool:
-        self._registry_edited()
+        self._commit_typing()
         try:
-            saved = projects.save(self.model.project, path)
+            saved = self.document.save(path)
         except OSError as exc:
             QMessageBox.critical(self, "Cannot save", f"{path}: {exc.strerror or exc}")
             return False
-        if saved is not self.model.project:  # moved: contexts were rebased
-            self.model.set_project(saved, keep_states=True)
-        self._dirty = False
-        stored.remember_project(saved.path or path)
-        self._remember_folder(path.parent)
-        stored.clear_autosave()
-        self._update_title()
+        self._remember_folder(saved.parent)
+        self.statusBar().showMessage(f"Saved {saved}", 5000)
         return True
-
-    def _write_autosave(self) -> None:
-        if self._dirty:
-            try:
-                stored.write_autosave(self.model.project)
-            except OSError:
-                pass  # never let autosave interrupt the user
-
-    def offer_recovery(self) -> None:
-        project = stored.read_autosave()
-        if project is None:
-            return
-        answer = QMessageBox.question(
-            self, "Recover unsaved changes",
-            f"Dockpool closed with unsaved changes to {project.path or 'an untitled project'}. Recover them?")
-        if answer == QMessageBox.StandardButton.Yes:
-            self.set_project(project, dirty=True)
-        else:
-            stored.clear_autosave()
 
     def _fill_recent(self) -> None:
         self.recent_menu.clear()
@@ -480,10 +497,7 @@ class MainWindow(QMainWindow):
     def _remember_folder(self, folder: Path) -> None:
         stored.settings().setValue("last-folder", str(folder))
 
-    # --- editing images -----------------------------------------------------------------------
-
-    def _selected_rows(self) -> list[int]:
-        return sorted({index.row() for index in self.table.selectionModel().selectedRows()})
+    # --- adding images ------------------------------------------------------------------------
 
     def add_image_dialog(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Choose the image's folder (with its Dockerfile)",
@@ -497,213 +511,222 @@ class MainWindow(QMainWindow):
         if folder:
             self.add_folders([Path(folder)])
 
-    def add_folders(self, folders: list[Path], recursive: bool = True) -> int:
-        project = self.model.project
+    def add_folders(self, folders: list[Path], recursive: bool = True) -> None:
+        """Scan folders for Dockerfiles off the GUI thread (a big tree takes a while)."""
+        project = self.document.project
         taken = {image.name for image in project.images}
         base = project.path.parent if project.path else None
-        found = []
-        for folder in folders:
-            images = find_images(folder, base, taken)
-            if not recursive:
-                images = [i for i in images if (project.base_dir / i.context).resolve() == folder.resolve()]
-            taken |= {image.name for image in images}
-            found += images
+        base_dir = project.base_dir
+        self.statusBar().showMessage(f"Scanning {', '.join(str(f) for f in folders)}…")
+
+        def scan() -> list[projects.ImageSpec]:
+            found: list[projects.ImageSpec] = []
+            names = set(taken)
+            for folder in folders:
+                images = find_images(folder, base, names)
+                if not recursive:
+                    images = [i for i in images if (base_dir / i.context).resolve() == folder.resolve()]
+                names |= {image.name for image in images}
+                found += images
+            return found
+
+        run_in_background(scan, lambda found: self._folders_scanned(folders, found),
+                          lambda exc: self.statusBar().showMessage(f"Cannot scan: {exc}", 8000))
+
+    def _folders_scanned(self, folders: list[Path], found: list[projects.ImageSpec]) -> None:
         if not found:
+            self.statusBar().clearMessage()
             QMessageBox.information(self, "No Dockerfile found",
                                     "No Dockerfile was found in " + ", ".join(str(f) for f in folders))
-            return 0
-        self.model.add_images(found)
+            return
+        self._select(self.document.add(found, f"Add {len(found)} image(s)"))
         self._remember_folder(folders[-1])
         self.statusBar().showMessage(f"Added {len(found)} image(s)", 5000)
-        return len(found)
 
-    def duplicate_selected(self) -> None:
-        self.model.duplicate_rows(self._selected_rows())
+    # --- the context menu -------------------------------------------------------------------------
 
-    def remove_selected(self) -> None:
-        if not self._running():
-            self.model.remove_rows(self._selected_rows())
+    def _fill_context_menu(self, menu: QMenu, _position: Any) -> None:
+        a = self.actions
+        self._update_actions()
+        for act in (a.build_selected, a.cancel_selected, None, a.show_folder, a.open_dockerfile, None,
+                    a.copy_ref, a.copy_digest, a.copy_error, None, a.duplicate, a.enable, a.disable, a.remove):
+            menu.addSeparator() if act is None else menu.addAction(act)
 
-    def _enable_selected(self, enabled: bool) -> None:
-        self.model.set_enabled(self._selected_rows(), enabled)
+    def _open_selected(self, folder: bool) -> None:
+        uid = self._selected_single()
+        if uid is None:
+            return
+        image = self.model.image_by_uid(uid)
+        target = self.document.project.context_path(image)
+        if not folder:
+            target = target / image.dockerfile
+        QDesktopServices.openUrl(QUrl.fromLocalFile(str(target)))
 
-    def _details_changed(self, build_args: dict, target: str) -> None:
-        rows = self._selected_rows()
-        if len(rows) == 1:
-            self.model.update_details(rows[0], build_args, target)
+    def _copy_selected(self, what: str) -> None:
+        uid = self._selected_single()
+        if uid is None:
+            return
+        image, state = self.model.image_by_uid(uid), self.model.state_by_uid(uid)
+        text = {"ref": (state.refs or tuple(image.refs(self.document.project.registry)) or ("",))[0],
+                "digest": state.digest or "", "error": state.error or ""}[what]
+        QGuiApplication.clipboard().setText(text)
+        self.statusBar().showMessage(f"Copied {text[:80]}" if text else f"Nothing to copy ({what})", 4000)
 
-    def _selection_changed(self, *_: Any) -> None:
-        rows = self._selected_rows()
-        row = rows[0] if len(rows) == 1 else None
-        self.details.show_image(self.model.image(row) if row is not None else None,
-                                self.model.problems(row) if row is not None else [])
-        self._show_log(row)
-        self._update_buttons()
+    def _build_selected(self) -> None:
+        uid = self._selected_single()
+        if uid is not None and not self.session.running:
+            self._start_checked([uid], self._push_only([uid]))
 
-    def _show_log(self, row: int | None) -> None:
-        self.log.clear()
-        self._log_row, self._log_lines = row, 0
-        if row is not None:
-            self._append_log(row)
-
-    def _append_log(self, row: int) -> None:
-        lines = self.model.state(row).log
-        # The row's log is capped (oldest lines dropped); re-show it if it was trimmed.
-        if self._log_lines > len(lines):
-            self.log.clear()
-            self._log_lines = 0
-        for stage, text, error in lines[self._log_lines:]:
-            escaped = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-            color = "#b00020" if error else ("#1b5e20" if stage == "push" else "#202020")
-            self.log.appendHtml(f'<span style="color:{color}; white-space:pre">[{stage}] {escaped}</span>')
-        self._log_lines = len(lines)
-
-    def save_log(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Save log", self._last_folder(), "Text (*.log *.txt)")
-        if path:
-            Path(path).write_text(self.log.toPlainText() + "\n", encoding="utf-8")
+    def _cancel_selected(self) -> None:
+        uid = self._selected_single()
+        key = self._key_of(uid) if uid is not None else None
+        if key is not None:
+            self.session.cancel_image(key)
 
     # --- running ------------------------------------------------------------------------------
 
-    def _running(self) -> bool:
-        return self._thread is not None
-
-    def _update_buttons(self) -> None:
-        running = self._running()
-        has_rows = bool(self._selected_rows())
-        self.start_action.setEnabled(not running and bool(self.model.project.enabled_images))
-        self.cancel_action.setEnabled(running)
-        self.retry_action.setEnabled(not running and any(
-            self.model.state(r).status in (ev.Status.FAILED, ev.Status.CANCELLED) for r in range(self.model.rowCount())))
-        for act in (self.remove_action, self.duplicate_action, self.enable_action, self.disable_action):
-            act.setEnabled(has_rows and not running)
-        for act in (self.new_action, self.open_action, self.add_image_action, self.add_folder_action):
-            act.setEnabled(not running)
-        self.registry.setEnabled(not running)
-        self.login_button.setEnabled(not running)
-
-    def _refuse_invalid(self) -> bool:
-        """Start refuses while any enabled row (or the registry) is invalid, saying which."""
-        self._registry_edited()
+    def _refuse_invalid(self, uids: list[int]) -> bool:
+        """Start refuses while a row to run (or the registry) is invalid, saying which."""
+        self._commit_typing()
+        rows = {self.model.row_of(uid) for uid in uids}
         problems = [f"{self.model.image(row).name or f'row {row + 1}'}: {'; '.join(found)}"
-                    for row, found in self.model.invalid_enabled_rows()]
-        if (problem := reference.registry_problem(self.model.project.registry)):
-            problems.insert(0, f"registry '{self.model.project.registry}' {problem}")
+                    for row, found in self.model.invalid_enabled_rows() if row in rows]
+        project = self.document.project
+        if (problem := reference.registry_problem(project.registry)):
+            problems.insert(0, f"registry '{project.registry}' {problem}")
         if problems:
-            box = QMessageBox(QMessageBox.Icon.Warning, "Cannot start",
-                              "Fix these first (or disable those images):", QMessageBox.StandardButton.Ok, self)
-            box.setInformativeText("\n".join(problems))
-            box.setObjectName("start-refused")
-            box.open()
-            self._error_box = box
+            self._show_box(QMessageBox.Icon.Warning, "Cannot start", "Fix these first (or disable those images):",
+                           "\n".join(problems), "start-refused")
             return True
         return False
 
     def start(self) -> None:
-        if self._running() or self._refuse_invalid():
+        if self.session.running:
             return
-        rows = [row for row, image in enumerate(self.model.project.images) if image.enabled]
-        self._launch(rows, push_only=[])
+        uids = [self.model.uid(row) for row in range(self.model.rowCount()) if self.model.image(row).enabled]
+        self._start_checked(uids, [])
 
     def retry_failed(self) -> None:
-        """Rerun failed and cancelled images; a built image whose push failed is only pushed."""
-        if self._running() or self._refuse_invalid():
+        """Rerun failed and cancelled images; one whose build succeeded and whose push failed
+        is only pushed again (to the refs it has now: registry and tags may have been fixed)."""
+        if self.session.running:
             return
-        rows, push_only = [], []
-        for row in range(self.model.rowCount()):
-            state, image = self.model.state(row), self.model.image(row)
-            if not image.enabled or state.status not in (ev.Status.FAILED, ev.Status.CANCELLED):
-                continue
-            rows.append(row)
-            if state.image_id and state.failed_stage is ev.Stage.PUSH and self.model.project.registry:
-                push_only.append(row)
-        if rows:
-            self._launch(rows, push_only)
+        uids = [self.model.uid(row) for row in range(self.model.rowCount())
+                if self.model.image(row).enabled
+                and self.model.state(row).status in (ev.Status.FAILED, ev.Status.CANCELLED)]
+        if uids:
+            self._start_checked(uids, self._push_only(uids))
 
-    def _launch(self, rows: list[int], push_only: list[int]) -> None:
-        # The run gets a snapshot: edits made while it runs never reach the workers.
-        source = self.model.project
-        snapshot = projects.Project(registry=source.registry, builders=source.builders, pushers=source.pushers,
-                                    images=[copy.deepcopy(source.images[row]) for row in rows], path=source.path)
-        options = RunOptions.from_project(snapshot, builders=self.builders.value(), pushers=self.pushers.value())
-        self.model.reset_states([row for row in rows if row not in push_only])
-        self.model.mark_push_only(push_only)
-        snapshot_keys = projects.image_keys(snapshot.images)
-        self._keys = {snapshot_keys[i]: row for i, row in enumerate(rows)}
-        push_only_keys = [snapshot_keys[rows.index(row)] for row in push_only]
+    def _push_only(self, uids: list[int]) -> dict[int, str]:
+        """Rows whose build is kept: they were built and failed (or were cancelled) pushing."""
+        return {uid: state.image_id for uid in uids if (state := self.model.state_by_uid(uid)).image_id
+                and state.failed_stage is ev.Stage.PUSH and self.document.project.registry}
 
-        self.banner.hide()
-        self._report = None
+    def _start_checked(self, uids: list[int], push_only: dict[int, str]) -> None:
+        """Check the registry (off the GUI thread) before building everything for nothing."""
+        if not uids or self._refuse_invalid(uids):
+            return
+        project = self.document.project
+        if not project.registry:
+            self._launch(uids, push_only, build_only=False)
+            return
+        from ..pipeline.registry_http import check_registry
+
+        repository = self.model.image_by_uid(uids[0]).name
+        registry, insecure = project.registry, project.insecure or reference.is_insecure(project.registry)
+        self.statusBar().showMessage(f"Checking {registry}…")
+        self.actions.start.setEnabled(False)
+        run_in_background(lambda: check_registry(registry, repository, None, insecure=insecure),
+                          lambda problem: self._registry_checked(problem, uids, push_only),
+                          lambda exc: self._registry_checked(str(exc), uids, push_only))
+
+    def _registry_checked(self, problem: str | None, uids: list[int], push_only: dict[int, str]) -> None:
+        self.statusBar().clearMessage()
+        self._update_actions()
+        if problem is None:
+            self._launch(uids, push_only, build_only=False)
+            return
+        box = QMessageBox(QMessageBox.Icon.Warning, "The registry cannot be used",
+                          f"Pushing to {self.document.project.registry} would fail:", parent=self)
+        box.setObjectName("registry-check")
+        box.setInformativeText(f"{problem}\n\nBuild only (nothing is pushed), or cancel to fix the registry or "
+                               "log in first?")
+        build_only = box.addButton("&Build only", QMessageBox.ButtonRole.AcceptRole)
+        box.addButton(QMessageBox.StandardButton.Cancel)
+        box.exec()
+        if box.clickedButton() is build_only:
+            self._launch([uid for uid in uids if uid not in push_only], {}, build_only=True)
+
+    def _launch(self, uids: list[int], push_only: dict[int, str], build_only: bool) -> None:
+        """The run gets a snapshot: edits made while it runs never reach the workers. Row
+        states change only once the engine answers (see _engine_started)."""
+        if not uids:
+            return
+        source = self.document.project
+        rows = [self.model.row_of(uid) for uid in uids]
+        snapshot = projects.Project(registry="" if build_only else source.registry, builders=source.builders,
+                                    pushers=source.pushers, path=source.path, push=source.push,
+                                    insecure=source.insecure, build=copy.deepcopy(source.build),
+                                    images=[copy.deepcopy(source.images[row]) for row in rows])
+        options = RunOptions.from_project(snapshot)
+        keys = image_keys(snapshot.images)
+        refs = [tuple(image.refs(snapshot.registry)) for image in snapshot.images]
+        self._pending = (uids, push_only, keys, refs, bool(snapshot.registry))
+        self._run_folder = new_run_folder()
+        self._keys = dict(zip(keys, uids))
+        self._run_uids = uids
         self._run_started = time.monotonic()
-        self._run_rows = rows
-        self._thread = QThread(self)
-        self._controller = RunController(snapshot, options, push_only_keys)
-        self._controller.moveToThread(self._thread)
-        self._thread.started.connect(self._controller.run)
-        # Bound methods of this window: Qt queues them onto the GUI thread (a lambda would
-        # run in the controller's thread and touch widgets from there).
-        self._controller.started.connect(self._engine_started)
-        self._controller.eventsReady.connect(self._events)
-        self._controller.engineUnreachable.connect(self._engine_unreachable)
-        self._controller.finished.connect(self._run_finished)
-        self._thread.start()
-        self._elapsed.start()
-        self._update_buttons()
-        self._update_overall()
+        self._report = None
+        self.log.show_image(None, "", [], 0)
+        self.banner.hide()
+        push_only_keys = {key: push_only[uid] for key, uid in self._keys.items() if uid in push_only}
+        self.session.start(snapshot, options, push_only_keys, self._run_folder, self.worker_log)
+        self.statusBar().showMessage("Connecting to the Docker engine…")
+        self._ticker.start()
+        self._refresh()
 
-    def _engine_started(self, description: str) -> None:
-        self.statusBar().showMessage(f"Running on {description}")
+    def _engine_started(self, engine: str, backend: str) -> None:
+        uids, push_only, keys, refs, will_push = self._pending
+        self.model.start_rows(uids, list(push_only), dict(zip(uids, refs)), will_push)
+        for key, uid in zip(keys, uids):
+            self.model.add_log_file(uid, self._run_folder / file_name(key))
+        self.statusBar().showMessage(f"Running on {engine}")
+        self.backend_label.setText(f"Build: {backend}")
+        self.log.key = None  # reload the selected image's log from this run's file
+        self._refresh()
 
     def _events(self, records: list[Any]) -> None:
         changed = self.model.apply_events(records, self._keys)
-        if self._log_row in changed:
-            self._append_log(self._log_row)
+        if self.log.key is not None and self._keys.get(self.log.key) in changed:
+            self.log.append_records(records)
         self._update_overall()
+        if any(isinstance(r, (ev.BuildFailed, ev.PushFailed, ev.Cancelled, ev.PushDone, ev.BuildDone))
+               for r in records):
+            self._update_actions()
 
     def _tick(self) -> None:
         self.model.tick_elapsed()
         self.timeline.update()
         self._update_overall()
 
-    def _update_overall(self) -> None:
-        rows = self._run_rows
-        pushing = bool(self.model.project.registry)
-        counts = self.model.counts()
-        done = sum(1 for row in rows if (s := self.model.state(row).status) is not None and s.final)
-        self.overall.setRange(0, max(1, len(rows)))
-        self.overall.setValue(done)
-        text = f"built {counts['built']}" + (f", pushed {counts['pushed']}" if pushing else "") + \
-            f", failed {counts['failed']}"
-        if counts["cancelled"]:
-            text += f", cancelled {counts['cancelled']}"
-        if self._running() and 0 < done < len(rows):
-            elapsed = time.monotonic() - self._run_started
-            left = elapsed / done * (len(rows) - done)
-            text += f" — about {int(left) // 60}:{int(left) % 60:02d} left"
-        self.counts.setText(text)
-
     def _engine_unreachable(self, message: str) -> None:
-        self.banner_text.setText(f"<b>Docker engine unreachable.</b> {message}. Start Docker (or Docker "
-                                 "Desktop) or set DOCKER_HOST, then Retry.")
-        self.banner.show()
+        self.banner.show_message(f"<b>Docker engine unreachable.</b> {message}. Start Docker (or Docker Desktop) "
+                                 "or set DOCKER_HOST, then Retry.", [("Retry", self.start)])
+
+    def _run_failed(self, message: str) -> None:
+        self.banner.show_message(f"<b>The run could not go on.</b> {message}", [])
 
     def _run_finished(self, report: RunReport | None) -> None:
         self._report = report
-        thread, self._thread = self._thread, None
-        controller, self._controller = self._controller, None
-        if thread is not None:
-            thread.quit()
-            thread.wait()
-            thread.deleteLater()
-        if controller is not None:
-            controller.deleteLater()
-        self._elapsed.stop()
+        self._ticker.stop()
         self.model.tick_elapsed()
         self.timeline.update()
-        self._update_overall()
-        self._update_buttons()
+        self._refresh()
+        self._taskbar.finished()
         if report is not None:
             self._notify(report)
+        else:
+            self.statusBar().showMessage("The run did not start", 8000)
         self.runFinished.emit(report)
         if self._close_after_run:
             self.close()
@@ -721,28 +744,38 @@ class MainWindow(QMainWindow):
                              QSystemTrayIcon.MessageIcon.Warning if failed else QSystemTrayIcon.MessageIcon.Information)
 
     def cancel(self) -> None:
-        if self._controller is not None:
+        if self.session.running:
             self.statusBar().showMessage("Cancelling…")
-            self._controller.cancel()
+            self.session.cancel()
+
+    # --- login, report, about ---------------------------------------------------------------------
 
     def log_in(self) -> None:
-        registry = self.registry.text().strip()
+        from ..pipeline.credentials import login
+
+        registry = self.controls.registry.text().strip()
         if not registry:
             QMessageBox.information(self, "Log in", "Enter the registry first.")
             return
         dialog = LoginDialog(registry, self)
         if dialog.exec() != LoginDialog.DialogCode.Accepted:
             return
-        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
-        try:
-            where = login(registry, dialog.username.text(), dialog.password.text())
-        except Exception as exc:  # refused login, engine down: say so, keep the window
-            QApplication.restoreOverrideCursor()
-            QMessageBox.warning(self, "Login failed", f"{registry} refused the login: "
-                                f"{getattr(exc, 'explanation', None) or exc}")
-            return
-        QApplication.restoreOverrideCursor()
+        username, password = dialog.username.text(), dialog.password.text()
+        self.controls.login.setEnabled(False)
+        self.statusBar().showMessage(f"Logging in to {registry}…")
+        run_in_background(lambda: login(registry, username, password),
+                          lambda where: self._logged_in(registry, where),
+                          lambda exc: self._login_failed(registry, exc))
+
+    def _logged_in(self, registry: str, where: str) -> None:
+        self.controls.login.setEnabled(not self.session.running)
         self.statusBar().showMessage(f"Logged in to {registry}; stored in {where}", 8000)
+
+    def _login_failed(self, registry: str, exc: BaseException) -> None:
+        self.controls.login.setEnabled(not self.session.running)
+        self.statusBar().clearMessage()
+        self._show_box(QMessageBox.Icon.Warning, "Login failed", f"{registry} refused the login:",
+                       str(getattr(exc, "explanation", None) or exc), "login-error")
 
     def export_report(self) -> None:
         if self._report is None:
@@ -753,13 +786,35 @@ class MainWindow(QMainWindow):
         if not path:
             return
         csv = path.endswith(".csv") or chosen.startswith("CSV")
-        Path(path).write_text(self._report.to_csv() if csv else self._report.to_json() + "\n", encoding="utf-8")
+        try:
+            Path(path).write_text(self._report.to_csv() if csv else self._report.to_json() + "\n",
+                                  encoding="utf-8", newline="" if csv else None)
+        except OSError as exc:  # a CSV still open in a spreadsheet, a read-only folder
+            self._show_box(QMessageBox.Icon.Warning, "Cannot export the report", f"{path} could not be written:",
+                           exc.strerror or str(exc), "export-error")
 
-    # --- closing ------------------------------------------------------------------------------
+    def about(self) -> None:
+        QMessageBox.about(self, "About Dockpool",
+                          f"<h3>Dockpool {__version__}</h3><p>Builds many Docker images at once and pushes them "
+                          "through a small pool of pushers.</p><p>Build: " + self._backend + "</p>")
+
+    def _show_box(self, icon: QMessageBox.Icon, title: str, text: str, details: str, name: str) -> None:
+        box = QMessageBox(icon, title, text, QMessageBox.StandardButton.Ok, self)
+        box.setInformativeText(details)
+        box.setObjectName(name)
+        box.open()
+        self._error_box = box  # kept so the open dialog is not collected
+
+    # --- closing and quitting -----------------------------------------------------------------------
 
     def closeEvent(self, event: QCloseEvent) -> None:
-        if self._running():
-            if not self._close_after_run:
+        if self._quitting:  # nobody can be asked: end the run, keep unsaved edits in the autosave
+            self._application_quits()
+            self._save_layout()
+            event.accept()
+            return
+        if self.session.running:
+            if not self._close_after_run and not self._quitting:
                 answer = QMessageBox.question(self, "Cancel the run?",
                                               "A run is in progress. Cancel it and close Dockpool?")
                 if answer != QMessageBox.StandardButton.Yes:
@@ -769,15 +824,23 @@ class MainWindow(QMainWindow):
                 self.cancel()
             event.ignore()  # closes for real when the run has ended (_run_finished)
             return
-        if not self.confirm_discard():
+        if not self._quitting and not self.confirm_discard():
             self._close_after_run = False
             event.ignore()
             return
-        stored.settings().setValue("geometry", self.saveGeometry())
-        stored.clear_autosave()
+        self._save_layout()
+        if not self.document.modified:
+            self.document.discard_autosave()
         event.accept()
 
-    def select_row(self, row: int) -> None:
-        self.table.selectionModel().select(
-            self.model.index(row, 0), QItemSelectionModel.SelectionFlag.ClearAndSelect
-            | QItemSelectionModel.SelectionFlag.Rows)
+    def prepare_to_quit(self) -> None:
+        """The application quits (log-off, SIGTERM, QApplication.quit()): the close that Qt
+        sends next must not ask anything, nor be refused (a refused close cancels the quit)."""
+        self._quitting = True
+
+    def _application_quits(self) -> None:
+        """End the run in order, within seconds, and keep unsaved edits in the autosave."""
+        self._quitting = True
+        self.document.autosave()
+        self.session.shutdown(5.0)
+

@@ -1,17 +1,28 @@
-"""What the window knows about each image during a run, fed by engine records.
+"""What the window knows about each image during and after a run, fed by engine records.
 
-Kept apart from the Qt model so it can be fed and checked without a window.
+Kept apart from the Qt model so it can be fed and checked without a window. No
+log lines are kept here: the engine writes every line to the image's log file
+in the run folder, and the log view reads it from there, so a row costs the same
+few fields however much its build prints.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ..pipeline import events as ev
 
-MAX_LOG_LINES = 5000
+# What a failure kind means, in a few words for the status column.
+KIND_LABELS = {
+    "auth": "login refused", "rate-limited": "rate limited", "network": "network error",
+    "registry-unreachable": "registry unreachable", "dockerfile": "Dockerfile error",
+    "build-step": "build step failed", "stalled": "upload stalled", "worker-died": "worker died",
+    "engine": "engine error", "timeout": "timed out", "registry-error": "registry error",
+    "tls": "TLS certificate", "other": "error",
+}
 
 
 @dataclass
@@ -27,10 +38,15 @@ class RowState:
     push_end: float | None = None
     image_id: str | None = None
     digest: str | None = None
+    refs: tuple[str, ...] = ()  # what the image was tagged and pushed as, in its last run
     error: str | None = None
+    error_kind: str | None = None
+    hint: str | None = None
     failed_stage: ev.Stage | None = None
     note: str = ""  # e.g. "retry 2 in 4 s"
-    log: list[tuple[str, str, bool]] = field(default_factory=list)  # (stage, text, is_error)
+    will_push: bool = True  # the run has a registry (else a build is the end)
+    log_lines: int = 0  # lines this run's log file has received
+    log_files: list[Path] = field(default_factory=list)  # one per run that touched the image
 
     @property
     def build_fraction(self) -> float | None:
@@ -43,7 +59,7 @@ class RowState:
         if self.status is ev.Status.PUSHED:
             return 1.0
         if self.push_total:
-            return self.pushed / self.push_total
+            return min(1.0, self.pushed / self.push_total)
         return 0.0 if self.status is ev.Status.PUSHING else None
 
     def elapsed(self) -> float | None:
@@ -55,31 +71,42 @@ class RowState:
             return (self.push_end or self.build_end or start) - start
         return time.time() - start
 
-    def add_log(self, stage: ev.Stage | str, text: str, error: bool = False) -> None:
-        self.log.append((getattr(stage, "value", str(stage)), text, error))
-        if len(self.log) > MAX_LOG_LINES:
-            del self.log[: len(self.log) - MAX_LOG_LINES]
+    def status_text(self) -> str:
+        if self.status is None:
+            return ""
+        if self.status is ev.Status.BUILDING and self.steps:
+            text = f"building step {self.step}/{self.steps}"
+        elif self.status is ev.Status.FAILED and self.error_kind:
+            text = f"failed: {KIND_LABELS.get(self.error_kind, self.error_kind)}"
+        else:
+            text = self.status.value
+        return f"{text} — {self.note}" if self.note else text
+
+    def push_again(self) -> None:
+        """The build is kept; a new run pushes it again."""
+        self.status, self.error, self.error_kind, self.hint, self.note = ev.Status.BUILT_WAITING, None, None, None, ""
+        self.push_start = self.push_end = None
+        self.pushed = self.push_total = 0
+        self.failed_stage = None
 
 
 def apply(state: RowState, record: Any) -> None:
     """Fold one engine record into a row's state."""
     now = time.time()
     match record:
-        case ev.BuildStarted(at=at, attempt=attempt):
+        case ev.BuildStarted(at=at):
             state.status, state.step, state.steps, state.note = ev.Status.BUILDING, 0, 0, ""
             state.build_start, state.build_end = at, None
-            state.add_log(ev.Stage.BUILD, f"--- build attempt {attempt} ---")
         case ev.BuildStep(step=step, total=total):
             state.step, state.steps = step, total
-        case ev.LogLine(stage=stage, text=text, error=error):
-            state.add_log(stage, text, error)
+        case ev.LogLine():
+            state.log_lines += 1
         case ev.BuildDone(image_id=image_id):
             state.image_id, state.build_end = image_id, now
-            state.status = ev.Status.BUILT_WAITING
-        case ev.PushStarted(at=at, attempt=attempt):
+            state.status = ev.Status.BUILT_WAITING if state.will_push else ev.Status.BUILT
+        case ev.PushStarted(at=at):
             state.status, state.pushed, state.push_total, state.note = ev.Status.PUSHING, 0, 0, ""
             state.push_start, state.push_end = at, None
-            state.add_log(ev.Stage.PUSH, f"--- push attempt {attempt} ---")
         case ev.PushProgress(done=done, total=total):
             state.pushed, state.push_total = done, total
         case ev.PushDone(digest=digest):
@@ -87,20 +114,17 @@ def apply(state: RowState, record: Any) -> None:
         case ev.BuildFailed(failure=failure) | ev.PushFailed(failure=failure):
             stage = ev.Stage.BUILD if isinstance(record, ev.BuildFailed) else ev.Stage.PUSH
             state.status, state.failed_stage = ev.Status.FAILED, stage
-            state.error = f"{failure.message}\nWhat to do: {failure.hint}"
+            state.error, state.error_kind, state.hint = failure.message, failure.kind.value, failure.hint
             if stage is ev.Stage.BUILD:
                 state.build_end = state.build_end or now
             else:
                 state.push_end = now
-            state.add_log(stage, f"FAILED ({failure.kind.value}): {failure.message} — {failure.hint}", True)
         case ev.RetryScheduled(stage=stage, attempt=attempt, delay=delay, failure=failure):
             state.status = ev.Status.QUEUED if stage is ev.Stage.BUILD else ev.Status.BUILT_WAITING
-            state.note = f"retry {attempt} in {delay:.0f} s ({failure.kind.value})"
-            state.add_log(stage, f"{failure.message}; retrying (attempt {attempt}) in {delay:.0f} s", True)
+            state.note = f"retry {attempt} in {delay:.0f} s ({KIND_LABELS.get(failure.kind.value, 'error')})"
         case ev.Cancelled(stage=stage):
             state.status, state.failed_stage = ev.Status.CANCELLED, stage
             if state.build_start and not state.build_end:
                 state.build_end = now
             if state.push_start and not state.push_end:
                 state.push_end = now
-            state.add_log(stage or ev.Stage.BUILD, "cancelled", True)

@@ -1,11 +1,17 @@
-"""What the window remembers between sessions (QSettings) and its crash autosave.
+"""What the window remembers between sessions (QSettings) and its crash autosaves.
 
 Credentials are never stored here: logins go to Docker's own credential store.
+
+Autosaves: one per project file (named by a hash of its path) and one for an
+untitled project. Each is offered back whenever that project is opened again
+and the autosave is newer than the file; a window only ever deletes its own.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import time
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, QStandardPaths
@@ -13,6 +19,7 @@ from PySide6.QtCore import QSettings, QStandardPaths
 from ..pipeline import project as projects
 
 MAX_RECENT = 8
+UNTITLED = "untitled"
 
 
 def settings() -> QSettings:
@@ -29,40 +36,62 @@ def remember_project(path: Path) -> None:
     settings().setValue("recent", recent[:MAX_RECENT])
 
 
-def _autosave_dir() -> Path:
+def data_folder() -> Path:
     folder = Path(QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation))
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 
 
+def _autosave_folder() -> Path:
+    folder = data_folder() / "autosave"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def autosave_key(path: Path | None) -> str:
+    return hashlib.sha1(str(path.absolute()).encode()).hexdigest()[:16] if path else UNTITLED
+
+
 def write_autosave(project: projects.Project) -> None:
-    """Save unsaved edits where a crash cannot lose them. save() rewrites relative contexts
+    """Save unsaved edits where a crash cannot lose them. save() rewrites relative paths
     for the autosave's folder; read_autosave() rebases them back onto the original file."""
-    folder = _autosave_dir()
-    projects.save(project, folder / "autosave.toml")
-    meta = {"original": str(project.path) if project.path else None}
-    (folder / "autosave.json").write_text(json.dumps(meta))
+    key = autosave_key(project.path)
+    folder = _autosave_folder()
+    projects.save(project, folder / f"{key}.toml")
+    meta = {"original": str(project.path) if project.path else None, "saved": time.time()}
+    (folder / f"{key}.json").write_text(json.dumps(meta), encoding="utf-8")
 
 
-def read_autosave() -> projects.Project | None:
-    """The autosaved project, rebased onto its original file, or None."""
-    folder = _autosave_dir()
-    data, meta = folder / "autosave.toml", folder / "autosave.json"
+def read_autosave(path: Path | None) -> projects.Project | None:
+    """The autosave of this project (None: untitled), rebased onto its file, when there is
+    one newer than the file itself."""
+    key = autosave_key(path)
+    folder = _autosave_folder()
+    data, meta = folder / f"{key}.toml", folder / f"{key}.json"
     if not data.exists():
         return None
     try:
-        original = json.loads(meta.read_text()).get("original") if meta.exists() else None
+        saved = float(json.loads(meta.read_text(encoding="utf-8")).get("saved", 0)) if meta.exists() else 0.0
+        if path is not None and path.exists() and path.stat().st_mtime >= saved:
+            return None  # the file was saved after the autosave: nothing to recover
         project = projects.load(data, strict=False)
     except (projects.ProjectError, ValueError, OSError):
         return None
-    if original:
-        return projects.rebased(project, Path(original))
+    if path is not None:
+        return projects.rebased(project, path)
     project = projects.rebased(project, Path.cwd() / "untitled.toml")
     project.path = None  # never saved: Save asks where
     return project
 
 
-def clear_autosave() -> None:
-    folder = _autosave_dir()
-    for name in ("autosave.toml", "autosave.json"):
+def clear_autosave(path: Path | None) -> None:
+    key = autosave_key(path)
+    folder = _autosave_folder()
+    for name in (f"{key}.toml", f"{key}.json"):
         (folder / name).unlink(missing_ok=True)
+
+
+def clear_all_autosaves() -> None:
+    """For tests: start without anything to recover."""
+    for entry in _autosave_folder().iterdir():
+        entry.unlink(missing_ok=True)

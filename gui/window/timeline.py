@@ -2,7 +2,8 @@
 
 It shows at a glance where the pipeline waits (gaps between an image's build and
 its push are time spent waiting for a pusher slot) and how the push limit shapes
-the run (pushes never stack more than `pushers` deep).
+the run. It scrolls (TimelineArea) so a hundred images stay readable, takes its
+colours from the palette and its row height from the font (high-DPI screens).
 """
 
 from __future__ import annotations
@@ -11,32 +12,38 @@ import time
 
 from PySide6.QtCore import QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QPainter, QPen
-from PySide6.QtWidgets import QWidget
+from PySide6.QtWidgets import QScrollArea, QWidget
 
 from ..pipeline import events as ev
+from . import theme
 from .image_model import ImageTableModel
-
-ROW_HEIGHT = 16
-LABEL_WIDTH = 150
-AXIS_HEIGHT = 20
-COLORS = {"build": QColor("#4a90d9"), "push": QColor("#43a047"), "failed": QColor("#e53935"),
-          "wait": QColor("#e0e0e0")}
 
 
 class TimelineView(QWidget):
     def __init__(self, model: ImageTableModel, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._model = model
-        self.setMinimumHeight(AXIS_HEIGHT + 3 * ROW_HEIGHT)
         for signal in (model.dataChanged, model.modelReset, model.rowsInserted, model.rowsRemoved):
             signal.connect(self._changed)
 
+    @property
+    def row_height(self) -> int:
+        return self.fontMetrics().height() + 4
+
+    @property
+    def label_width(self) -> int:
+        return self.fontMetrics().averageCharWidth() * 22
+
     def _changed(self, *_: object) -> None:
         self.updateGeometry()
+        self.adjustSize()
         self.update()
 
     def sizeHint(self) -> QSize:
-        return QSize(600, AXIS_HEIGHT + ROW_HEIGHT * max(3, self._model.rowCount()) + 4)
+        return QSize(600, self.row_height * (max(3, self._model.rowCount()) + 1) + 4)
+
+    def minimumSizeHint(self) -> QSize:
+        return self.sizeHint()
 
     def _span(self) -> tuple[float, float] | None:
         starts, ends = [], []
@@ -52,42 +59,46 @@ class TimelineView(QWidget):
 
     def paintEvent(self, _event: object) -> None:
         painter = QPainter(self)
-        painter.fillRect(self.rect(), self.palette().base())
+        palette = self.palette()
+        painter.fillRect(self.rect(), palette.base())
         span = self._span()
         if span is None:
-            painter.setPen(self.palette().placeholderText().color())
-            painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter,
+            painter.setPen(palette.placeholderText().color())
+            painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
                              "The timeline fills in when a run starts: blue = build, green = push, "
                              "grey = waiting for a pusher")
             return
+        colours = theme.stage_colours(palette)
         first, last = span
-        width = max(1.0, self.width() - LABEL_WIDTH - 10)
+        height, labels = self.row_height, self.label_width
+        width = max(1.0, self.width() - labels - 10)
         scale = width / (last - first)
         self._draw_axis(painter, first, last, scale)
         now = time.time()
         for row in range(self._model.rowCount()):
             state = self._model.state(row)
-            top = AXIS_HEIGHT + row * ROW_HEIGHT
-            painter.setPen(self.palette().text().color())
-            painter.drawText(QRectF(4, top, LABEL_WIDTH - 8, ROW_HEIGHT),
-                             Qt.AlignmentFlag.AlignVCenter, self._model.image(row).name)
+            top = height * (row + 1)
+            painter.setPen(palette.text().color())
+            painter.drawText(QRectF(4, top, labels - 8, height), Qt.AlignmentFlag.AlignVCenter,
+                             self.fontMetrics().elidedText(self._model.image(row).name,
+                                                           Qt.TextElideMode.ElideMiddle, labels - 8))
 
-            def bar(start: float | None, end: float | None, color: QColor) -> None:
+            def bar(start: float | None, end: float | None, colour: QColor) -> None:
                 if not start:
                     return
-                x = LABEL_WIDTH + (start - first) * scale
+                x = labels + (start - first) * scale
                 w = max(2.0, ((end or now) - start) * scale)
-                painter.fillRect(QRectF(x, top + 2, w, ROW_HEIGHT - 4), color)
+                painter.fillRect(QRectF(x, top + 2, w, height - 4), colour)
 
             failed = state.status is ev.Status.FAILED
             if state.build_end and state.push_start:
-                bar(state.build_end, state.push_start, COLORS["wait"])
+                bar(state.build_end, state.push_start, colours["wait"])
             elif state.build_end and state.status is ev.Status.BUILT_WAITING:
-                bar(state.build_end, None, COLORS["wait"])
+                bar(state.build_end, None, colours["wait"])
             bar(state.build_start, state.build_end,
-                COLORS["failed"] if failed and state.failed_stage is ev.Stage.BUILD else COLORS["build"])
+                colours["failed"] if failed and state.failed_stage is ev.Stage.BUILD else colours["build"])
             bar(state.push_start, state.push_end,
-                COLORS["failed"] if failed and state.failed_stage is ev.Stage.PUSH else COLORS["push"])
+                colours["failed"] if failed and state.failed_stage is ev.Stage.PUSH else colours["push"])
 
     def _draw_axis(self, painter: QPainter, first: float, last: float, scale: float) -> None:
         painter.setPen(QPen(self.palette().mid().color()))
@@ -95,8 +106,23 @@ class TimelineView(QWidget):
         step = next(s for s in (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 1800, 3600, 1e9) if total / s <= 10)
         tick = 0.0
         while tick <= total:
-            x = LABEL_WIDTH + tick * scale
-            painter.drawLine(int(x), AXIS_HEIGHT - 4, int(x), self.height())
+            x = self.label_width + tick * scale
+            painter.drawLine(int(x), self.row_height - 4, int(x), self.height())
             label = f"{int(tick)}s" if tick < 60 else f"{int(tick) // 60}m{int(tick) % 60:02d}"
-            painter.drawText(int(x) + 2, AXIS_HEIGHT - 6, label)
+            painter.drawText(int(x) + 2, self.row_height - 6, label)
             tick += step
+
+
+class TimelineArea(QScrollArea):
+    """The timeline in a scroll area: as wide as the tab, as tall as its rows need."""
+
+    def __init__(self, model: ImageTableModel, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.view = TimelineView(model)
+        self.setWidget(self.view)
+        self.setWidgetResizable(True)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setAccessibleName("Timeline")
+
+    def update(self) -> None:  # type: ignore[override]
+        self.view.update()

@@ -1,19 +1,33 @@
-"""Dockpool against the naive loop (build, then push, one image after another).
+"""Dockpool side by side with what users would otherwise use, on one engine and registry.
 
-Prints both times, their ratio, the lower bound max(ceil(N/B)*b + p, b + ceil(N/P)*p)
-from the measured single-image build time b and push time p, the time from
-start to the first build request, and the workers' resident memory and whether
-any of them mapped Qt. Pushes go through a proxy limited to --push-rate bytes/s
-per connection, so that pushing costs what it costs on a real network.
+For each N (24 and 100 small images by default; each run gets fresh image content,
+so no engine cache flatters anyone), with pushers P = 2:
+  - the naive loop: build, then push, one image after another (Docker SDK);
+  - the seed's design: one forked process per image, a multiprocessing.Pool of P
+    pushers fed through a Manager queue;
+  - docker-compose (Debian's): `build --parallel`, then `push`;
+  - Dockpool with builders 4, and builders N (at most 64), on the same footing as
+    those (classic builder, the engine's push); then its defaults (BuildKit, its own
+    uploader) and the same runs with workers started by spawn (Windows' method);
+  - the lower bound from measured times: max(ceil(N/B) * wave(B) + p, b + ceil(N/P) * p),
+    where wave(B) is one wave of B concurrent builds, b one build alone, p one push.
+Printed for each Dockpool run: total time, and start to first build request (from
+the run's own report: pipeline created to the first worker's build request).
 
-Run it with `make bench` (starts a private engine and registry when needed).
+Targets (issue #11): first build request under 0.3 s (builders 4) and under 1 s
+(builders 32) on Linux; Dockpool at builders N no slower than the seed's design;
+builders 4 within 10 % of the lower bound.
+
+Run it with `make bench` (a private engine and registry are started when needed).
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import multiprocessing
 import os
+import subprocess
 import sys
 import tempfile
 import threading
@@ -22,146 +36,211 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-# Spawned workers re-import this script as __mp_main__: keep module-level imports
+# Workers re-import this script as __mp_main__ under spawn: module-level imports stay
 # to the engine, so what they load is what the real entry points give them.
 from gui.devservices import import_busybox  # noqa: E402
 from gui.pipeline import events as ev  # noqa: E402
+from gui.pipeline.build_backend import resolve_backend  # noqa: E402
 from gui.pipeline.docker_engine import connect, stream_client  # noqa: E402
-from gui.pipeline.project import load  # noqa: E402
+from gui.pipeline.project import BuildSettings, load  # noqa: E402
+from gui.pipeline.streams import split_ref  # noqa: E402
 from gui.pipeline.supervisor import Pipeline, RunOptions  # noqa: E402
-from gui.pipeline.worker import split_ref  # noqa: E402
+from gui.pipeline.tasks import BuildBackend  # noqa: E402
+
+PAYLOAD = 256 * 1024
 
 
-def make_images(root: Path, count: int, sleep: float, payload: int) -> None:
-    """Fresh random layer data and RUN steps every call, so no run is flattered by the cache."""
+def make_images(root: Path, count: int) -> Path:
+    """Fresh image folders (new random content) and their project; returns the project file."""
+    from tests.helpers import write_project
+
+    folder = Path(tempfile.mkdtemp(prefix="set-", dir=root))
     nonce = os.urandom(8).hex()
+    images = []
     for index in range(count):
-        folder = root / f"bench{index:02d}"
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "payload.bin").write_bytes(os.urandom(payload))
-        (folder / "Dockerfile").write_text(
-            f"FROM dockpool-busybox\nRUN echo {nonce}-{index} > /nonce && sleep {sleep}\n"
-            "COPY payload.bin /payload.bin\n")
+        image = folder / f"img{index:03d}"
+        image.mkdir()
+        (image / "payload.bin").write_bytes(os.urandom(PAYLOAD))
+        (image / "Dockerfile").write_text(f"FROM dockpool-busybox\nRUN echo {nonce}-{index} > /nonce\n"
+                                          "COPY payload.bin /payload.bin\n")
+        images.append({"name": f"bench/{folder.name}-{index:03d}", "context": image.name})
+    return write_project(folder, images, registry=REGISTRY, builders=4, pushers=2)
 
 
-def naive(project, client) -> tuple[float, list[float], list[float]]:
-    builds, pushes = [], []
-    started = time.monotonic()
-    for image in project.images:
-        t0 = time.monotonic()
-        image_id = None
-        for item in client.build(path=str(project.context_path(image)), rm=True, decode=True):
+REGISTRY = ""
+
+
+def build_one(context: str, refs: list[str]) -> None:
+    client = stream_client()
+    image_id = None
+    for item in client.build(path=context, rm=True, decode=True, network_mode="host"):
+        if "error" in item:
+            raise RuntimeError(item["error"])
+        image_id = (item.get("aux") or {}).get("ID", image_id)
+    for ref in refs:
+        client.tag(image_id, *split_ref(ref))
+
+
+def push_one(refs: list[str]) -> None:
+    client = stream_client()
+    for ref in refs:
+        repository, tag = split_ref(ref)
+        for item in client.push(repository, tag=tag, stream=True, decode=True):
             if "error" in item:
                 raise RuntimeError(item["error"])
-            image_id = (item.get("aux") or {}).get("ID", image_id)
-        for ref in image.refs(project.registry):
-            client.tag(image_id, *split_ref(ref))
-        t1 = time.monotonic()
-        for ref in image.refs(project.registry):
-            repository, tag = split_ref(ref)
-            for item in client.push(repository, tag=tag, stream=True, decode=True):
-                if "error" in item:
-                    raise RuntimeError(item["error"])
-        builds.append(t1 - t0)
-        pushes.append(time.monotonic() - t1)
-    return time.monotonic() - started, builds, pushes
 
 
-def rss_kb(pid: int) -> int:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def maps_qt(pid: int) -> bool:
-    try:
-        maps = Path(f"/proc/{pid}/maps").read_text()
-    except OSError:
-        return False
-    return "PySide6" in maps or "libQt6" in maps
-
-
-def dockpool(project, builders: int, pushers: int, api_version: str) -> dict[str, float]:
-    options = RunOptions.from_project(project, builders=builders, pushers=pushers)
+def measured_parts(root: Path, builders: int) -> tuple[float, float, float]:
+    """b (one build alone), wave(B) (B builds at once), p (one push)."""
+    project = load(make_images(root, builders + 1))
+    first = project.images[0]
     started = time.monotonic()
-    pipeline = Pipeline(project, options, api_version=api_version)
-    peak: dict[int, int] = {}
-    qt: set[int] = set()
-    stop = threading.Event()
+    build_one(str(project.context_path(first)), first.refs(REGISTRY))
+    b = time.monotonic() - started
+    threads = [threading.Thread(target=build_one, args=(str(project.context_path(i)), i.refs(REGISTRY)))
+               for i in project.images[1:]]
+    started = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    wave = time.monotonic() - started
+    started = time.monotonic()
+    push_one(first.refs(REGISTRY))
+    return b, wave, time.monotonic() - started
 
-    def sample() -> None:
-        while not stop.is_set():
-            for pid in pipeline.worker_pids():
-                peak[pid] = max(peak.get(pid, 0), rss_kb(pid))
-                if maps_qt(pid):
-                    qt.add(pid)
-            time.sleep(0.2)
 
-    threading.Thread(target=sample, daemon=True).start()
-    pipeline.start()
-    first_build = None
-    while True:
-        record = pipeline.events.get()
-        if isinstance(record, ev.BuildStarted) and first_build is None:
-            first_build = time.monotonic() - started
-        if isinstance(record, ev.RunFinished):
-            break
-    total = time.monotonic() - started
-    stop.set()
-    if not record.report.succeeded:
-        raise SystemExit(f"Dockpool run failed: {[(i.name, i.error) for i in record.report.images]}")
-    return {"total": total, "first_build": first_build or 0.0, "workers": len(peak),
-            "max_rss_mb": max(peak.values(), default=0) / 1024, "qt_workers": len(qt)}
+def naive(path: Path) -> float:
+    project = load(path)
+    started = time.monotonic()
+    for image in project.images:
+        build_one(str(project.context_path(image)), image.refs(REGISTRY))
+        push_one(image.refs(REGISTRY))
+    return time.monotonic() - started
+
+
+def _seed_build(context: str, refs: list[str], done: object) -> None:
+    build_one(context, refs)
+    done.put(refs)  # type: ignore[attr-defined]
+
+
+def seed_design(path: Path, pushers: int) -> float:
+    """The design Dockpool started from: a process per image, a Pool of pushers."""
+    project = load(path)
+    fork = multiprocessing.get_context("fork")
+    started = time.monotonic()
+    with fork.Manager() as manager, fork.Pool(pushers) as pool:
+        built = manager.Queue()
+        builds = [fork.Process(target=_seed_build, args=(str(project.context_path(i)), i.refs(REGISTRY), built))
+                  for i in project.images]
+        for process in builds:
+            process.start()
+        pushes = [pool.apply_async(push_one, (built.get(),)) for _ in project.images]
+        for push in pushes:
+            push.get()
+        for process in builds:
+            process.join()
+    return time.monotonic() - started
+
+
+def compose(path: Path) -> float:
+    project = load(path)
+    lines = ["services:"]
+    for index, image in enumerate(project.images):
+        lines += [f"  s{index:03d}:", f"    image: {image.refs(REGISTRY)[0]}",
+                  f"    build: {{context: {project.context_path(image)}, network: host}}"]
+    compose_file = path.parent / "docker-compose.yml"
+    compose_file.write_text("\n".join(lines) + "\n")
+    started = time.monotonic()
+    for command in (["build", "--parallel", "-q"], ["push", "-q"]):
+        subprocess.run(["docker-compose", "-f", str(compose_file), *command], check=True,
+                       capture_output=True, env={**os.environ, "COMPOSE_PARALLEL_LIMIT": "64"})
+    return time.monotonic() - started
+
+
+def dockpool(path: Path, builders: int, pushers: int, backend: BuildBackend, push_via: str,
+             start_method: str | None = None) -> tuple[float, float]:
+    """Total seconds, and seconds from the pipeline's creation to the first build request."""
+    previous = os.environ.get("DOCKPOOL_START_METHOD")
+    if start_method:
+        os.environ["DOCKPOOL_START_METHOD"] = start_method
+    try:
+        import gui.pipeline.workers as workers
+
+        workers._context = None  # pick up the start method asked for
+        project = load(path)
+        options = RunOptions.from_project(project, builders=builders, pushers=pushers, backend=backend,
+                                          push_via=push_via, network="host")
+        started = time.monotonic()
+        pipeline = Pipeline(project, options)
+        pipeline.start()
+        while not isinstance(record := pipeline.events.get(), ev.RunFinished):
+            pass
+        total = time.monotonic() - started
+    finally:
+        if start_method:
+            if previous is None:
+                os.environ.pop("DOCKPOOL_START_METHOD", None)
+            else:
+                os.environ["DOCKPOOL_START_METHOD"] = previous
+    report = record.report
+    if not report.succeeded:
+        raise SystemExit(f"Dockpool run failed: {[(i.name, i.error) for i in report.images if i.error][:3]}")
+    first = min(i.build.start for i in report.images if i.build.start) - report.started
+    return total, first
 
 
 def main() -> None:
+    global REGISTRY
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--registry", required=True, help="host:port of a registry the engine can push to")
-    parser.add_argument("-n", "--images", type=int, default=24)
+    parser.add_argument("--sizes", default="24,100")
     parser.add_argument("-b", "--builders", type=int, default=4)
     parser.add_argument("-p", "--pushers", type=int, default=2)
-    parser.add_argument("--sleep", type=float, default=2.0, help="seconds of RUN sleep per build")
-    parser.add_argument("--payload", type=int, default=4_000_000, help="random layer bytes per image")
-    parser.add_argument("--push-rate", type=float, default=4_000_000, help="bytes/s per push connection")
+    parser.add_argument("--skip", default="", help="comma-separated: naive, seed, compose")
     args = parser.parse_args()
     import PySide6.QtCore  # noqa: F401  (the parent has Qt loaded, as the window does)
 
-    from tests.helpers import write_project
-    from tests.proxy import Proxy
-
+    REGISTRY = args.registry
     _, engine = connect()
-    client = stream_client(engine.api_version)
-    import_busybox(client)
-    host, port = args.registry.split(":")
-    proxy = Proxy((host, int(port)), rate=args.push_rate)
+    import_busybox(stream_client(engine.api_version))
     root = Path(tempfile.mkdtemp(prefix="dockpool-bench-"))
-    images = [{"name": f"bench/img{i:02d}", "context": f"bench{i:02d}"} for i in range(args.images)]
-    path = write_project(root, images, registry=proxy.address, builders=args.builders, pushers=args.pushers)
-
-    make_images(root, args.images, args.sleep, args.payload)
-    naive_total, builds, pushes = naive(load(path), client)
-    b, p = sum(builds) / len(builds), sum(pushes) / len(pushes)
-    n, big_b, big_p = args.images, args.builders, args.pushers
-    bound = max(math.ceil(n / big_b) * b + p, b + math.ceil(n / big_p) * p)
-
-    make_images(root, args.images, args.sleep, args.payload)
-    result = dockpool(load(path), big_b, big_p, engine.api_version)
-    proxy.close()
-
-    print(f"engine: {engine}")
-    print(f"N={n} B={big_b} P={big_p}, RUN sleep {args.sleep:g} s, {args.payload / 1e6:g} MB layer, "
-          f"pushes limited to {args.push_rate / 1e6:g} MB/s per connection")
-    print(f"single image: build b = {b:.2f} s, push p = {p:.2f} s")
-    print(f"naive loop:   {naive_total:.1f} s")
-    print(f"dockpool:     {result['total']:.1f} s  ({naive_total / result['total']:.2f}x faster)")
-    print(f"lower bound:  {bound:.1f} s  (dockpool is {100 * (result['total'] / bound - 1):+.1f}% over it)")
-    print(f"first build request after {result['first_build']:.2f} s")
-    print(f"workers: {result['workers']}, peak RSS {result['max_rss_mb']:.1f} MB, "
-          f"mapping Qt: {result['qt_workers']}")
+    classic = BuildBackend(detail="classic")
+    buildkit = resolve_backend(BuildSettings(backend="buildkit"))
+    skip = set(filter(None, args.skip.split(",")))
+    print(f"{engine}; pushers {args.pushers}; images: RUN echo + COPY {PAYLOAD // 1024} KB; "
+          f"registry {args.registry} (not throttled)", flush=True)
+    for n in (int(size) for size in args.sizes.split(",")):
+        big_b = min(n, 64)
+        b, wave, p = measured_parts(root, args.builders)
+        bound = max(math.ceil(n / args.builders) * wave + p, b + math.ceil(n / args.pushers) * p)
+        print(f"\nN = {n}: one build b = {b:.2f} s, one wave of {args.builders} builds = {wave:.2f} s, "
+              f"one push p = {p:.2f} s; lower bound for builders {args.builders}: {bound:.1f} s", flush=True)
+        if "naive" not in skip:
+            print(f"  naive loop                         {naive(make_images(root, n)):7.1f} s", flush=True)
+        seed = None
+        if "seed" not in skip:
+            seed = seed_design(make_images(root, n), args.pushers)
+            print(f"  seed design (process per image)    {seed:7.1f} s", flush=True)
+        if "compose" not in skip:
+            print(f"  docker-compose build + push        {compose(make_images(root, n)):7.1f} s", flush=True)
+        rows = [(f"builders {args.builders}", args.builders, classic, "engine", None),
+                (f"builders {big_b}", big_b, classic, "engine", None),
+                (f"builders {args.builders}, BuildKit", args.builders, buildkit, "engine", None),
+                (f"builders {args.builders}, defaults", args.builders, buildkit, "direct", None),
+                (f"builders {args.builders}, spawn", args.builders, classic, "engine", "spawn"),
+                (f"builders {big_b}, spawn", big_b, classic, "engine", "spawn")]
+        if n >= 32:
+            rows.insert(2, ("builders 32", 32, classic, "engine", None))
+        for label, builders, backend, push_via, method in rows:
+            total, first = dockpool(make_images(root, n), builders, args.pushers, backend, push_via, method)
+            note = ""
+            if builders == args.builders and method is None and backend is classic:
+                note = f"  ({100 * (total / bound - 1):+.1f}% against the lower bound)"
+            if builders == big_b and method is None and seed is not None:
+                note = f"  ({'no slower than' if total <= seed * 1.02 else 'SLOWER than'} the seed design)"
+            print(f"  dockpool {label:26} {total:7.1f} s, first build request after {first:.2f} s{note}",
+                  flush=True)
 
 
 if __name__ == "__main__":

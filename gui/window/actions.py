@@ -1,0 +1,84 @@
+"""Every command of the window as a QAction: text with its mnemonic, shortcut, icon,
+and, in one function, the rule that enables it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QStyle, QWidget
+
+
+@dataclass(frozen=True)
+class UiState:
+    """What the enabled state of the actions depends on."""
+
+    running: bool
+    rows: int
+    selected: int
+    has_failed: bool  # failed or cancelled rows that are enabled
+    has_report: bool
+    one_selected_running: bool  # the single selected image is being worked on
+
+
+class Actions:
+    def __init__(self, parent: QWidget) -> None:
+        style = parent.style()
+        sp = QStyle.StandardPixmap
+
+        def action(text: str, shortcut: QKeySequence | QKeySequence.StandardKey | str | None = None,
+                   icon: QStyle.StandardPixmap | None = None, tip: str = "") -> QAction:
+            act = QAction(text, parent)
+            if shortcut is not None:
+                act.setShortcut(QKeySequence(shortcut))
+            if icon is not None:
+                act.setIcon(style.standardIcon(icon))
+            if tip:
+                act.setStatusTip(tip)
+                act.setToolTip(tip)
+            return act
+
+        self.new = action("&New", QKeySequence.StandardKey.New, sp.SP_FileIcon)
+        self.open = action("&Open…", QKeySequence.StandardKey.Open, sp.SP_DialogOpenButton)
+        self.save = action("&Save", QKeySequence.StandardKey.Save, sp.SP_DialogSaveButton)
+        self.save_as = action("Save &As…", QKeySequence.StandardKey.SaveAs)
+        self.export = action("&Export report…", None, None, "The last run's report, as JSON (like the CLI's) or CSV")
+        self.quit = action("&Quit", QKeySequence.StandardKey.Quit)
+        self.add_image = action("Add &image…", None, sp.SP_FileDialogNewFolder, "One folder with a Dockerfile")
+        self.add_folder = action("Add &folder…", None, sp.SP_DirOpenIcon, "Scan a folder tree for Dockerfiles")
+        self.duplicate = action("&Duplicate", "Ctrl+D")
+        self.remove = action("&Remove", QKeySequence.StandardKey.Delete, sp.SP_TrashIcon)
+        self.enable = action("E&nable")
+        self.disable = action("D&isable")
+        self.start = action("&Start", "F5", sp.SP_MediaPlay, "Build and push every enabled image (F5)")
+        self.cancel = action("&Cancel", "Shift+F5", sp.SP_MediaStop, "Stop the run (Shift+F5)")
+        self.retry = action("Re&try failed", "Ctrl+F5", sp.SP_BrowserReload,
+                            "Run the failed and cancelled images again (a failed push is only pushed again)")
+        self.build_selected = action("&Build or retry this image")
+        self.cancel_selected = action("Cancel &this image")
+        self.show_folder = action("Show in &file manager")
+        self.open_dockerfile = action("Open &Dockerfile")
+        self.copy_ref = action("Copy image &reference")
+        self.copy_digest = action("Copy di&gest")
+        self.copy_error = action("Copy &error")
+        self.failed_only = action("&Failed only", "Ctrl+Shift+F")
+        self.failed_only.setCheckable(True)
+        self.about = action("&About Dockpool")
+        self.start.setShortcuts([QKeySequence("F5"), QKeySequence("Ctrl+R")])
+        self.cancel.setShortcuts([QKeySequence("Shift+F5"), QKeySequence("Ctrl+.")])
+
+    def update(self, state: UiState) -> None:
+        """The one rule for what can be done when."""
+        idle = not state.running
+        for act in (self.new, self.open, self.add_image, self.add_folder):
+            act.setEnabled(idle)
+        for act in (self.remove, self.duplicate, self.enable, self.disable):
+            act.setEnabled(idle and state.selected > 0)
+        self.start.setEnabled(idle and state.rows > 0)
+        self.cancel.setEnabled(state.running)
+        self.retry.setEnabled(idle and state.has_failed)
+        self.export.setEnabled(state.has_report)
+        self.build_selected.setEnabled(idle and state.selected == 1)
+        self.cancel_selected.setEnabled(state.one_selected_running)
+        for act in (self.show_folder, self.open_dockerfile, self.copy_ref, self.copy_digest, self.copy_error):
+            act.setEnabled(state.selected == 1)

@@ -1,0 +1,138 @@
+"""The project being edited: its file, its modified state, its undo history and autosave.
+
+The window's parts never change the project directly: they ask the document,
+which turns every change into an undo command. "Modified" is the undo stack's
+own notion (not at its clean index), so undoing back to the saved state makes
+the project unmodified again, and nothing that changed nothing marks it.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QUndoStack
+
+from ..pipeline import project as projects
+from ..pipeline.project import ImageSpec, Project
+from . import settings as stored
+from .commands import AddRows, EditField, EditSetting, RemoveRows, SetEnabled
+from .image_model import ImageTableModel, Row
+
+
+class ProjectDocument(QObject):
+    changed = Signal()  # the title or the modified state
+    replaced = Signal()  # another project is shown: new, opened, recovered, saved elsewhere
+    settingChanged = Signal(str, object)  # "registry", "push", "builders", "pushers", by edit or undo
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.model = ImageTableModel(Project(), self)
+        self.undo = QUndoStack(self)
+        self.undo.cleanChanged.connect(lambda _clean: self.changed.emit())
+        self.model.editRequested.connect(self.edit)
+        self._recovered = False  # a recovered autosave counts as modified until saved
+
+    @property
+    def project(self) -> Project:
+        return self.model.project
+
+    @property
+    def path(self) -> Path | None:
+        return self.project.path
+
+    @property
+    def modified(self) -> bool:
+        return self._recovered or not self.undo.isClean()
+
+    @property
+    def title(self) -> str:
+        return self.path.name if self.path else "Untitled"
+
+    # --- whole projects --------------------------------------------------------------------
+
+    def show(self, project: Project, recovered: bool = False) -> None:
+        """Show another project, with a fresh undo history."""
+        self.model.set_project(project)
+        self.undo.clear()
+        self.undo.setClean()
+        self._recovered = recovered
+        self.replaced.emit()
+        self.changed.emit()
+
+    def open(self, path: Path) -> Project:
+        """Load a file (raises ProjectError for one that is not a valid project)."""
+        project = projects.load(path, strict=False)
+        self.show(project)
+        stored.remember_project(project.path or path)
+        return project
+
+    def save(self, path: Path | None = None) -> Path:
+        """Write the project (raises OSError); the autosave of its old name goes."""
+        old = self.path
+        saved = projects.save(self.project, path)
+        if saved is not self.project:  # saved elsewhere: relative paths were rebased
+            self.model.set_project(saved, keep_states=True)
+            self.replaced.emit()
+        stored.clear_autosave(old)
+        stored.clear_autosave(saved.path)
+        stored.remember_project(saved.path)  # type: ignore[arg-type]
+        self.undo.setClean()
+        self._recovered = False
+        self.changed.emit()
+        return saved.path  # type: ignore[return-value]
+
+    def autosave(self) -> None:
+        if self.modified:
+            try:
+                stored.write_autosave(self.project)
+            except OSError:
+                pass  # never let autosave interrupt the user
+
+    def discard_autosave(self) -> None:
+        stored.clear_autosave(self.path)
+
+    # --- edits (each one undoable) -------------------------------------------------------------
+
+    def edit(self, uid: int, name: str, value: Any, typing: bool = False) -> None:
+        if getattr(self.model.image_by_uid(uid), name) != value:
+            self.undo.push(EditField(self.model, uid, name, value, typing))
+
+    def set_enabled(self, uids: list[int], enabled: bool) -> None:
+        changing = [uid for uid in uids if self.model.image_by_uid(uid).enabled != enabled]
+        if changing:
+            self.undo.push(SetEnabled(self.model, changing, enabled))
+
+    def add(self, specs: list[ImageSpec], text: str) -> list[int]:
+        if not specs:
+            return []
+        rows = [Row(spec) for spec in specs]
+        self.undo.push(AddRows(self.model, rows, text))
+        return [row.uid for row in rows]
+
+    def remove(self, uids: list[int]) -> None:
+        if uids:
+            self.undo.push(RemoveRows(self.model, uids))
+
+    def duplicate(self, uids: list[int]) -> list[int]:
+        copies = []
+        taken = {image.name for image in self.project.images}
+        for uid in uids:
+            twin = copy.deepcopy(self.model.image_by_uid(uid))
+            twin.name = self.model.free_name(twin.name)
+            while twin.name in taken:
+                twin.name = self.model.free_name(twin.name)
+            taken.add(twin.name)
+            copies.append(twin)
+        return self.add(copies, f"Duplicate {len(copies)} image(s)")
+
+    def set_setting(self, name: str, value: Any) -> None:
+        if getattr(self.project, name) != value:
+            self.undo.push(EditSetting(lambda: self.project, name, value, self._setting_applied))
+
+    def _setting_applied(self, name: str, value: Any) -> None:
+        if name == "registry":
+            self.model.revalidate()  # the registry prefixes every name (length limits)
+        self.settingChanged.emit(name, value)

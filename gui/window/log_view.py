@@ -1,0 +1,177 @@
+"""The log of one image: read from its log files in one go, then followed live.
+
+The engine writes every line of every image to a file in the run folder (see
+pipeline.runlogs), so the window keeps no log in memory. Selecting an image
+loads its files with one setPlainText (the last MAX_SHOWN lines; the whole log
+is one click away); while it runs, new lines arrive with the controller's
+batches and are appended once per batch. Lines the file already had when it was
+read are not appended twice.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QUrl, Signal
+from PySide6.QtGui import (QDesktopServices, QGuiApplication, QKeySequence, QShortcut, QSyntaxHighlighter,
+                           QTextCharFormat, QTextCursor, QTextDocument)
+from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QLineEdit, QMessageBox, QPlainTextEdit,
+                               QPushButton, QVBoxLayout, QWidget)
+
+from ..pipeline import events as ev
+from ..pipeline.runlogs import format_line
+from . import theme
+
+MAX_SHOWN = 20_000  # lines in the view; the file keeps them all
+
+
+class _Highlighter(QSyntaxHighlighter):
+    """Error lines in the palette's error colour, push lines in its success colour."""
+
+    def highlightBlock(self, text: str) -> None:
+        palette = QGuiApplication.palette()
+        if "!] " in text[:22]:
+            colour = theme.error_text(palette)
+        elif "[push] " in text[:18]:
+            colour = theme.success_text(palette)
+        else:
+            return
+        fmt = QTextCharFormat()
+        fmt.setForeground(colour)
+        self.setFormat(0, len(text), fmt)
+
+
+def tail_lines(paths: list[Path], count: int) -> tuple[list[str], int]:
+    """The last `count` lines of the files, oldest first, and how many lines they hold."""
+    kept: deque[str] = deque(maxlen=count)
+    total = 0
+    for number, path in enumerate(paths):
+        try:
+            with path.open(encoding="utf-8", errors="replace") as stream:
+                if number and len(paths) > 1:
+                    kept.append(f"--- {path.parent.name} ---")
+                for line in stream:
+                    kept.append(line.rstrip("\n"))
+                    total += 1
+        except FileNotFoundError:
+            continue
+    return list(kept), total
+
+
+class LogView(QWidget):
+    saveFailed = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.key: str | None = None  # the engine's key of the image shown
+        self.files: list[Path] = []
+        self._skip = 0  # live lines already read from the file
+        self.title = QLabel("Select an image to see its log")
+        self.text = QPlainTextEdit()
+        self.text.setReadOnly(True)
+        self.text.setMaximumBlockCount(MAX_SHOWN)
+        self.text.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+        self.text.setAccessibleName("Build and push log")
+        self._highlighter = _Highlighter(self.text.document())
+        self.search = QLineEdit()
+        self.search.setPlaceholderText("Find in the log (Enter: next, Shift+Enter: previous)")
+        self.search.setAccessibleName("Find in the log")
+        self.search.setClearButtonEnabled(True)
+        self.search.returnPressed.connect(lambda: self.find(backwards=False))
+        QShortcut(QKeySequence("Shift+Return"), self.search, activated=lambda: self.find(backwards=True))
+        QShortcut(QKeySequence.StandardKey.Find, self, activated=self.search.setFocus)
+        QShortcut(QKeySequence.StandardKey.FindNext, self, activated=lambda: self.find(backwards=False))
+        QShortcut(QKeySequence.StandardKey.FindPrevious, self, activated=lambda: self.find(backwards=True))
+        copy = QPushButton("&Copy log")
+        copy.clicked.connect(lambda: QGuiApplication.clipboard().setText(self.text.toPlainText()))
+        save = QPushButton("Save log…")
+        save.clicked.connect(self.save_dialog)
+        self.open_file = QPushButton("Open log file")
+        self.open_file.clicked.connect(self._open_file)
+        top = QHBoxLayout()
+        top.addWidget(self.title, 1)
+        top.addWidget(self.search, 1)
+        buttons = QHBoxLayout()
+        buttons.addStretch()
+        for button in (self.open_file, copy, save):
+            buttons.addWidget(button)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(top)
+        layout.addWidget(self.text)
+        layout.addLayout(buttons)
+        self.open_file.setEnabled(False)
+
+    def show_image(self, key: str | None, name: str, files: list[Path], lines_so_far: int) -> None:
+        """Show an image's log: its files in one read; `lines_so_far` is how many lines of the
+        current run's file the window has been told of (later ones will arrive live)."""
+        self.key, self.files = key, list(files)
+        if key is None:
+            self.title.setText("Select an image to see its log")
+            self.text.clear()
+            self.open_file.setEnabled(False)
+            return
+        lines, total_current = tail_lines(self.files[-1:], MAX_SHOWN) if self.files else ([], 0)
+        older, _ = tail_lines(self.files[:-1], MAX_SHOWN) if len(self.files) > 1 else ([], 0)
+        shown = (older + lines)[-MAX_SHOWN:]
+        self._skip = max(0, total_current - lines_so_far)
+        self.title.setText(f"<b>Log — {name}</b>" + (f" (last {MAX_SHOWN:,} lines; the whole log is in its file)"
+                                                      if len(older) + len(lines) > MAX_SHOWN else ""))
+        self.text.setPlainText("\n".join(shown))
+        self.text.moveCursor(QTextCursor.MoveOperation.End)
+        self.open_file.setEnabled(bool(self.files))
+
+    def append_records(self, records: list[Any]) -> None:
+        """The shown image's new lines from one batch, appended at once."""
+        lines = []
+        for record in records:
+            if isinstance(record, ev.LogLine) and record.image == self.key:
+                if self._skip:
+                    self._skip -= 1
+                    continue
+                lines.append(format_line(record.stage.value, record.text, record.error))
+            elif isinstance(record, ev.LogGap) and record.image == self.key:
+                lines.append(f"… {record.skipped} lines went to the log file only (Open log file)")
+        if lines:
+            at_end = self.text.verticalScrollBar().value() >= self.text.verticalScrollBar().maximum() - 2
+            self.text.appendPlainText("\n".join(lines))
+            if at_end:
+                self.text.moveCursor(QTextCursor.MoveOperation.End)
+
+    def find(self, backwards: bool) -> bool:
+        needle = self.search.text()
+        if not needle:
+            return False
+        flags = QTextDocument.FindFlag.FindBackward if backwards else QTextDocument.FindFlag(0)
+        if self.text.find(needle, flags):
+            return True
+        cursor = self.text.textCursor()  # wrap around once
+        cursor.movePosition(QTextCursor.MoveOperation.End if backwards else QTextCursor.MoveOperation.Start)
+        self.text.setTextCursor(cursor)
+        return self.text.find(needle, flags)
+
+    def save_dialog(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save log", str(Path.home() / f"{self.key or 'log'}.log"),
+                                              "Text (*.log *.txt)")
+        if path:
+            self.save(Path(path))
+
+    def save(self, path: Path) -> bool:
+        """The whole log (its files, not only the lines shown) to `path`; says why it could not."""
+        try:
+            with path.open("w", encoding="utf-8", newline="\n") as out:
+                for source in self.files:
+                    with source.open(encoding="utf-8", errors="replace") as stream:
+                        for line in stream:
+                            out.write(line)
+            return True
+        except OSError as exc:
+            QMessageBox.warning(self, "Cannot save the log", f"{path}: {exc.strerror or exc}")
+            self.saveFailed.emit(str(exc))
+            return False
+
+    def _open_file(self) -> None:
+        if self.files:
+            QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.files[-1])))

@@ -85,3 +85,13 @@ def test_edits_become_commands_and_revalidate_only_what_they_touch(tmp_path: Pat
     document.undo.undo()
     document.undo.undo()
     assert not document.modified and model.invalid_enabled_rows() == []
+
+
+def test_a_final_outcome_clears_the_retry_note(tmp_path: Path, qapp) -> None:
+    model = model_for(tmp_path, qapp)
+    keys = {"api": model.uid(0)}
+    failure = ev.Failure(ev.FailureKind.UNREACHABLE, "connection refused", "check the registry")
+    model.start_rows([model.uid(0)], [], {})
+    model.apply_events([ev.RetryScheduled("api", ev.Stage.PUSH, 2, 4.0, failure), ev.PushFailed("api", failure)],
+                       keys)
+    assert model.index(0, COL_STATUS).data() == "failed: registry unreachable"

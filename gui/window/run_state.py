@@ -110,10 +110,10 @@ def apply(state: RowState, record: Any) -> None:
         case ev.PushProgress(done=done, total=total):
             state.pushed, state.push_total = done, total
         case ev.PushDone(digest=digest):
-            state.status, state.digest, state.push_end = ev.Status.PUSHED, digest, now
+            state.status, state.digest, state.push_end, state.note = ev.Status.PUSHED, digest, now, ""
         case ev.BuildFailed(failure=failure) | ev.PushFailed(failure=failure):
             stage = ev.Stage.BUILD if isinstance(record, ev.BuildFailed) else ev.Stage.PUSH
-            state.status, state.failed_stage = ev.Status.FAILED, stage
+            state.status, state.failed_stage, state.note = ev.Status.FAILED, stage, ""
             state.error, state.error_kind, state.hint = failure.message, failure.kind.value, failure.hint
             if stage is ev.Stage.BUILD:
                 state.build_end = state.build_end or now
@@ -123,7 +123,7 @@ def apply(state: RowState, record: Any) -> None:
             state.status = ev.Status.QUEUED if stage is ev.Stage.BUILD else ev.Status.BUILT_WAITING
             state.note = f"retry {attempt} in {delay:.0f} s ({KIND_LABELS.get(failure.kind.value, 'error')})"
         case ev.Cancelled(stage=stage):
-            state.status, state.failed_stage = ev.Status.CANCELLED, stage
+            state.status, state.failed_stage, state.note = ev.Status.CANCELLED, stage, ""
             if state.build_start and not state.build_end:
                 state.build_end = now
             if state.push_start and not state.push_end:

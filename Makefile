@@ -38,8 +38,12 @@ run: system-deps venv
 run-cli: system-deps venv
 	$(PY) -m gui.devservices run -- $(PY) -m gui run resources/demo/dockpool.toml --registry {registry}
 
+# Then the engine's process handling once more with workers started by spawn, as on
+# Windows (the fork server is the default on Linux and macOS).
+SPAWN_TESTS := twelve_images or worker_killed or cancel_stops or dead_idle or forty_builders or lowering_limits
 test: system-deps venv
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest
+	DOCKPOOL_START_METHOD=spawn $(PY) -m pytest -q tests/test_pipeline.py -k "$(SPAWN_TESTS)"
 
 bench: system-deps venv
 	$(PY) -m gui.devservices run -- $(PY) tests/bench/pipeline_bench.py --registry {registry}

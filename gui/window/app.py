@@ -26,12 +26,13 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QEvent, QObject, QStandardPaths, QTimer
+from PySide6.QtCore import QEvent, QObject, QStandardPaths, QtMsgType, QTimer, qInstallMessageHandler
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from .. import __version__
 from ..resources import resource_path
+from .background import wait_for_background
 from .main_window import MainWindow
 
 LOG_NAME = "dockpool.log"
@@ -79,8 +80,15 @@ class ErrorLog:
             sys.stdout = sys.stdout or stray
             sys.stderr = sys.stderr or stray
         faulthandler.enable(file=self._stream)
+        self.previous_qt_handler = qInstallMessageHandler(self._qt_message)  # else Qt writes to fd 2
         sys.excepthook = self._uncaught
         threading.excepthook = lambda args: self._uncaught(args.exc_type, args.exc_value, args.exc_traceback)
+
+    @staticmethod
+    def _qt_message(kind: QtMsgType, context: Any, message: str) -> None:
+        level = {QtMsgType.QtDebugMsg: logging.DEBUG, QtMsgType.QtInfoMsg: logging.INFO,
+                 QtMsgType.QtWarningMsg: logging.WARNING}.get(kind, logging.ERROR)
+        logging.getLogger("qt").log(level, "%s", message)
 
     def _uncaught(self, kind: type[BaseException], error: BaseException, trace: Any) -> None:
         log.error("uncaught error:\n%s", "".join(traceback.format_exception(kind, error, trace)))
@@ -180,10 +188,12 @@ def run(argv: list[str], started: float | None = None) -> int:
         _say(message)
         QTimer.singleShot(0, window.close)
         app.exec()
+        wait_for_background()
         errors.closed()
         return 0 if opened and not window.windowIcon().isNull() else 1
     if args.start and opened:
         QTimer.singleShot(0, window.start)
     code = app.exec()
+    wait_for_background()  # a login or a folder scan still under way ends before Python does
     errors.closed()
     return code

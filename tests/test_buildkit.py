@@ -249,3 +249,69 @@ def test_asking_for_buildkit_where_there_is_none_is_bad_input(tmp_path: Path) ->
         resolve_backend(BuildSettings(builder="remote"))
     assert resolve_backend(BuildSettings(), choice="classic").kind == "classic"
     assert shutil.which("docker")
+
+
+def _task(tmp_path: Path, **fields) -> "BuildTask":
+    from gui.pipeline.tasks import BuildBackend, BuildTask
+
+    backend = fields.pop("backend", BuildBackend("buildkit", "/usr/bin/docker", buildx=True, detail="buildx"))
+    return BuildTask("api", str(tmp_path), "Dockerfile", ("reg/api:1",), {}, "", 1, backend=backend, **fields)
+
+
+def test_buildx_always_loads_the_result_into_the_engine(tmp_path: Path) -> None:
+    """A builder chosen with `docker buildx use` (docker-container, remote) keeps its
+    result in its own cache unless told --load: the push would then find no image."""
+    from gui.pipeline.build_buildkit import command
+    from gui.pipeline.tasks import BuildBackend
+
+    assert "--load" in command(_task(tmp_path), "iid")
+    named = command(_task(tmp_path, backend=BuildBackend("buildkit", "docker", buildx=True, builder="ci")), "iid")
+    assert named[named.index("--builder") + 1] == "ci" and "--load" in named
+    plain = command(_task(tmp_path, backend=BuildBackend("buildkit", "docker", buildx=False)), "iid")
+    assert "--load" not in plain and plain[1] == "build"
+
+
+def test_ssh_key_paths_are_expanded_and_cli_runs_in_the_project_folder(tmp_path: Path, monkeypatch) -> None:
+    from gui.pipeline.build_buildkit import command
+
+    monkeypatch.setenv("HOME", "/home/dev")
+    args = command(_task(tmp_path, ssh=("default", "git=~/.ssh/id_ed25519,keys/deploy")), "iid")
+    assert args[args.index("--ssh") + 1] == "default"
+    assert "git=/home/dev/.ssh/id_ed25519,keys/deploy" in args  # relative: from the CLI's folder
+
+
+@pytest.mark.parametrize("lines, expected", [
+    # Docker 20.10's CLI: the daemon's message closes the output, with no ERROR: prefix.
+    (["#5 [2/2] RUN false", "#5 ERROR: executor failed running [/bin/sh -c false]: exit code: 1",
+      "executor failed running [/bin/sh -c false]: exit code: 1"],
+     "executor failed running [/bin/sh -c false]: exit code: 1"),
+    # Docker 23+/buildx: ERROR: lines, and the failing Dockerfile lines quoted (">>>" marks the line).
+    (["#6 [2/2] RUN false", "#6 ERROR: process \"/bin/sh -c false\" did not complete successfully: exit code: 1",
+      "------", " > [2/2] RUN false:", "------", "Dockerfile:2", "--------------------",
+      "   1 |     FROM base", " >>> RUN false", "   2 | >>> RUN false", "--------------------",
+      "ERROR: failed to solve: process \"/bin/sh -c false\" did not complete successfully: exit code: 1"],
+     "failed to solve: process \"/bin/sh -c false\" did not complete successfully: exit code: 1"),
+    # A CLI that ends with a message naming neither "error" nor "failed".
+    (["#1 [internal] load build definition from Dockerfile", "unknown flag: --iidfile"], "unknown flag: --iidfile"),
+])
+def test_the_failure_message_is_the_clis_own(lines: list[str], expected: str) -> None:
+    from gui.pipeline.build_buildkit import _Progress
+
+    progress = _Progress("api")
+    for line in lines:
+        progress.feed(line, lambda record: None)
+    assert (progress.error or progress.step_error or progress.last_line) == expected
+
+
+def test_cache_backends_without_buildx_are_named(tmp_path: Path) -> None:
+    from gui.pipeline.build_backend import backend_problems
+    from gui.pipeline.tasks import BuildBackend
+
+    write_image(tmp_path, "api")
+    project = load(write_project(tmp_path, [{"name": "api", "context": "api",
+                                             "cache_from": ["type=local,src=cache"], "cache_to": ["type=inline"]}]))
+    builtin = BuildBackend("buildkit", "docker", buildx=False, detail="docker 20.10 (built-in BuildKit)")
+    problems = backend_problems(project, builtin)
+    assert any("cache_to needs docker buildx" in p for p in problems)
+    assert any("cache_from 'type=local,src=cache'" in p and "image references only" in p for p in problems)
+    assert backend_problems(project, BuildBackend("buildkit", "docker", buildx=True)) == []

@@ -16,6 +16,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,17 +84,19 @@ def _run(command: list[str]) -> tuple[int, str]:
     return done.returncode, (done.stdout + done.stderr).decode("utf-8", "replace")
 
 
-_probed: dict[tuple[str, int], CliAbility] = {}
+PROBE_CACHE_SECONDS = 60.0  # a plugin installed meanwhile is seen within a minute
+_probed: dict[tuple[str, int], tuple[float, CliAbility]] = {}
 
 
 def probe(path: str) -> CliAbility:
-    """Ask one docker CLI what it can do (cached per file and modification time)."""
+    """Ask one docker CLI what it can do (cached a minute per file and modification time)."""
     try:
         stamp = os.stat(path).st_mtime_ns
     except OSError as exc:
         return CliAbility(path, "", False, False, f"cannot be run: {exc.strerror}")
-    if (path, stamp) in _probed:
-        return _probed[(path, stamp)]
+    cached = _probed.get((path, stamp))
+    if cached and time.monotonic() - cached[0] < PROBE_CACHE_SECONDS:
+        return cached[1]
     code, text = _run([path, "--version"])
     match = _VERSION_RE.search(text)
     if code != 0 or not match:
@@ -106,7 +109,7 @@ def probe(path: str) -> CliAbility:
         problem = "" if buildx or builtin else (
             f"docker {version} has no buildx plugin, and from Docker 23 on `docker build` needs it for BuildKit")
         ability = CliAbility(path, version, buildx, builtin, problem)
-    _probed[(path, stamp)] = ability
+    _probed[(path, stamp)] = (time.monotonic(), ability)
     return ability
 
 
@@ -147,9 +150,14 @@ def backend_problems(project: Project, backend: BuildBackend) -> list[str]:
     which project.validate reports): `cache_to` needs buildx."""
     label = str(project.path) if project.path else "project"
     problems = []
-    if backend.kind == "buildkit" and not backend.buildx:
-        for index, image in enumerate(project.images):
-            if image.enabled and image.cache_to:
-                problems.append(f"{label}: image {index + 1} ('{image.name}'): cache_to needs docker buildx, and "
-                                f"{backend.detail} has only the built-in BuildKit; {INSTALL_HINT}")
+    for index, image in enumerate(project.images):
+        if not image.enabled:
+            continue
+        where = f"{label}: image {index + 1} ('{image.name}')"
+        if not backend.buildx and image.cache_to:
+            problems.append(f"{where}: cache_to needs docker buildx, and {backend.detail} has none; {INSTALL_HINT}")
+        exporters = [source for source in image.cache_from if "type=" in source]
+        if not backend.buildx and exporters:
+            problems.append(f"{where}: cache_from {exporters[0]!r} (a cache backend) needs docker buildx; without "
+                            "it cache_from takes image references only")
     return problems

@@ -34,7 +34,7 @@ _STEP_RE = re.compile(r"^#(\d+) \[(?:([^\]\s]+) )?(\d+)/(\d+)\] (.*)$")
 _NOISE_RE = re.compile(r"^#\d+ sha256:[0-9a-f]{64}$")
 _VERTEX_ERROR_RE = re.compile(r"^#\d+ ERROR: (.*)$")
 _CLI_ERROR_RE = re.compile(r"^(?:ERROR|error): (.*)$")
-_EXCERPT_RE = re.compile(r"^\s*\d+ \|")  # newer CLIs quote the failing Dockerfile lines
+_EXCERPT_RE = re.compile(r"^\s*(>>>\s*)?\d+ \|")  # newer CLIs quote the failing Dockerfile lines
 
 
 def command(task: BuildTask, iidfile: str) -> list[str]:
@@ -42,8 +42,11 @@ def command(task: BuildTask, iidfile: str) -> list[str]:
     backend = task.backend
     args = [backend.cli, "buildx", "build"] if backend.buildx else [backend.cli, "build"]
     args += ["--progress=plain", "--iidfile", iidfile, "-f", str(Path(task.context) / task.dockerfile)]
-    if backend.builder:
-        args += ["--builder", backend.builder, "--load"]
+    if backend.buildx:
+        # The result goes into the engine whatever builder buildx uses (a docker-container
+        # or remote one chosen with `docker buildx use` keeps it in its own cache otherwise).
+        args += ["--builder", backend.builder] if backend.builder else []
+        args.append("--load")
     for ref in task.refs:
         args += ["-t", ref]
     for key, value in task.build_args.items():
@@ -57,6 +60,9 @@ def command(task: BuildTask, iidfile: str) -> list[str]:
     for secret_id, path in task.secrets.items():
         args += ["--secret", f"id={secret_id},src={path}"]
     for spec in task.ssh:
+        ssh_id, separator, paths = spec.partition("=")
+        if separator:  # key files: ~ expanded, relative to the project (the CLI runs there)
+            spec = ssh_id + "=" + ",".join(os.path.expanduser(path) for path in paths.split(","))
         args += ["--ssh", spec]
     for source in task.cache_from:
         args += ["--cache-from", source]
@@ -112,9 +118,9 @@ def _kill_with_worker(process: subprocess.Popen[bytes]) -> None:
     kernel32.AssignProcessToJobObject(_job_handle, wintypes.HANDLE(int(process._handle)))  # type: ignore[attr-defined]
 
 
-def _start(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+def _start(args: list[str], env: dict[str, str], cwd: str | None) -> subprocess.Popen[bytes]:
     options: dict[str, Any] = {"stdin": subprocess.DEVNULL, "stdout": subprocess.PIPE,
-                               "stderr": subprocess.STDOUT, "env": env}
+                               "stderr": subprocess.STDOUT, "env": env, "cwd": cwd or None}
     if sys.platform == "win32":
         options["creationflags"] = subprocess.CREATE_NO_WINDOW | subprocess.CREATE_NEW_PROCESS_GROUP
     else:
@@ -137,6 +143,7 @@ class _Progress:
         self.error: str | None = None  # the last error the CLI printed
         self.step_error: str | None = None  # the failing step's own ERROR line
         self.error_marked = False  # the CLI printed an "ERROR:" line, which wins
+        self.last_line = ""  # the CLI's last own line, when it printed nothing that says what failed
 
     def feed(self, line: str, emit: Any) -> None:
         if not line.strip() or _NOISE_RE.match(line):
@@ -153,10 +160,11 @@ class _Progress:
             self.step_error, error_line = match[1], True
         elif (match := _CLI_ERROR_RE.match(line)):
             self.error, self.error_marked, error_line = match[1].strip(), True, True
-        elif not self.error_marked and not line.startswith(("#", "-----", " > ")) \
-                and not _EXCERPT_RE.match(line) and re.search(r"failed|error", line, re.I):
-            # The 20.10 CLI closes with the daemon's message and no ERROR: prefix.
-            self.error, error_line = line.strip(), True
+        elif not line.startswith(("#", "-----", " > ")) and not _EXCERPT_RE.match(line):
+            self.last_line = line.strip()
+            if not self.error_marked and re.search(r"failed|error", line, re.I):
+                # The 20.10 CLI closes with the daemon's message and no ERROR: prefix.
+                self.error, error_line = line.strip(), True
         emit(ev.LogLine(self.image, ev.Stage.BUILD, line, error=error_line))
 
 
@@ -169,7 +177,7 @@ def run_build(clients: Any, task: BuildTask, emit: Any) -> None:
         iidfile = os.path.join(scratch, "iid")
         env = {**os.environ, "DOCKER_BUILDKIT": "1", "BUILDKIT_PROGRESS": "plain"}
         try:
-            process = _start(command(task, iidfile), env)
+            process = _start(command(task, iidfile), env, task.base_dir)
         except OSError as exc:
             failure = ev.Failure(ev.FailureKind.ENGINE, f"the docker CLI {task.backend.cli} cannot be run: {exc}",
                                  "check [build] docker / --docker-cli, or choose backend = \"classic\"")
@@ -185,6 +193,6 @@ def run_build(clients: Any, task: BuildTask, emit: Any) -> None:
     if code == 0 and image_id:
         emit(ev.BuildDone(task.image, image_id))
         return
-    message = progress.error or progress.step_error or (
+    message = progress.error or progress.step_error or progress.last_line or (
         f"the docker CLI exited with code {code}" if code else "the build wrote no image id")
     emit(ev.BuildFailed(task.image, classify(message, ev.Stage.BUILD)))

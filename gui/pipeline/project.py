@@ -13,6 +13,7 @@ at 1,000 rows.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tempfile
@@ -284,9 +285,12 @@ def _build_key_problems(project: Project, image: ImageSpec) -> list[str]:
         problems.append(f"network {problem}")
     if image.platform and not _PLATFORM_RE.fullmatch(image.platform):
         problems.append(f"platform '{image.platform}' is not os/arch[/variant] (e.g. linux/amd64)")
-    for secret_id in image.secrets:
+    for secret_id, path in image.secrets.items():
         if not _SECRET_ID_RE.fullmatch(secret_id):
             problems.append(f"secrets: id '{secret_id}' may use only letters, digits, _ . -")
+        if "," in path:
+            problems.append(f"secrets.{secret_id}: the path '{path}' has a comma, which the docker CLI's "
+                            "--secret cannot take")
     for position, spec in enumerate(image.ssh):
         ssh_id, _, paths = spec.partition("=")
         if not _SECRET_ID_RE.fullmatch(ssh_id):
@@ -344,7 +348,7 @@ def settings_problems(project: Project, label: str) -> list[str]:
         problems.append(f"{label}: [build] backend {problem}")
     if (problem := _choice_problem(build.network, NETWORKS)):
         problems.append(f"{label}: [build] network {problem}")
-    if build.timeout is not None and build.timeout <= 0:
+    if build.timeout is not None and not (math.isfinite(build.timeout) and build.timeout > 0):
         problems.append(f"{label}: [build] timeout must be more than 0 seconds, not {build.timeout:g}")
     if build.builder and not _BUILDER_RE.fullmatch(build.builder):
         problems.append(f"{label}: [build] builder '{build.builder}' is not a builder name")
@@ -508,18 +512,31 @@ def _rebase_path(relative: str, old_base: Path, new_base: Path) -> str:
         return absolute.as_posix()
 
 
+PATH_FIELDS = ("context", "secrets", "ssh")  # the image fields that hold paths relative to the project
+
+
+def rebase_field(name: str, value: Any, old_base: Path, new_base: Path) -> Any:
+    """A field's value with its relative paths made relative to `new_base` (others as they are)."""
+    if name == "context":
+        return _rebase_path(value, old_base, new_base)
+    if name == "secrets":
+        return {key: _rebase_path(path, old_base, new_base) for key, path in value.items()}
+    if name == "ssh":
+        rebased_ssh = []
+        for spec in value:
+            ssh_id, sep, paths = spec.partition("=")
+            rebased_ssh.append(ssh_id + sep + ",".join(_rebase_path(p, old_base, new_base) for p in paths.split(","))
+                               if sep else spec)
+        return rebased_ssh
+    return value
+
+
 def rebased(project: Project, new_path: Path) -> Project:
     """The same project saved elsewhere: relative paths still point at the same files."""
     new_path = Path(new_path).absolute()
     old, new = project.base_dir, new_path.parent
-    images = []
-    for image in project.images:
-        ssh = []
-        for spec in image.ssh:
-            ssh_id, sep, paths = spec.partition("=")
-            ssh.append(ssh_id + sep + ",".join(_rebase_path(p, old, new) for p in paths.split(",")) if sep else spec)
-        images.append(replace(image, context=_rebase_path(image.context, old, new),
-                              secrets={k: _rebase_path(v, old, new) for k, v in image.secrets.items()}, ssh=ssh))
+    images = [replace(image, **{name: rebase_field(name, getattr(image, name), old, new) for name in PATH_FIELDS})
+              for image in project.images]
     return replace(project, images=images, path=new_path)
 
 

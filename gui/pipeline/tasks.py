@@ -58,6 +58,7 @@ class BuildTask:
     ssh: tuple[str, ...] = ()
     cache_from: tuple[str, ...] = ()
     cache_to: tuple[str, ...] = ()
+    base_dir: str = ""  # the project file's folder: relative ssh keys and cache folders start there
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ Every stall here is the one users meet: held open forever, never reset.
 from __future__ import annotations
 
 import hashlib
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -109,6 +110,34 @@ def test_registry_restarted_mid_push(tmp_path: Path, registry: Registry) -> None
         assert registry.manifest_digest(image.name, "latest") == image.digest
 
 
+def test_upload_purged_by_the_registry_mid_push_is_sent_again(tmp_path: Path, registry: Registry) -> None:
+    """A registry purges upload sessions (its upload purging, an operator cleaning up, a
+    restart on fresh storage): the next request of the upload gets 404 BLOB_UPLOAD_UNKNOWN.
+    That blob goes again in a new upload, within the same push attempt."""
+    slow = Proxy(_target(registry), rate=2_000_000)
+    purged: list[Path] = []
+    uploads = registry.root / "data" / "docker" / "registry" / "v2" / "repositories" / "img00" / "_uploads"
+
+    def purge_during_upload(pipeline, event) -> None:
+        if isinstance(event, ev.PushProgress) and event.done > 2_000_000 and not purged:
+            for session in uploads.iterdir():
+                shutil.rmtree(session, ignore_errors=True)
+                purged.append(session)
+
+    try:
+        project = simple_project(tmp_path, 1, registry=slow.address, payload=8_000_000)
+        run = run_pipeline(project, stall_timeout=10, push_via="direct", on_event=purge_during_upload)
+    finally:
+        slow.close()
+    assert purged, "no upload session was purged: the test proves nothing"
+    [image] = run.report.images
+    assert image.status is Status.PUSHED, image.error
+    assert image.push.attempts == 1, "the lost upload was sent again inside the push, not by a retry"
+    assert any("BLOB_UPLOAD_UNKNOWN" in resumed.reason or "404" in resumed.reason
+               for resumed in run.of(ev.UploadResumed)), run.of(ev.UploadResumed)
+    assert registry.manifest_digest("img00", "latest") == image.digest
+
+
 @pytest.fixture
 def token_registry(tmp_path: Path, docker_host: str):
     service = TokenService(tmp_path / "tokens", {"dockpool": "secret-pass"}, lifetime=4)
@@ -129,7 +158,9 @@ def test_token_auth_refreshes_an_expiring_token(tmp_path: Path, token_registry) 
         slow.close()
     [image] = run.report.images
     assert image.status is Status.PUSHED, image.error
-    assert len([t for t in service.issued if t[1] == "dockpool"]) >= 2, "the token was never renewed"
+    push_tokens = [at for at, user, scopes in service.issued if user == "dockpool" and any("push" in s for s in scopes)]
+    assert len(push_tokens) >= 2 and push_tokens[-1] - push_tokens[0] >= service.lifetime - 1, \
+        "the push token was never renewed"
     token = registry_token(service, "img00", "dockpool", "secret-pass")
     assert registry.manifest_digest("img00", "latest", token) == image.digest
     assert "secret-pass" not in run.report.to_json()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from gui.pipeline import dockerfile
+from gui.pipeline import dockerfile, reference
 from gui.pipeline.build_classic import read_ignore_file
 from gui.pipeline.project import BuildSettings, ImageSpec, Project, ProjectError, load, save
 from tests.helpers import write_image, write_project
@@ -178,6 +178,8 @@ def test_image_keys_are_checked(tmp_path: Path, field: str, value: object, expec
     ('[build]\nbackend = "fast"', "[build] backend must be one of 'auto', 'buildkit', 'classic'"),
     ('[build]\ntimeout = 0', "[build] timeout must be more than 0 seconds"),
     ('[build]\ntimeout = "1h"', "[build] timeout must be a number of seconds"),
+    ('[build]\ntimeout = nan', "[build] timeout must be more than 0 seconds, not nan"),
+    ('[build]\ntimeout = inf', "[build] timeout must be more than 0 seconds, not inf"),
     ('[build]\nnetwork = "bridge"', "[build] network must be one of"),
     ('[build]\ncolour = 1', "[build]: unknown key 'colour'"),
     ('[registry]\npush = "fast"', "[registry] push must be one of 'direct', 'engine'"),
@@ -269,3 +271,24 @@ def test_save_as_elsewhere_keeps_secret_paths_pointing_at_the_same_files(tmp_pat
     saved = save(project, tmp_path / "elsewhere" / "copy.toml")
     assert saved.images[0].secrets == {"t": "../token.txt"}
     assert load(tmp_path / "elsewhere" / "copy.toml").file_path("../token.txt") == (tmp_path / "token.txt")
+
+
+@pytest.mark.parametrize(("registry", "insecure"), [
+    ("localhost:5000", True), ("127.0.0.1:5000/team", True), ("[::1]:5000", True), ("::1", True),
+    ("registry.example.com", False), ("[2001:db8::1]:5000", False), ("10.0.0.5:5000", False)])
+def test_loopback_registries_are_insecure_as_docker_treats_them(registry: str, insecure: bool) -> None:
+    assert reference.is_insecure(registry) is insecure
+
+
+def test_engine_insecure_entries_match_hosts_and_cidrs() -> None:
+    assert reference.is_insecure("10.0.0.5:5000", ("10.0.0.0/8",))
+    assert reference.is_insecure("reg.lan:5000", ("reg.lan:5000",))
+    assert not reference.is_insecure("reg.lan:5001", ("reg.lan:5000",))
+
+
+def test_docker_hub_names_map_to_its_api() -> None:
+    assert reference.api_host("docker.io") == reference.api_host("index.docker.io") == "registry-1.docker.io"
+    assert reference.api_host("ghcr.io") == "ghcr.io"
+    assert reference.api_repository("docker.io", "alpine") == "library/alpine"
+    assert reference.api_repository("docker.io", "team/api") == "team/api"
+    assert reference.api_repository("registry.example.com", "api") == "api"

@@ -42,7 +42,8 @@ from .failures import classify
 from .image_export import (DOCKER_CONFIG, DOCKER_GZIP_LAYER, DOCKER_MANIFEST, OCI_CONFIG, OCI_GZIP_LAYER,
                            OCI_MANIFEST, Blob, Compression, ExportedImage, ExportError, read_export)
 from .layer_cache import LayerCache
-from .reference import registry_host
+from .processes import pid_exists
+from .reference import api_repository, registry_host
 from .registry_auth import find_credentials
 from .registry_http import RegistryClient, RegistryError, Upload, dump_json, failure_for
 from .streams import exception_message
@@ -52,6 +53,7 @@ SEND_CHUNK = 256 * 1024
 PROGRESS_INTERVAL = 0.1
 MAX_RESUMES = 3  # per blob, inside one push attempt; then the supervisor's retries take over
 _TEMP_PREFIX = "dockpool-push-"
+EXPORT_HEARTBEAT = 30.0  # seconds between "still exporting" lines
 
 
 class _Reporter:
@@ -90,9 +92,9 @@ class _Reporter:
 
 
 def _split(ref: str, host: str) -> tuple[str, str]:
-    """'host:5000/team/api:1.0' -> ('team/api', '1.0')."""
+    """'host:5000/team/api:1.0' -> ('team/api', '1.0'); 'docker.io/api:1' -> ('library/api', '1')."""
     repository, _, tag = ref[len(host) + 1:].rpartition(":")
-    return repository, tag
+    return api_repository(host, repository), tag
 
 
 def _remove_stale_folders() -> None:
@@ -101,11 +103,17 @@ def _remove_stale_folders() -> None:
     for folder in root.glob(f"{_TEMP_PREFIX}*"):
         try:
             pid = int(folder.name[len(_TEMP_PREFIX):].split("-", 1)[0])
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            shutil.rmtree(folder, ignore_errors=True)
-        except (ValueError, PermissionError, OSError):
+        except ValueError:
             continue
+        if not pid_exists(pid):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _worth_another_upload(exc: Exception, failure: ev.Failure) -> bool:
+    """A stalled or broken transfer, or an upload session the registry lost or refused:
+    the blob goes again (resumed, or in a new upload). Anything else (a refused login, a
+    full disk) fails the push and its retry policy decides."""
+    return failure.kind in (ev.FailureKind.STALLED, ev.FailureKind.NETWORK) or getattr(exc, "restart_blob", False)
 
 
 class DirectPush:
@@ -203,7 +211,7 @@ class DirectPush:
     def _export_and_upload(self, image_id: str, diff_ids: list[str]) -> ExportedImage:
         self.report.log(f"exporting {image_id[7:19]} from the engine")
         ready: queue.Queue[Any] = queue.Queue()
-        response = self._open_export(image_id)
+        client, response = self._open_export(image_id)
 
         def export() -> None:
             try:
@@ -214,9 +222,17 @@ class DirectPush:
 
         reader = threading.Thread(target=export, name="dockpool-export", daemon=True)
         reader.start()
+        began = time.monotonic()
         try:
             while True:
-                item = ready.get()
+                try:
+                    item = ready.get(timeout=EXPORT_HEARTBEAT)
+                except queue.Empty:
+                    # A big layer takes minutes to export and hash before its upload starts:
+                    # say so, which also tells the supervisor's stall watch that this pusher
+                    # lives. The export's own read timeout ends an engine that stopped sending.
+                    self.report.log(f"exporting {image_id[7:19]}: {time.monotonic() - began:.0f} s so far")
+                    continue
                 if isinstance(item, Blob):
                     self.report.add_total(item.size or (item.raw.stat().st_size if item.raw else 0))
                     if item.raw is not None:
@@ -232,8 +248,9 @@ class DirectPush:
         finally:
             response.close()  # stops the export if an upload failed first
             reader.join(5)
+            client.close()
 
-    def _open_export(self, image_id: str) -> Any:
+    def _open_export(self, image_id: str) -> tuple[Any, Any]:
         """The engine's export as a raw HTTP stream (the SDK's get_image, without its
         generator, so the upload thread can close it): with a read timeout, so a hung
         engine ends the push instead of hanging it."""
@@ -243,10 +260,14 @@ class DirectPush:
 
         client = docker.APIClient(**client_kwargs(), version=self.clients.api_version or "auto",
                                   timeout=export_timeout(self.task.stall_timeout))
-        response = client._get(client._url("/images/{0}/get", image_id), stream=True)
-        client._raise_for_status(response)
+        try:
+            response = client._get(client._url("/images/{0}/get", image_id), stream=True)
+            client._raise_for_status(response)
+        except BaseException:
+            client.close()
+            raise
         response.raw.decode_content = False
-        return response
+        return client, response
 
     def _upload_compressing(self, blob: Blob) -> None:
         """Upload a layer while compressing it: the first bytes leave as soon as zlib has
@@ -272,7 +293,7 @@ class DirectPush:
         try:
             upload = self.registry.start_upload(self.repository)
             end = self.registry.send_chunk(self.repository, upload, body, 0, None, whole=True)
-            if not compression.done or end != compression.size:
+            if not compression.done or (end is not None and end != compression.size):
                 raise RegistryError(ev.Failure(ev.FailureKind.NETWORK, "the registry did not take the whole layer",
                                                "it is sent again"))
             self.registry.finish_upload(self.repository, upload, compression.digest)
@@ -280,7 +301,7 @@ class DirectPush:
             compression.finish()
             self._compressed(blob, compression, estimate)
             failure = failure_for(exc, f"{blob.digest[7:19]}: upload", self.task.stall_timeout)
-            if failure.kind not in (ev.FailureKind.STALLED, ev.FailureKind.NETWORK):
+            if not _worth_another_upload(exc, failure):
                 raise RegistryError(failure) from exc
             self.report.progress(0, force=True)
             self.report.emit(ev.UploadResumed(self.task.image, blob.digest[7:19], 0, failure.message))
@@ -330,18 +351,21 @@ class DirectPush:
                 else:
                     end = self.registry.send_chunk(self.repository, upload, self._body(blob, 0), 0, blob.size,
                                                    whole=True)
-                if end != blob.size:
+                if end is not None and end != blob.size:
                     raise RegistryError(ev.Failure(
                         ev.FailureKind.NETWORK, f"{short}: the registry holds {end} of {blob.size} bytes after "
-                        "the upload", "the upload is restarted"))
+                        "the upload", "the upload is restarted"), restart_blob=True)
                 self.registry.finish_upload(self.repository, upload, blob.digest)
             except (httpx.HTTPError, RegistryError) as exc:
                 failure = failure_for(exc, f"{short}: upload", self.task.stall_timeout)
-                if failure.kind not in (ev.FailureKind.STALLED, ev.FailureKind.NETWORK) or resumes >= MAX_RESUMES:
+                if not _worth_another_upload(exc, failure) or resumes >= MAX_RESUMES:
                     raise RegistryError(failure) from exc
+                if self._registry_has(blob):  # the answer to the final PUT was lost, not the blob
+                    return resumes
                 resumes += 1
                 sent = self.report.current  # how far our bytes got before the transfer broke
-                held = self.registry.upload_offset(self.repository, upload)
+                held = None if getattr(exc, "restart_blob", False) else self.registry.upload_offset(
+                    self.repository, upload)
                 if held is not None and 0 < held <= min(sent, blob.size - 1):
                     offset = held
                 else:
@@ -351,6 +375,12 @@ class DirectPush:
                 self.report.emit(ev.UploadResumed(self.task.image, short, offset, failure.message))
                 continue
             return resumes
+
+    def _registry_has(self, blob: Blob) -> bool:
+        try:
+            return self.registry.blob_size(self.repository, blob.digest) == blob.size
+        except (httpx.HTTPError, RegistryError):
+            return False
 
     def _body(self, blob: Blob, offset: int) -> Callable[[], Iterator[bytes]]:
         """The blob's bytes from `offset`, made anew for each attempt, counted as they leave."""

@@ -72,6 +72,21 @@ def registry_host(registry: str) -> str:
     return registry.split("/", 1)[0]
 
 
+DOCKER_HUB_NAMES = ("docker.io", "index.docker.io", "registry-1.docker.io")
+DOCKER_HUB_API = "registry-1.docker.io"
+
+
+def api_host(host: str) -> str:
+    """Where a registry's API answers: Docker Hub's names are not its API host."""
+    return DOCKER_HUB_API if host in DOCKER_HUB_NAMES else host
+
+
+def api_repository(host: str, repository: str) -> str:
+    """The repository as the registry's API names it: Docker Hub keeps official images
+    under library/ ("docker.io/alpine" is library/alpine)."""
+    return f"library/{repository}" if host in DOCKER_HUB_NAMES and "/" not in repository else repository
+
+
 def is_insecure(registry: str, engine_insecure: tuple[str, ...] = ()) -> bool:
     """Whether a registry may be reached over plain HTTP (or TLS without verification), as
     Docker decides it: loopback hosts, and what the engine lists as insecure (host names
@@ -79,7 +94,10 @@ def is_insecure(registry: str, engine_insecure: tuple[str, ...] = ()) -> bool:
     if not registry:
         return False
     host_port = registry_host(registry)
-    host = host_port.rsplit(":", 1)[0] if host_port.count(":") == 1 else host_port.strip("[]")
+    if host_port.startswith("["):  # [::1]:5000
+        host = host_port[1:].partition("]")[0]
+    else:
+        host = host_port.rsplit(":", 1)[0] if host_port.count(":") == 1 else host_port
     if host == "localhost" or host.endswith(".localhost"):
         return True
     try:

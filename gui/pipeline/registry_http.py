@@ -35,7 +35,7 @@ import httpx
 from .. import __version__
 from .events import Failure, FailureKind, Stage
 from .failures import classify
-from .reference import is_insecure
+from .reference import api_host, api_repository, is_insecure
 from .registry_auth import Challenge, Credentials, Token, parse_challenge, token_from_answer
 
 USER_AGENT = f"dockpool/{__version__}"
@@ -46,11 +46,14 @@ _schemes: dict[str, str] = {}  # host -> base URL that answered, per process
 
 
 class RegistryError(Exception):
-    """A classified failure talking to the registry (its kind decides retries)."""
+    """A classified failure talking to the registry (its kind decides retries).
+    `restart_blob`: the registry lost or refused this upload session (expired, purged,
+    a range or digest it did not accept): the blob is sent again in a new upload."""
 
-    def __init__(self, failure: Failure) -> None:
+    def __init__(self, failure: Failure, restart_blob: bool = False) -> None:
         super().__init__(failure.message)
         self.failure = failure
+        self.restart_blob = restart_blob
 
     @property
     def kind(self) -> FailureKind:
@@ -136,6 +139,12 @@ def status_failure(response: httpx.Response, what: str) -> Failure:
     return Failure(FailureKind.OTHER, text, "the registry refused the request; see the push log")
 
 
+# Answers to an upload's PATCH or PUT meaning "this upload session cannot go on": 404
+# BLOB_UPLOAD_UNKNOWN (expired or purged), 416 (a range it does not hold), 400
+# BLOB_UPLOAD_INVALID / DIGEST_INVALID / SIZE_INVALID (what it holds is not the blob).
+_UPLOAD_LOST = (400, 404, 416)
+
+
 @dataclass
 class Upload:
     """A blob upload session: where to send the next bytes, and the registry's wishes."""
@@ -171,7 +180,8 @@ class RegistryClient:
 
     def connect(self) -> None:
         """Find the scheme the registry speaks (GET /v2/) and its auth challenge."""
-        candidates = [f"https://{self.host}"] + ([f"http://{self.host}"] if self._insecure else [])
+        host = api_host(self.host)
+        candidates = [f"https://{host}"] + ([f"http://{host}"] if self._insecure else [])
         known = _schemes.get(self.host)
         if known in candidates:
             candidates.remove(known)
@@ -315,9 +325,10 @@ class RegistryClient:
         return _range_end(response.headers.get("range"))
 
     def send_chunk(self, repository: str, upload: Upload, chunk: Callable[[], Iterator[bytes]], start: int,
-                   length: int | None, *, whole: bool) -> int:
+                   length: int | None, *, whole: bool) -> int | None:
         """PATCH bytes [start, start+length) of the blob; returns the registry's new
-        offset (from Range), and moves the upload to the Location it answers with.
+        offset (from Range; None when it does not say), and moves the upload to the
+        Location it answers with.
         `whole`: the blob in one request, without Content-Range, as the engine sends it;
         `length` None: its size is not known yet (compressed as it streams), so the
         request goes chunked."""
@@ -330,11 +341,10 @@ class RegistryClient:
         response = self.request("PATCH", upload.location, (_push(repository),), body=chunk, headers=headers)
         response.read()
         if response.status_code != 202:
-            raise RegistryError(status_failure(response, what))
+            raise RegistryError(status_failure(response, what), restart_blob=response.status_code in _UPLOAD_LOST)
         if response.headers.get("location"):
             upload.location = urljoin(str(response.url), response.headers["location"])
-        end = _range_end(response.headers.get("range"))
-        return end if end is not None else start + (length or 0)
+        return _range_end(response.headers.get("range"))
 
     def finish_upload(self, repository: str, upload: Upload, digest: str) -> None:
         separator = "&" if "?" in upload.location else "?"
@@ -342,7 +352,7 @@ class RegistryClient:
         response = self._call("PUT", f"{upload.location}{separator}digest={digest}", (_push(repository),), what,
                               headers={"Content-Length": "0"})
         if response.status_code not in (201, 204):
-            raise RegistryError(status_failure(response, what))
+            raise RegistryError(status_failure(response, what), restart_blob=response.status_code in _UPLOAD_LOST)
         answered = response.headers.get("docker-content-digest")
         if answered and answered != digest:
             raise RegistryError(Failure(FailureKind.OTHER, f"the registry stored {digest} as {answered}",
@@ -410,7 +420,7 @@ def check_registry(registry: str, repository: str, auth: dict[str, str] | None, 
 
     host = registry_host(registry)
     path = registry[len(host):].strip("/")
-    target = f"{path}/{repository}" if path else repository
+    target = api_repository(host, f"{path}/{repository}" if path else repository)
     try:
         client = RegistryClient(host, find_credentials(host, auth), insecure=insecure, timeout=timeout)
     except Exception as exc:  # a credential helper that fails, a broken config file

@@ -108,8 +108,10 @@ def _run(task: BuildTask | PushTask, clients: _Clients, emit: Any, tasks: Connec
         run_push(clients, task, emit, _WireSlots(task.image, tasks, emit))
 
 
-class _SupervisorGone(Exception):
-    """The event pipe is closed: nobody listens any more."""
+class _SupervisorGone(BaseException):
+    """The event pipe is closed, or the worker was told to stop while it waited: nobody
+    listens any more. A BaseException, so the `except Exception` of a build or push that
+    turns errors into failure records cannot catch it and report a failure to no one."""
 
 
 def main(tasks: Connection, events: Connection, config: WorkerConfig) -> None:

@@ -140,24 +140,8 @@ def test_bad_project_exits_2(tmp_path: Path, content: str | None, expected: str)
 
 @pytest.mark.docker
 def test_terminal_gets_live_bars(tmp_path: Path, registry: Registry) -> None:
-    import pty
-
     project = simple_project(tmp_path, 2, registry=registry.address)
-    leader, follower = pty.openpty()
-    process = subprocess.Popen([sys.executable, "-m", "gui", "run", str(project.path)],
-                               stdout=follower, stderr=follower, close_fds=True)
-    os.close(follower)
-    output = b""
-    while True:
-        try:
-            chunk = os.read(leader, 65536)
-        except OSError:  # the terminal closed: the program has ended
-            break
-        if not chunk:
-            break
-        output += chunk
-    assert process.wait(60) == 0
-    text = output.decode(errors="replace")
+    text = _run_in_terminal([sys.executable, "-m", "gui", "run", str(project.path)], rows=24)
     assert "overall [" in text and "\x1b[" in text  # bars, redrawn in place
     assert "2 pushed in" in text
 

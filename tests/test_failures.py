@@ -47,6 +47,10 @@ PUSH_MESSAGES = [
     ("toomanyrequests: You have reached your pull rate limit", FailureKind.RATE_LIMITED),
     ("received unexpected HTTP status: 503 Service Unavailable", FailureKind.REGISTRY_ERROR),
     ("received unexpected HTTP status: 500 Internal Server Error", FailureKind.REGISTRY_ERROR),
+    ("uploading to api: 502", FailureKind.REGISTRY_ERROR),
+    # Ports and addresses that look like status codes are not statuses.
+    ("dial tcp 10.0.0.1:503: connect: connection refused", FailureKind.UNREACHABLE),
+    ("Get \"https://reg.lan:401/v2/\": dial tcp 10.1.401.2:401: i/o timeout", FailureKind.UNREACHABLE),
     ("Get \"https://127.0.0.1:5000/v2/\": http: server gave HTTP response to HTTPS client", FailureKind.UNREACHABLE),
     ("Get \"https://127.0.0.1:1/v2/\": dial tcp 127.0.0.1:1: connect: connection refused", FailureKind.UNREACHABLE),
     ("Put \"http://127.0.0.1:5000/v2/x/blobs/uploads/1\": EOF", FailureKind.NETWORK),

@@ -166,7 +166,11 @@ def run_command(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO 
               file=out)
     print(f"{len(images)} image(s) -> {target}; builders {options.builders}, pushers {options.pushers}",
           file=out)
-    pipeline = Pipeline(project, options, api_version=engine.api_version, log_dir=args.log_dir)
+    # The workers of the packaged CLI are windowed processes with no console: what they would
+    # print (a traceback, a crash dump) goes to the log folder when there is one.
+    worker_log = str(Path(args.log_dir) / "workers.log") if args.log_dir else None
+    pipeline = Pipeline(project, options, api_version=engine.api_version, log_dir=args.log_dir,
+                        worker_log=worker_log)
     renderer: Renderer = (LiveRenderer(out, pipeline.report) if terminal_can_redraw(out)
                           else LineRenderer(out, pipeline.report, verbose=args.verbose))
     with _Interrupts() as interrupts:  # until the report is written, Ctrl+C never tears it down
@@ -224,10 +228,14 @@ def _drive(pipeline: Pipeline, renderer: Renderer, verbose: bool, interrupts: _I
         try:
             record = pipeline.events.get(timeout=0.1)
         except queue.Empty:
-            if not pipeline.alive:
-                return _abandoned(pipeline, renderer)
-            renderer.tick()
-            continue
+            alive = pipeline.alive
+            try:  # it may have queued its last records and ended between the two looks
+                record = pipeline.events.get_nowait()
+            except queue.Empty:
+                if not alive:
+                    return _abandoned(pipeline, renderer)
+                renderer.tick()
+                continue
         if isinstance(record, ev.RunFinished):
             return record.report
         if isinstance(record, ev.LogLine):

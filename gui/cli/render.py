@@ -106,6 +106,9 @@ class LineRenderer:
     def handle(self, record: Any, context: list[str]) -> None:
         if self.verbose and isinstance(record, ev.LogLine):
             self._line(f"{record.image} | {record.stage.value} | {record.text}")
+        elif self.verbose and isinstance(record, ev.LogGap):
+            self._line(f"{record.image} | … {record.skipped} log lines not shown (output fell behind; "
+                       "--log-dir keeps every line)")
         elif isinstance(record, ev.BuildStep):
             self._line(f"build step      {record.image} {record.step}/{record.total}: {record.text}")
         elif (text := describe(record)) is not None:

@@ -23,20 +23,20 @@ MAX_QUEUED_LOG_LINES = 20_000
 
 
 class _Slot:
-    """Where an image's coalesced record (latest progress, or a gap) sits in the queue."""
+    """Where an image's coalesced records wait in the queue: its latest push progress, or
+    the number of log lines skipped. A slot stays open (gathers more) only until a record
+    that changes the image's state is queued after it (a gap also closes at the next queued
+    line), so no figure overtakes such a record: progress of a second attempt never lands
+    ahead of its RetryScheduled, and lines skipped after a BuildFailed are never counted in a
+    gap before it. Lines and progress of one image may pass each other; neither closes the
+    other's slot, which is what keeps the queue bounded."""
 
-    __slots__ = ("image",)
+    __slots__ = ("image", "progress", "skipped")
 
     def __init__(self, image: str) -> None:
         self.image = image
-
-
-class _ProgressSlot(_Slot):
-    pass
-
-
-class _GapSlot(_Slot):
-    pass
+        self.progress: ev.PushProgress | None = None
+        self.skipped = 0  # file lines (a multi-line message is several)
 
 
 class EventQueue:
@@ -44,27 +44,34 @@ class EventQueue:
 
     def __init__(self, max_log_lines: int = MAX_QUEUED_LOG_LINES) -> None:
         self._items: deque[Any] = deque()
-        self._progress: dict[str, ev.PushProgress] = {}
-        self._skipped: dict[str, int] = {}
+        self._open_progress: dict[str, _Slot] = {}
+        self._open_gap: dict[str, _Slot] = {}
         self._log_lines = 0
         self._max_log_lines = max_log_lines
         self._ready = threading.Condition()
 
     def put(self, record: Any) -> None:
         with self._ready:
+            image = getattr(record, "image", None)
             if isinstance(record, ev.PushProgress):
-                if record.image not in self._progress:
-                    self._items.append(_ProgressSlot(record.image))
-                self._progress[record.image] = record
+                if (slot := self._open_progress.get(record.image)) is None:
+                    slot = self._open_progress[record.image] = _Slot(record.image)
+                    self._items.append(slot)
+                slot.progress = record
+            elif isinstance(record, ev.LogLine) and self._log_lines >= self._max_log_lines:
+                if (slot := self._open_gap.get(record.image)) is None:
+                    slot = self._open_gap[record.image] = _Slot(record.image)
+                    self._items.append(slot)
+                slot.skipped += ev.file_lines(record.text)
+                return
             elif isinstance(record, ev.LogLine):
-                if self._log_lines >= self._max_log_lines:
-                    if record.image not in self._skipped:
-                        self._items.append(_GapSlot(record.image))
-                    self._skipped[record.image] = self._skipped.get(record.image, 0) + 1
-                    return
                 self._log_lines += 1
+                self._open_gap.pop(record.image, None)
                 self._items.append(record)
-            else:
+            else:  # a record that changes the image's state: nothing later may overtake it
+                if image is not None:
+                    self._open_progress.pop(image, None)
+                    self._open_gap.pop(image, None)
                 self._items.append(record)
             self._ready.notify()
 
@@ -77,10 +84,12 @@ class EventQueue:
                     raise queue.Empty
                 self._ready.wait(remaining)
             item = self._items.popleft()
-            if isinstance(item, _ProgressSlot):
-                return self._progress.pop(item.image)
-            if isinstance(item, _GapSlot):
-                return ev.LogGap(item.image, self._skipped.pop(item.image))
+            if isinstance(item, _Slot):
+                if self._open_progress.get(item.image) is item:
+                    del self._open_progress[item.image]
+                if self._open_gap.get(item.image) is item:
+                    del self._open_gap[item.image]
+                return item.progress if item.progress is not None else ev.LogGap(item.image, item.skipped)
             if isinstance(item, ev.LogLine):
                 self._log_lines -= 1
             return item

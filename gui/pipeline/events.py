@@ -89,6 +89,13 @@ class BuildStep(Event):
     text: str
 
 
+def file_lines(text: str) -> int:
+    """The lines a LogLine's text takes in the image's log file (a message that holds
+    newlines is written as several lines), so a reader of the file and a reader of the
+    records can agree on where they are."""
+    return len(text.splitlines()) or 1
+
+
 @dataclass(frozen=True)
 class LogLine(Event):
     stage: Stage
@@ -183,7 +190,8 @@ class SlotReleased(Event):
 @dataclass(frozen=True)
 class LogGap(Event):
     """`skipped` log lines of this image were not queued because the caller fell far
-    behind; they are in the image's log file when the run keeps one."""
+    behind; they are in the image's log file when the run keeps one. Counted as that file
+    counts them (see file_lines)."""
 
     skipped: int
 

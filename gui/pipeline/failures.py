@@ -37,6 +37,11 @@ _STEP_BROKEN = [
     re.compile(r"process \"(.*)\" did not complete successfully: (.*)", re.S),
 ]
 
+# An HTTP status in a message, never a port ("10.0.0.1:503") or part of an address.
+def _status(codes: str) -> str:
+    return rf"(?<![:.\d]){codes}(?![.:\d])"
+
+
 _RULES: list[tuple[re.Pattern[str], FailureKind, str]] = [
     # Build-only: a FROM image that is neither local nor pullable.
     (re.compile(r"pull access denied|manifest unknown|repository does not exist|"
@@ -44,10 +49,10 @@ _RULES: list[tuple[re.Pattern[str], FailureKind, str]] = [
      FailureKind.DOCKERFILE,
      "the FROM image is not on this engine and cannot be pulled; build, load or import it first"),
     (re.compile(r"network bridge not found", re.I), FailureKind.ENGINE, _NO_BRIDGE_HINT),
-    (re.compile(r"toomanyrequests|too many requests|\b429\b", re.I), FailureKind.RATE_LIMITED,
+    (re.compile(r"toomanyrequests|too many requests|" + _status("429"), re.I), FailureKind.RATE_LIMITED,
      "the registry is rate limiting; lower the number of pushers or wait before retrying"),
     (re.compile(r"no basic auth credentials|unauthorized|authentication required|"
-                r"requested access to the resource is denied|\b401\b|\b403\b|forbidden|denied:", re.I),
+                r"requested access to the resource is denied|" + _status("40[13]") + r"|forbidden|denied:", re.I),
      FailureKind.AUTH,
      "log in to the registry (docker login, or Dockpool's Log in / --username) with an account "
      "that may push to this repository"),
@@ -57,7 +62,7 @@ _RULES: list[tuple[re.Pattern[str], FailureKind, str]] = [
                 r"CERTIFICATE_VERIFY_FAILED|tls: ", re.I), FailureKind.TLS,
      "the registry's TLS certificate is not trusted: add its CA to the system's trust store (or "
      "Docker's certs.d folder for this registry), or mark the registry insecure = true"),
-    (re.compile(r"\b50[0-4]\b|Internal Server Error|Bad Gateway|Service Unavailable|Gateway Timeout", re.I),
+    (re.compile(_status("50[0-4]") + r"|Internal Server Error|Bad Gateway|Service Unavailable|Gateway Timeout", re.I),
      FailureKind.REGISTRY_ERROR,
      "the registry answered with a server error; it is retried, and the registry's own log says why"),
     (re.compile(r"connection refused|no such host|server misbehaving|no route to host|"

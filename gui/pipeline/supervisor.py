@@ -76,6 +76,7 @@ class _Job:
     context: str
     secrets: dict[str, str]
     result: ImageResult
+    base_dir: str = ""
     container: str | None = None  # the classic build's current intermediate container
 
 
@@ -115,7 +116,7 @@ class Pipeline:
                 result.status = ev.Status.BUILT_WAITING
                 result.image_id = built_ids.get(key)
             secrets = {secret: str(project.file_path(path)) for secret, path in spec.secrets.items()}
-            self._jobs[key] = _Job(spec, str(project.context_path(spec)), secrets, result)
+            self._jobs[key] = _Job(spec, str(project.context_path(spec)), secrets, result, str(project.base_dir))
         unknown = push_only - set(self._jobs)
         if unknown:
             raise ValueError(f"push_only names images that are not enabled in the project: {sorted(unknown)}")
@@ -301,7 +302,6 @@ class Pipeline:
         if w not in self._workers or w.job is None or record.image != w.job.result.key:
             self._stale(record)
             return
-        w.last_activity = time.monotonic()
         self._handle(w, w.job, record)
 
     def _stale(self, record: Any) -> None:
@@ -388,6 +388,11 @@ class Pipeline:
             self._emit(ev.RetryScheduled(result.key, stage, times.attempts + 1, delay, failure))
             return
         times.end = time.time()
+        self._failed(job, stage, failure)
+
+    def _failed(self, job: _Job, stage: ev.Stage, failure: ev.Failure) -> None:
+        """The image's outcome is this failure: recorded, final, and said."""
+        result = job.result
         result.status, result.stage = ev.Status.FAILED, stage
         result.error, result.error_kind, result.hint = failure.message, failure.kind.value, failure.hint
         self._final(job)
@@ -505,7 +510,7 @@ class Pipeline:
                 spec.target, result.build.attempts, backend=self.options.backend,
                 network=spec.network or self.options.network, platform=spec.platform,
                 secrets=dict(job.secrets), ssh=tuple(spec.ssh), cache_from=tuple(spec.cache_from),
-                cache_to=tuple(spec.cache_to))
+                cache_to=tuple(spec.cache_to), base_dir=job.base_dir)
         result.push.attempts += 1
         return PushTask(result.key, tuple(result.refs), result.push.attempts, self.options.auth,
                         via=self.options.push_via, insecure=self.options.insecure,
@@ -631,11 +636,7 @@ class Pipeline:
             times = result.build if stage is ev.Stage.BUILD else result.push
             if times.start is not None and times.end is None:
                 times.end = time.time()
-            result.status, result.stage = ev.Status.FAILED, stage
-            result.error, result.error_kind, result.hint = failure.message, failure.kind.value, failure.hint
-            self._final(job)
-            self._emit(ev.BuildFailed(result.key, failure) if stage is ev.Stage.BUILD
-                       else ev.PushFailed(result.key, failure))
+            self._failed(job, stage, failure)
 
     def _remove_containers(self, ids: list[str]) -> None:
         """The daemon removes a cancelled build's container itself; this makes sure."""

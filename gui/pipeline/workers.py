@@ -121,7 +121,11 @@ class WorkerProcess:
     def _read(self, inbox: SimpleQueue[Any]) -> None:
         try:
             while True:
-                inbox.put((self, self._events.recv()))
+                record = self._events.recv()
+                # Stamped on arrival, not when the supervisor gets to it: a backlog in the
+                # inbox must never make a busy, healthy worker look stalled.
+                self.last_activity = time.monotonic()
+                inbox.put((self, record))
         except (EOFError, OSError):
             pass
         except Exception:  # a record that cannot be unpickled: the worker is broken
@@ -164,10 +168,17 @@ class WorkerProcess:
 
 
 def kill_process(pid: int | None) -> None:
-    """Kill a process by pid (a worker's CLI child), if it is still there."""
+    """Kill a worker's CLI child and everything it started (`docker buildx` runs the buildx
+    plugin as its own child): the child leads a process group of its own on POSIX."""
     if not pid:
         return
     try:
-        os.kill(pid, signal.SIGKILL if hasattr(signal, "SIGKILL") else signal.SIGTERM)
+        if hasattr(os, "killpg"):
+            os.killpg(pid, signal.SIGKILL)
+        else:
+            os.kill(pid, signal.SIGTERM)  # Windows: TerminateProcess; the job object takes the rest
     except (ProcessLookupError, PermissionError, OSError):
-        pass
+        try:
+            os.kill(pid, signal.SIGKILL if hasattr(signal, "SIGKILL") else signal.SIGTERM)
+        except (ProcessLookupError, PermissionError, OSError):
+            pass

@@ -63,7 +63,9 @@ def make_images(root: Path, count: int) -> Path:
         (image / "payload.bin").write_bytes(os.urandom(PAYLOAD))
         (image / "Dockerfile").write_text(f"FROM dockpool-busybox\nRUN echo {nonce}-{index} > /nonce\n"
                                           "COPY payload.bin /payload.bin\n")
-        images.append({"name": f"bench/{folder.name}-{index:03d}", "context": image.name})
+        # The name from the nonce, never the folder's: mkdtemp's letters may put two
+        # separators in a row ("set-x_-001"), which no repository name may have.
+        images.append({"name": f"bench/set-{nonce[:8]}-{index:03d}", "context": image.name})
     return write_project(folder, images, registry=REGISTRY, builders=4, pushers=2)
 
 

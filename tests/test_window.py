@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QMimeData, QPoint, Qt, QUrl
-from PySide6.QtGui import QDropEvent, QGuiApplication, QPalette
-from PySide6.QtWidgets import QApplication, QFileDialog, QLineEdit, QMessageBox
+from PySide6.QtGui import QColor, QDropEvent, QGuiApplication, QPalette
+from PySide6.QtWidgets import QApplication, QFileDialog, QLineEdit, QMessageBox, QPushButton
 
 from gui.devservices import Registry
 from gui.pipeline import events as ev
-from gui.pipeline.project import load, save
+from gui.pipeline.project import ImageSpec, load, save
 from gui.window import settings as stored
 from gui.window.image_model import COL_BUILD, COL_NAME, COL_PUSH, COL_STATUS, COL_TAGS, PROGRESS_ROLE
 from tests.helpers import max_concurrent, wait_until_dead, write_image, write_project
@@ -53,6 +53,16 @@ def status(window, name: str) -> str:
 
 def select(window, name: str) -> None:
     window.select_row(row_of(window, name))
+
+
+def type_without_enter(qtbot, window, row: int, column: int, text: str) -> None:
+    """F2 on a cell and type over it, leaving the editor open (no Enter, no Tab)."""
+    window.table.setFocus()
+    window.table.setCurrentIndex(window.table.filter.index(row, column))
+    qtbot.keyClick(window.table, Qt.Key.Key_F2)
+    [editor] = window.table.viewport().findChildren(QLineEdit)
+    editor.selectAll()
+    qtbot.keyClicks(editor, text)
 
 
 def answer_questions(monkeypatch, answer=QMessageBox.StandardButton.Yes) -> list[str]:
@@ -134,9 +144,14 @@ def test_failing_build_shows_its_reason_on_the_row_and_in_the_log(qtbot, window,
     open_project(window, write_project(tmp_path, [{"name": "fine", "context": "fine"},
                                                   {"name": "broken", "context": "broken"}],
                                        registry=registry.address))
+    window.actions.failed_only.trigger()  # on before the run: failures appear as they happen
     run_to_end(qtbot, window)
+    assert [window.table.filter.index(r, COL_NAME).data() for r in range(window.table.filter.rowCount())] \
+        == ["broken"]
+    window.actions.failed_only.trigger()
     assert status(window, "fine") == "pushed"
-    assert status(window, "broken") == "failed: build step failed"  # the reason, not only "failed"
+    shown = status(window, "broken")  # the reason, not only "failed": its kind and the daemon's words
+    assert shown.startswith("failed: build step failed — ") and shown.endswith("code: 7"), shown
     tooltip = window.model.index(row_of(window, "broken"), COL_STATUS).data(Qt.ItemDataRole.ToolTipRole)
     assert "exit code: 7" in tooltip and "What to do: a RUN step failed" in tooltip
     select(window, "broken")
@@ -235,7 +250,7 @@ def test_retry_pushes_again_under_fixed_refs_without_rebuilding(qtbot, window, r
             window.actions.start.trigger()
             qtbot.waitUntil(lambda: status(window, "api").startswith("building"), timeout=60000)
             registry.stop()
-        assert {status(window, n) for n in ("api", "web")} == {"failed: registry unreachable"}
+        assert all(status(window, n).startswith("failed: registry unreachable — ") for n in ("api", "web"))
         built = {n: window.model.state(row_of(window, n)).image_id for n in ("api", "web")}
         window.controls.registry.setText(other.address)
         window.controls.commit()
@@ -267,6 +282,35 @@ def test_registry_checked_before_building_offers_build_only(qtbot, window, regis
     assert "connection refused" in choices[0].lower() or "could not connect" in choices[0].lower()
     assert report.registry == "" and report.succeeded
     assert status(window, "api") == "built"
+
+
+def test_while_the_registry_is_checked_nothing_else_starts(qtbot, window, tmp_path: Path, monkeypatch) -> None:
+    """The check before a run takes as long as the registry does: meanwhile F5 must not
+    start a second check and run, nor may rows be removed or edits undone under it."""
+    import socket
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)  # accepts, never answers: the check waits for its timeout
+    write_image(tmp_path, "api")
+    open_project(window, write_project(tmp_path, [{"name": "api", "context": "api"}],
+                                       registry=f"127.0.0.1:{silent.getsockname()[1]}"))
+    window.document.edit(window.model.uid(0), "tags", ["1.0"])
+    checks: list[str] = []
+    monkeypatch.setattr(QMessageBox, "exec", lambda box: checks.append(box.informativeText()) or 0)  # Cancel
+    try:
+        window.actions.start.trigger()
+        select(window, "api")  # a selection change re-applies the action rules
+        assert window.busy and not window.actions.start.isEnabled()
+        assert not window.actions.remove.isEnabled() and not window.actions.undo.isEnabled()
+        qtbot.keyClick(window, Qt.Key.Key_F5)
+        window.start()
+        qtbot.waitUntil(lambda: bool(checks), timeout=30_000)
+        QApplication.processEvents()
+        assert len(checks) == 1 and not window.session.running and not window.busy
+        assert window.actions.start.isEnabled() and window.actions.undo.isEnabled()
+    finally:
+        silent.close()
 
 
 @pytest.mark.docker
@@ -358,17 +402,70 @@ def test_quitting_the_application_ends_the_run_within_seconds(tmp_path: Path, do
     assert wait_until_dead(workers, 2) == []
 
 
+def test_quitting_keeps_what_is_being_typed(qtbot, window, tmp_path: Path) -> None:
+    """Log-off or QApplication.quit() asks nothing: a cell still being typed in goes to the
+    autosave with the other edits (it used to be lost)."""
+    write_image(tmp_path, "api")
+    path = write_project(tmp_path, [{"name": "api", "context": "api"}])
+    open_project(window, path)
+    type_without_enter(qtbot, window, 0, COL_TAGS, "typed-not-entered")
+    window.prepare_to_quit()
+    assert window.close()
+    recovered = stored.read_autosave(path)
+    assert recovered is not None and recovered.images[0].tags == ["typed-not-entered"]
+
+
+def test_quitting_while_the_engine_does_not_answer(tmp_path: Path) -> None:
+    """An engine that accepts the connection and never answers keeps the run in its
+    pre-flight for 20 s. Quitting then must neither wait for it nor crash."""
+    import signal
+    import socket
+    import subprocess
+    import sys
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)  # the kernel accepts; nobody ever reads or answers
+    write_image(tmp_path, "api")
+    path = write_project(tmp_path, [{"name": "api", "context": "api"}])
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "HOME": str(tmp_path / "home"),
+           "XDG_CONFIG_HOME": str(tmp_path / "config"), "XDG_DATA_HOME": str(tmp_path / "data"),
+           "DOCKER_HOST": f"tcp://127.0.0.1:{silent.getsockname()[1]}"}
+    env.pop("DOCKER_CONTEXT", None)
+    process = subprocess.Popen([sys.executable, "-m", "gui", str(path), "--start"], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and silent.accept() is None:
+            pass  # the run is connecting once the engine's port was reached
+        process.send_signal(signal.SIGTERM)
+        quit_at = time.monotonic()
+        output = process.communicate(timeout=20)[0].decode(errors="replace")
+        assert time.monotonic() - quit_at < 8, "quitting waited for the engine"
+        assert process.returncode == 0, output
+    finally:
+        process.kill()
+        silent.close()
+
+
 def test_save_as_round_trip_then_details_still_edit(qtbot, window, tmp_path: Path, monkeypatch) -> None:
-    write_image(tmp_path / "images", "api")
-    open_project(window, write_project(tmp_path, [{"name": "api", "context": "images/api"}]))
+    for name in ("api", "web"):
+        write_image(tmp_path / "images", name)
+    open_project(window, write_project(tmp_path, [{"name": n, "context": f"images/{n}"} for n in ("api", "web")]))
+    select(window, "web")
+    window.actions.remove.trigger()
     select(window, "api")
     (tmp_path / "elsewhere").mkdir()
     target = tmp_path / "elsewhere" / "copy.toml"
     monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(target), ""))
     window.actions.save_as.trigger()
     assert not window.document.modified and window.windowTitle().startswith("copy.toml")
-    # After the save the Details tab still edits the selected image (it used to edit nothing).
-    select(window, "api")
+    # The selection and Details survive the save (they used to be dropped)...
+    assert window.table.selected_uids() == [window.model.uid(0)] and window.details.title.text() == "<b>api</b>"
+    # ...and undo brings back the removed image with its path rebased to the new folder.
+    window.actions.undo.trigger()
+    assert window.model.image(1).context == "../images/web" and window.model.problems(1) == []
+    window.actions.redo.trigger()
     window.tabs.setCurrentWidget(window.details)
     window.details.target.setFocus()
     qtbot.keyClicks(window.details.target, "base")
@@ -377,7 +474,7 @@ def test_save_as_round_trip_then_details_still_edit(qtbot, window, tmp_path: Pat
     assert window.model.image(0).build_args == {"ABC": "1"}
     qtbot.keyClick(window, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier)  # no Enter first
     again = load(target, strict=False)
-    assert again.images[0].context == "../images/api"
+    assert [image.context for image in again.images] == ["../images/api"]
     assert (again.images[0].target, again.images[0].build_args) == ("base", {"ABC": "1"})
 
 
@@ -386,12 +483,7 @@ def test_what_is_typed_is_what_is_saved_and_asked_about(qtbot, window, tmp_path:
     path = write_project(tmp_path, [{"name": "api", "context": "api"}])
     open_project(window, path)
     # A table cell still being edited when Ctrl+S is pressed.
-    window.table.setFocus()
-    window.table.setCurrentIndex(window.table.filter.index(0, COL_TAGS))
-    qtbot.keyClick(window.table, Qt.Key.Key_F2)
-    [editor] = window.table.viewport().findChildren(QLineEdit)
-    editor.selectAll()
-    qtbot.keyClicks(editor, "v9")
+    type_without_enter(qtbot, window, 0, COL_TAGS, "v9")
     window.actions.save.trigger()
     assert load(path).images[0].tags == ["v9"]
     # Typing into the registry field and closing with the window's X: the prompt comes.
@@ -420,10 +512,33 @@ def test_undo_redo_and_typing_never_overwrites(qtbot, window, tmp_path: Path) ->
     assert [window.model.image(r).name for r in range(window.model.rowCount())] == ["api", "db"]
     qtbot.keyClick(window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
     assert [window.model.image(r).name for r in range(window.model.rowCount())] == ["api", "web", "db"]
-    window.undo_action.trigger()
+    window.actions.undo.trigger()
     assert window.model.image(0).tags == ["latest"] and not window.document.modified
-    window.redo_action.trigger()
+    window.actions.redo.trigger()
     assert window.model.image(0).tags == ["1.0"] and window.document.modified
+
+
+def test_duplicate_flags_follow_removed_and_restored_rows(qtbot, window, tmp_path: Path) -> None:
+    """Duplicate-reference problems belong to rows, not row numbers: removing a row and
+    undoing it moves the flag with the rows (this crashed and left stale flags before)."""
+    write_image(tmp_path, "a")
+    names = ["dup", "other", "dup", "dup", "z"]
+    open_project(window, write_project(tmp_path, [{"name": n, "context": "a"} for n in names]))
+
+    def flagged() -> list[str]:
+        return [f"{window.model.image(r).name}{r}" for r in range(window.model.rowCount())
+                if any("duplicate reference" in p for p in window.model.problems(r))]
+
+    assert flagged() == ["dup2", "dup3"]
+    window.select_row(0)
+    window.actions.remove.trigger()
+    assert flagged() == ["dup2"]  # the first "dup" left: the next one is now the original
+    window.select_row(2)
+    window.actions.remove.trigger()
+    assert flagged() == [] and window.model.invalid_enabled_rows() == []
+    window.actions.undo.trigger()
+    window.actions.undo.trigger()
+    assert flagged() == ["dup2", "dup3"]
 
 
 def test_filter_sort_and_failed_only(qtbot, window, tmp_path: Path) -> None:
@@ -503,6 +618,12 @@ def test_crash_recovery_per_project(qtbot, make_window, tmp_path: Path, monkeypa
     open_project(reopened, path)
     assert asked and "Recover" in asked[0]
     assert reopened.model.image(0).tags == ["recovered"] and reopened.document.modified
+    # Untitled windows share one autosave: an unmodified one closing leaves the other's alone.
+    untitled = make_window()
+    untitled.document.add([ImageSpec(name="draft", context=str(tmp_path / "api"))], "Add")
+    untitled.document.autosave()
+    make_window().close()
+    assert stored.read_autosave(None) is not None
 
 
 @pytest.mark.docker
@@ -526,6 +647,13 @@ def test_keyboard_and_screen_readers(window) -> None:
     labels = {label.text(): label.buddy() for label in window.controls.findChildren(type(window.counts))
               if label.buddy() is not None}
     assert labels["&Registry"] is window.controls.registry
+    # Alt+letter of every menu, tab, label and button of the window is its own.
+    texts = [action.text() for action in window.menuBar().actions()]
+    texts += [window.tabs.tabText(i) for i in range(window.tabs.count())]
+    texts += [widget.text() for kind in (type(window.counts), QPushButton) for widget in window.controls.findChildren(kind)]
+    texts += [label.text() for label in window.findChildren(type(window.counts)) if label.buddy() is window.filter]
+    keys = [text[text.index("&") + 1].lower() for text in texts if "&" in text]
+    assert len(keys) == len(set(keys)), sorted(texts)
     assert labels["&Builders"] is window.controls.builders_spin
     assert window.actions.start.shortcut().toString() == "F5"
     assert window.actions.cancel.shortcut().toString() == "Shift+F5"
@@ -536,7 +664,7 @@ def test_keyboard_and_screen_readers(window) -> None:
     assert window.controls.builders_spin.value() == 7
 
 
-def test_dark_palette_gives_readable_colours(qtbot, window) -> None:
+def test_dark_palette_gives_readable_colours(qtbot, window, tmp_path: Path) -> None:
     from gui.window import theme
 
     light = QGuiApplication.palette()
@@ -546,6 +674,16 @@ def test_dark_palette_gives_readable_colours(qtbot, window) -> None:
         dark.setColor(role, colour)
     assert theme.is_dark(dark) and not theme.is_dark(light)
     assert theme.error_text(dark).lightness() > 128 > theme.error_text(light).lightness()
+    # The system switches to dark while the window is open: what is tinted follows.
+    qtbot.keyClicks(window.controls.registry, "Bad Registry")
+    QApplication.setPalette(dark)
+    try:
+        QApplication.processEvents()
+        tint = QColor(window.controls.registry.styleSheet().split("background: ")[1].split(";")[0])
+        assert tint.lightness() < 100, "the invalid registry field kept its light-scheme tint"
+        window.grab().save(str(tmp_path / "dark.png"))
+    finally:
+        QApplication.setPalette(light)
     hard_coded = [path.name for path in (Path(__file__).parents[1] / "gui" / "window").glob("*.py")
                   if path.name != "theme.py" and '"#' in path.read_text()]
     assert hard_coded == [], f"colours outside theme.py: {hard_coded}"
@@ -571,13 +709,19 @@ def test_timeline_scrolls_for_many_images(qtbot, window, tmp_path: Path) -> None
 
 
 def test_table_model_passes_qt_model_tester(qtmodeltester, tmp_path: Path, qapp) -> None:
-    from gui.window.image_model import ImageTableModel
+    from gui.pipeline.project import ImageSpec
+    from gui.window.image_model import ImageTableModel, Row
 
     for name in ("api", "web"):
         write_image(tmp_path, name)
     model = ImageTableModel(load(write_project(tmp_path, [{"name": "api", "context": "api"},
                                                           {"name": "web", "context": "web"}])))
     qtmodeltester.check(model)
+    # The tester stays connected: inserts, removals and edits must keep the model consistent.
+    model.insert_rows(1, [Row(ImageSpec(name="new", context="api"))])
+    model.take_rows([model.uid(0), model.uid(2)])
+    model.set_field(model.uid(0), "tags", ["1.0", "2.0"])
+    assert [model.image(r).name for r in range(model.rowCount())] == ["new"]
 
 
 def test_save_keeps_the_project_when_the_disk_refuses(qtbot, window, tmp_path: Path, monkeypatch) -> None:

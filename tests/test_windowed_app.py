@@ -38,6 +38,8 @@ with open({str(record)!r}, "a") as out:
     out.write(json.dumps({{"action": action, "mark": os.environ.get("DOCKPOOL_CHILD_NO_WINDOW")}}) + "\\n")
 if action == "get":
     print(json.dumps({{"ServerURL": server, "Username": "dockpool", "Secret": "secret-pass"}}))
+elif action == "list":  # a classic build sends every login the helper lists
+    print(json.dumps({{}}))
 """)
     helper.chmod(0o755)
 
@@ -133,13 +135,25 @@ def test_a_crash_is_reported_at_the_next_start(tmp_path: Path) -> None:
     errors = ErrorLog()
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
                           text=True).stdout.strip()
-    errors.marker.write_text(dead)  # a session that never removed its marker: it crashed
-    message = errors.previous_crash()
-    assert message and str(errors.path) in message
-    errors.running()
-    assert errors.previous_crash() is None  # this very process is not a crash
-    errors.closed()
-    assert not errors.marker.exists()
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        # Another Dockpool still running: its marker is not a crash, and survives.
+        other = errors.marker.with_name(f"running-{alive.pid}.pid")
+        other.write_text(str(alive.pid))
+        assert errors.previous_crash() is None and other.exists()
+        # A session that never removed its marker: it crashed; said once.
+        errors.marker.with_name(f"running-{dead}.pid").write_text(dead)
+        message = errors.previous_crash()
+        assert message and str(errors.path) in message
+        assert errors.previous_crash() is None
+        errors.running()
+        assert errors.previous_crash() is None  # this very process is not a crash
+        errors.closed()
+        assert not errors.marker.exists() and other.exists()
+    finally:
+        alive.kill()
+        alive.wait()
+        other.unlink(missing_ok=True)
 
 
 def test_workers_of_a_windowed_app_write_nowhere_else(tmp_path: Path) -> None:
@@ -168,3 +182,39 @@ def test_credentials_file_login_works_without_a_helper(tmp_path: Path) -> None:
     found = find_credentials("registry.example.com")
     assert found is not None and (found.username, found.password) == ("someone", "pw")
     assert "pw" not in repr(found)
+
+
+def test_the_log_rotates_at_start_only(tmp_path: Path, monkeypatch) -> None:
+    """Windows cannot rename a log that workers hold open, so the log never rotates while
+    Dockpool runs (it did at 2 MB, and every later record then failed): only at start-up."""
+    import logging
+
+    from PySide6.QtCore import QStandardPaths
+
+    from gui.window import app
+
+    QStandardPaths.setTestModeEnabled(True)
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)
+    monkeypatch.setattr("threading.excepthook", __import__("threading").excepthook)
+    errors = app.ErrorLog()
+    errors.path.write_text("old session\n" + "x" * app.LOG_ROTATE_BYTES, encoding="utf-8")
+    errors.install()
+    from PySide6.QtCore import qInstallMessageHandler
+
+    qInstallMessageHandler(errors.previous_qt_handler)
+    try:
+        assert errors.path.with_name(app.LOG_NAME + ".1").read_text(encoding="utf-8").startswith("old session")
+        worker = open(errors.path, "a", encoding="utf-8")  # a worker appends to the same file
+        for _ in range(300):
+            logging.getLogger("test").info("%s", "y" * 10_000)  # 3 MB: past the old rotation size
+        worker.write("worker line\n")
+        worker.close()
+        text = errors.path.read_text(encoding="utf-8")
+        assert "old session" not in text and text.endswith("worker line\n") and len(text) > 3_000_000
+        assert not errors.path.with_name(app.LOG_NAME + ".2").exists()
+    finally:
+        for handler in logging.getLogger().handlers[:]:
+            logging.getLogger().removeHandler(handler)
+            handler.close()
+        errors.path.unlink(missing_ok=True)
+        errors.path.with_name(app.LOG_NAME + ".1").unlink(missing_ok=True)

@@ -13,12 +13,14 @@ from PySide6.QtWidgets import QStyle, QWidget
 class UiState:
     """What the enabled state of the actions depends on."""
 
-    running: bool
+    running: bool  # a run, or the registry check before one
     rows: int
     selected: int
     has_failed: bool  # failed or cancelled rows that are enabled
     has_report: bool
     one_selected_running: bool  # the single selected image is being worked on
+    can_undo: bool = False
+    can_redo: bool = False
 
 
 class Actions:
@@ -38,6 +40,8 @@ class Actions:
                 act.setToolTip(tip)
             return act
 
+        self.undo = action("&Undo", QKeySequence.StandardKey.Undo)
+        self.redo = action("&Redo", QKeySequence.StandardKey.Redo)
         self.new = action("&New", QKeySequence.StandardKey.New, sp.SP_FileIcon)
         self.open = action("&Open…", QKeySequence.StandardKey.Open, sp.SP_DialogOpenButton)
         self.save = action("&Save", QKeySequence.StandardKey.Save, sp.SP_DialogSaveButton)
@@ -74,6 +78,9 @@ class Actions:
             act.setEnabled(idle)
         for act in (self.remove, self.duplicate, self.enable, self.disable):
             act.setEnabled(idle and state.selected > 0)
+        # Undo could remove or rename images the run is working on, as Remove could.
+        self.undo.setEnabled(idle and state.can_undo)
+        self.redo.setEnabled(idle and state.can_redo)
         self.start.setEnabled(idle and state.rows > 0)
         self.cancel.setEnabled(state.running)
         self.retry.setEnabled(idle and state.has_failed)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import faulthandler
 import logging
-import logging.handlers
 import os
 import signal
 import sys
@@ -31,11 +30,15 @@ from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from .. import __version__
+from ..pipeline.processes import pid_exists
+from ..pipeline.workers import prestart
 from ..resources import resource_path
 from .background import wait_for_background
 from .main_window import MainWindow
 
 LOG_NAME = "dockpool.log"
+LOG_ROTATE_BYTES = 2_000_000
+LOG_BACKUPS = 2
 log = logging.getLogger("dockpool")
 
 
@@ -60,14 +63,14 @@ class ErrorLog:
 
     def __init__(self) -> None:
         self.path = log_folder() / LOG_NAME
-        self.marker = log_folder() / "running.pid"
+        self.marker = log_folder() / f"running-{os.getpid()}.pid"  # one per process: windows may be many
         self._stream: Any = None
 
     def install(self) -> None:
         if os.environ.get("DOCKPOOL_WINDOWED") == "1":  # as a windowed executable is started
             sys.stdout = sys.stderr = None  # type: ignore[assignment]
-        handler = logging.handlers.RotatingFileHandler(self.path, maxBytes=2_000_000, backupCount=2,
-                                                       encoding="utf-8")
+        self._rotate()
+        handler = logging.FileHandler(self.path, encoding="utf-8")
         handlers: list[logging.Handler] = [handler]
         if sys.stderr is not None:
             handlers.append(logging.StreamHandler())
@@ -83,6 +86,22 @@ class ErrorLog:
         self.previous_qt_handler = qInstallMessageHandler(self._qt_message)  # else Qt writes to fd 2
         sys.excepthook = self._uncaught
         threading.excepthook = lambda args: self._uncaught(args.exc_type, args.exc_value, args.exc_traceback)
+
+    def _rotate(self) -> None:
+        """Rotate at start-up only, before anything has the file open: while the app runs, its
+        workers and stray-output stream append to it too, and Windows refuses to rename a file
+        that others have open (RotatingFileHandler would then log an error on every record).
+        Another Dockpool running keeps it open: then it simply grows until a later start."""
+        if not self.path.exists() or self.path.stat().st_size < LOG_ROTATE_BYTES:
+            return
+        try:
+            for number in range(LOG_BACKUPS - 1, 0, -1):
+                older = self.path.with_name(f"{LOG_NAME}.{number}")
+                if older.exists():
+                    os.replace(older, self.path.with_name(f"{LOG_NAME}.{number + 1}"))
+            os.replace(self.path, self.path.with_name(f"{LOG_NAME}.1"))
+        except OSError:
+            pass
 
     @staticmethod
     def _qt_message(kind: QtMsgType, context: Any, message: str) -> None:
@@ -101,22 +120,24 @@ class ErrorLog:
             self._box = box
 
     def previous_crash(self) -> str | None:
-        """The last session ended without closing (its marker is left, its process gone)."""
-        try:
-            pid = int(self.marker.read_text())
-        except (OSError, ValueError):
-            return None
-        if pid == os.getpid():
-            return None
-        try:
-            os.kill(pid, 0)
-            return None  # another window of Dockpool is running
-        except (ProcessLookupError, PermissionError, OSError):
+        """An earlier session ended without closing: its marker is left and its process gone.
+        Markers of Dockpools still running are theirs, not crashes."""
+        crashed = False
+        for marker in log_folder().glob("running-*.pid"):
+            try:
+                pid = int(marker.stem.removeprefix("running-"))
+            except ValueError:
+                continue
+            if pid != os.getpid() and not pid_exists(pid):
+                crashed = True
+                marker.unlink(missing_ok=True)  # reported once
+        if crashed:
             return f"Dockpool closed unexpectedly last time. What it logged is in:\n{self.path}"
+        return None
 
     def running(self) -> None:
         try:
-            self.marker.write_text(str(os.getpid()))
+            self.marker.write_text(str(os.getpid()))  # the name says it; the text is for people
         except OSError:
             pass
 
@@ -172,6 +193,7 @@ def run(argv: list[str], started: float | None = None) -> int:
     _quit_in_order(app)
     window = MainWindow(worker_log=str(errors.path))
     window.show()
+    prestart()  # the fork server loads the workers' modules while the user looks at the window
     if crash and not args.smoke:
         QMessageBox.information(window, "Dockpool closed unexpectedly", crash)
     opened = True

@@ -8,7 +8,7 @@ chose; the window turns that into undoable project edits and live limits.
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QEvent, Qt, Signal
 from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QLineEdit, QPushButton, QSlider, QSpinBox,
                                QWidget)
 
@@ -34,7 +34,7 @@ class ControlsBar(QWidget):
         self.registry.setClearButtonEnabled(True)
         self.registry.editingFinished.connect(self._registry_finished)
         self.registry.textEdited.connect(self._show_registry_problem)
-        self.login = QPushButton("&Log in…")
+        self.login = QPushButton("L&og in…")
         self.login.setAccessibleName("Log in to the registry")
         self.login.clicked.connect(self.loginRequested)
         self.push_via = QComboBox()
@@ -52,7 +52,7 @@ class ControlsBar(QWidget):
         layout.addWidget(self._label("&Registry", self.registry))
         layout.addWidget(self.registry, 3)
         layout.addWidget(self.login)
-        layout.addWidget(self._label("Pus&h", self.push_via))
+        layout.addWidget(self._label("&Push", self.push_via))
         layout.addWidget(self.push_via)
         layout.addSpacing(12)
         for text, slider, spin in (("&Builders", self.builders, self.builders_spin),
@@ -89,12 +89,19 @@ class ControlsBar(QWidget):
     def _show_registry_problem(self) -> None:
         text = self.registry.text().strip()
         problem = reference.registry_problem(text)
-        palette = self.registry.palette()
+        palette = self.palette()  # the bar's: the field's own palette carries its style sheet's tint
         if problem:
             self.registry.setStyleSheet(f"QLineEdit {{ background: {theme.invalid_background(palette).name()}; }}")
         else:
             self.registry.setStyleSheet("")
         self.registry.setToolTip(f"'{text}' {problem}" if problem else "")
+
+    def changeEvent(self, event: QEvent) -> None:
+        """The system switched light/dark: the registry field's tint is a style sheet, which
+        does not follow the palette by itself."""
+        super().changeEvent(event)
+        if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange):
+            self._show_registry_problem()
 
     def commit(self) -> None:
         """Hand over what is being typed (Ctrl+S, Start and close use the typed values)."""

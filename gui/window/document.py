@@ -34,6 +34,9 @@ class ProjectDocument(QObject):
         self.undo.cleanChanged.connect(lambda _clean: self.changed.emit())
         self.model.editRequested.connect(self.edit)
         self._recovered = False  # a recovered autosave counts as modified until saved
+        # This document wrote (or recovered) the autosave of its project: only then may it
+        # delete it. Another window on the same project, or untitled too, shares the file.
+        self._owns_autosave = False
 
     @property
     def project(self) -> Project:
@@ -59,6 +62,7 @@ class ProjectDocument(QObject):
         self.undo.clear()
         self.undo.setClean()
         self._recovered = recovered
+        self._owns_autosave = recovered
         self.replaced.emit()
         self.changed.emit()
 
@@ -71,28 +75,54 @@ class ProjectDocument(QObject):
 
     def save(self, path: Path | None = None) -> Path:
         """Write the project (raises OSError); the autosave of its old name goes."""
-        old = self.path
+        old, old_base = self.path, self.project.base_dir
         saved = projects.save(self.project, path)
-        if saved is not self.project:  # saved elsewhere: relative paths were rebased
-            self.model.set_project(saved, keep_states=True)
-            self.replaced.emit()
-        stored.clear_autosave(old)
+        if saved is not self.project:  # saved elsewhere: relative paths were rebased in the file
+            self._rebase(old_base, saved.base_dir)
+            self.project.path = saved.path
+        stored.clear_autosave(old)  # saved: the edits the autosaves held are in the file now
         stored.clear_autosave(saved.path)
+        self._owns_autosave = False
         stored.remember_project(saved.path)  # type: ignore[arg-type]
         self.undo.setClean()
         self._recovered = False
         self.changed.emit()
         return saved.path  # type: ignore[return-value]
 
+    def _rebase(self, old: Path, new: Path) -> None:
+        """The project moved folder: make its relative paths relative to the new one, in place,
+        in the table and in every undo step (which would otherwise bring back paths that now
+        point elsewhere). In place keeps the selection, run states and the last report."""
+        if old == new:
+            return
+        specs = {id(spec): spec for spec in self.project.images}
+        for index in range(self.undo.count()):
+            command = self.undo.command(index)
+            if isinstance(command, AddRows):
+                specs.update((id(row.spec), row.spec) for row in command.rows)
+            elif isinstance(command, RemoveRows):
+                specs.update((id(row.spec), row.spec) for _, row in command.taken)
+            elif isinstance(command, EditField) and command.name in projects.PATH_FIELDS:
+                command.old = projects.rebase_field(command.name, command.old, old, new)
+                command.new = projects.rebase_field(command.name, command.new, old, new)
+        for spec in specs.values():
+            for name in projects.PATH_FIELDS:
+                setattr(spec, name, projects.rebase_field(name, getattr(spec, name), old, new))
+        self.model.paths_changed()
+
     def autosave(self) -> None:
         if self.modified:
             try:
                 stored.write_autosave(self.project)
+                self._owns_autosave = True
             except OSError:
                 pass  # never let autosave interrupt the user
 
     def discard_autosave(self) -> None:
-        stored.clear_autosave(self.path)
+        """Delete the project's autosave, if this document wrote it."""
+        if self._owns_autosave:
+            stored.clear_autosave(self.path)
+            self._owns_autosave = False
 
     # --- edits (each one undoable) -------------------------------------------------------------
 

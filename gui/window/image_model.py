@@ -91,13 +91,11 @@ class ImageTableModel(QAbstractTableModel):
     def project(self) -> Project:
         return self._project
 
-    def set_project(self, project: Project, keep_states: bool = False) -> None:
-        """Show another project; keep_states when it is the same rows saved elsewhere."""
+    def set_project(self, project: Project) -> None:
+        """Show another project."""
         self.beginResetModel()
-        old = self._rows
         self._project = project
-        self._rows = [Row(spec, old[i].uid, old[i].state) if keep_states and i < len(old) else Row(spec)
-                      for i, spec in enumerate(project.images)]
+        self._rows = [Row(spec) for spec in project.images]
         self._reindex()
         self._revalidate_all()
         self.endResetModel()
@@ -132,28 +130,41 @@ class ImageTableModel(QAbstractTableModel):
     # --- validation ---------------------------------------------------------------------------
 
     def _revalidate_all(self) -> None:
-        self._duplicates = duplicate_refs(self._project.images)
+        self._duplicates = self._duplicate_uids()
         for index, row in enumerate(self._rows):
             row.problems = self._problems_of(index)
 
+    def _duplicate_uids(self) -> dict[int, str]:
+        """duplicate_refs() keyed by row identity, so it stays true across inserts and removals."""
+        return {self._rows[index].uid: ref for index, ref in duplicate_refs(self._project.images).items()}
+
     def _problems_of(self, index: int) -> list[str]:
-        return image_problems(self._project, index, duplicates=self._duplicates, backend=self.backend,
+        duplicates = {index: self._duplicates[uid]} if (uid := self._rows[index].uid) in self._duplicates else {}
+        return image_problems(self._project, index, duplicates=duplicates, backend=self.backend,
                               cache=self._dockerfiles)
 
     def revalidate(self, rows: list[int] | None = None) -> None:
         """Check `rows` again (None: all), and every row whose duplicate status changed."""
         before = self._duplicates
-        self._duplicates = duplicate_refs(self._project.images)
+        self._duplicates = self._duplicate_uids()
         if rows is None:
             targets = set(range(len(self._rows)))
         else:
-            changed = {i for i in set(before) | set(self._duplicates) if before.get(i) != self._duplicates.get(i)}
-            targets = {r for r in rows if 0 <= r < len(self._rows)} | changed
+            changed = {uid for uid in before.keys() | self._duplicates.keys()
+                       if before.get(uid) != self._duplicates.get(uid)}
+            targets = {r for r in rows if 0 <= r < len(self._rows)}
+            targets |= {index for uid in changed if (index := self._by_uid.get(uid)) is not None}
         for index in sorted(targets):
             problems = self._problems_of(index)
             if problems != self._rows[index].problems:
                 self._rows[index].problems = problems
                 self.dataChanged.emit(self.index(index, 0), self.index(index, COL_DOCKERFILE))
+
+    def paths_changed(self) -> None:
+        """The images' paths were rewritten in place (the project was saved in another folder)."""
+        self.revalidate()
+        if self._rows:
+            self.dataChanged.emit(self.index(0, COL_CONTEXT), self.index(len(self._rows) - 1, COL_CONTEXT))
 
     def set_backend(self, kind: str) -> None:
         """The builder that will build is known: classic makes BuildKit-only lines problems."""

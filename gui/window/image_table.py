@@ -40,6 +40,12 @@ class ImageFilter(QSortFilterProxyModel):
     def set_failed_only(self, failed_only: bool) -> None:
         self._refilter(lambda: setattr(self, "_failed_only", failed_only))
 
+    def outcomes_changed(self) -> None:
+        """Rows reached an outcome during a run: with "Failed only" on or a filter typed,
+        which rows match changed (sorting stays put: rows do not jump under the pointer)."""
+        if self._failed_only or self._text:
+            self._refilter(lambda: None)
+
     def _refilter(self, change: Any) -> None:
         """Qt 6.10 replaced invalidateFilter() with a begin/end pair around the change."""
         if hasattr(self, "beginFilterChange"):
@@ -113,9 +119,10 @@ class ImageTable(QTableView):
             return
         index = self.filter.mapFromSource(self.source.index(row, 0))
         if index.isValid():
-            self.selectionModel().select(index, QItemSelectionModel.SelectionFlag.ClearAndSelect
-                                         | QItemSelectionModel.SelectionFlag.Rows)
-            self.setCurrentIndex(index)
+            # The selection model's setCurrentIndex, not the view's: the view's would read the
+            # keyboard modifiers held right now and could toggle the row off again.
+            self.selectionModel().setCurrentIndex(index, QItemSelectionModel.SelectionFlag.ClearAndSelect
+                                                  | QItemSelectionModel.SelectionFlag.Rows)
             self.scrollTo(index)
 
     def commit_editor(self) -> None:

@@ -125,15 +125,19 @@ class LogView(QWidget):
 
     def append_records(self, records: list[Any]) -> None:
         """The shown image's new lines from one batch, appended at once."""
-        lines = []
+        lines: list[str] = []
         for record in records:
             if isinstance(record, ev.LogLine) and record.image == self.key:
-                if self._skip:
-                    self._skip -= 1
-                    continue
-                lines.append(format_line(record.stage.value, record.text, record.error))
+                parts = record.text.splitlines() or [""]
+                skipped = min(self._skip, len(parts))  # already read from the file
+                self._skip -= skipped
+                lines.extend(format_line(record.stage.value, part, record.error) for part in parts[skipped:])
             elif isinstance(record, ev.LogGap) and record.image == self.key:
-                lines.append(f"… {record.skipped} lines went to the log file only (Open log file)")
+                if self._skip >= record.skipped:
+                    self._skip -= record.skipped
+                else:
+                    self._skip = 0
+                    lines.append(f"… {record.skipped} lines went to the log file only (Open log file)")
         if lines:
             at_end = self.text.verticalScrollBar().value() >= self.text.verticalScrollBar().maximum() - 2
             self.text.appendPlainText("\n".join(lines))

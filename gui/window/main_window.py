@@ -10,13 +10,14 @@ signals and handles what only a window can: closing, quitting, layout.
 from __future__ import annotations
 
 import copy
+import logging
 import os
 import shutil
 import time
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QByteArray, QEvent, Qt, QTimer, QUrl, Signal
+from PySide6.QtCore import QByteArray, QEvent, QModelIndex, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QCloseEvent, QDesktopServices, QGuiApplication, QKeySequence, QShortcut
 from PySide6.QtWidgets import (QApplication, QFileDialog, QHBoxLayout, QLabel, QLineEdit, QMainWindow, QMenu,
                                QMessageBox, QProgressBar, QSplitter, QSystemTrayIcon, QTabWidget, QToolBar,
@@ -45,6 +46,8 @@ from .login_dialog import LoginDialog
 from .session import RunSession
 from .taskbar import TaskbarProgress
 from .timeline import TimelineArea
+
+log = logging.getLogger(__name__)
 
 AUTOSAVE_INTERVAL_MS = 15_000
 NOTIFY_AFTER_SECONDS = 60.0
@@ -82,6 +85,9 @@ class MainWindow(QMainWindow):
         self._run_started = 0.0
         self._close_after_run = False
         self._quitting = False
+        self._checking = False  # the registry check before a run is under way
+        self._closing = False  # the close was accepted: late answers from background work are dropped
+        self._can_undo = (False, False)  # (undo, redo) as the undo stack last said
         self._backend = "…"
         self._build_ui()
         self._build_menus()
@@ -109,7 +115,7 @@ class MainWindow(QMainWindow):
         self.tabs = QTabWidget()
         self.tabs.addTab(self.log, "&Log")
         self.tabs.addTab(self.timeline, "Ti&meline")
-        self.tabs.addTab(self.details, "D&etails")
+        self.tabs.addTab(self.details, "&Details")
         self.overall = QProgressBar()
         self.overall.setFormat("%v / %m done")
         self.overall.setAccessibleName("Run progress")
@@ -147,10 +153,6 @@ class MainWindow(QMainWindow):
 
     def _build_menus(self) -> None:
         a = self.actions
-        self.undo_action = self.document.undo.createUndoAction(self, "&Undo")
-        self.undo_action.setShortcut(QKeySequence.StandardKey.Undo)
-        self.redo_action = self.document.undo.createRedoAction(self, "&Redo")
-        self.redo_action.setShortcut(QKeySequence.StandardKey.Redo)
         menus = self.menuBar()
         file_menu = menus.addMenu("&File")
         for act in (a.new, a.open):
@@ -162,14 +164,14 @@ class MainWindow(QMainWindow):
         file_menu.addSeparator()
         file_menu.addAction(a.quit)
         edit_menu = menus.addMenu("&Edit")
-        edit_menu.addAction(self.undo_action)
-        edit_menu.addAction(self.redo_action)
-        images_menu = menus.addMenu("&Images")
+        edit_menu.addAction(a.undo)
+        edit_menu.addAction(a.redo)
+        images_menu = menus.addMenu("Ima&ges")
         for act in (a.add_image, a.add_folder, a.duplicate, a.remove, a.enable, a.disable):
             images_menu.addAction(act)
         images_menu.addSeparator()
         images_menu.addAction(a.failed_only)
-        run_menu = menus.addMenu("&Run")
+        run_menu = menus.addMenu("Ru&n")
         for act in (a.start, a.cancel, a.retry):
             run_menu.addAction(act)
         help_menu = menus.addMenu("&Help")
@@ -197,6 +199,12 @@ class MainWindow(QMainWindow):
         a.remove.triggered.connect(lambda: doc.remove(self.table.selected_uids()))
         a.enable.triggered.connect(lambda: doc.set_enabled(self.table.selected_uids(), True))
         a.disable.triggered.connect(lambda: doc.set_enabled(self.table.selected_uids(), False))
+        a.undo.triggered.connect(doc.undo.undo)
+        a.redo.triggered.connect(doc.undo.redo)
+        doc.undo.undoTextChanged.connect(lambda text: a.undo.setText(f"&Undo {text}".rstrip()))
+        doc.undo.redoTextChanged.connect(lambda text: a.redo.setText(f"&Redo {text}".rstrip()))
+        doc.undo.canUndoChanged.connect(self._undo_changed)
+        doc.undo.canRedoChanged.connect(self._undo_changed)
         a.start.triggered.connect(self.start)
         a.cancel.triggered.connect(self.cancel)
         a.retry.triggered.connect(self.retry_failed)
@@ -282,8 +290,12 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"{self.document.title}[*] — Dockpool")  # Qt shows [*] as * while modified
         self.setWindowModified(self.document.modified)
 
-    def _rows_changed(self, *_: Any) -> None:
-        self._refresh_details()
+    def _rows_changed(self, top_left: QModelIndex, bottom_right: QModelIndex, *_: Any) -> None:
+        """Per-row updates come by the hundred during a run: only the selected row's matter."""
+        uid = self._selected_single()
+        row = self.model.row_of(uid) if uid is not None else None
+        if row is not None and top_left.row() <= row <= bottom_right.row():
+            self._refresh_details()
 
     def _refresh(self) -> None:
         """After any change of rows, selection or run: the side panels and the actions."""
@@ -324,14 +336,26 @@ class MainWindow(QMainWindow):
         uid = self._selected_single()
         state = self.model.state_by_uid(uid) if uid is not None and self.model.row_of(uid) is not None else None
         self.actions.update(UiState(
-            running=self.session.running, rows=len(self.document.project.enabled_images),
+            running=self.busy, rows=len(self.document.project.enabled_images),
             selected=len(self.table.selected_uids()),
             has_failed=any(self.model.state(r).status in (ev.Status.FAILED, ev.Status.CANCELLED)
                            and self.model.image(r).enabled for r in range(self.model.rowCount())),
             has_report=self._report is not None,
             one_selected_running=bool(self.session.running and state is not None and state.status is not None
-                                      and not state.status.final and uid in self._keys.values())))
-        self.controls.set_running(self.session.running)
+                                      and not state.status.final and uid in self._keys.values()),
+            can_undo=self._can_undo[0], can_redo=self._can_undo[1]))
+        self.controls.set_running(self.busy)
+
+    def _undo_changed(self, _: bool) -> None:
+        # Read here, when the stack says it changed: the rule never asks the stack itself,
+        # which Qt may already have destroyed while the window is being torn down.
+        self._can_undo = (self.document.undo.canUndo(), self.document.undo.canRedo())
+        self._update_actions()
+
+    @property
+    def busy(self) -> bool:
+        """A run is going, or the registry is being checked before one starts."""
+        return self.session.running or self._checking
 
     def _update_overall(self) -> None:
         uids = [uid for uid in self._run_uids if self.model.row_of(uid) is not None]
@@ -340,6 +364,7 @@ class MainWindow(QMainWindow):
         done = sum(1 for uid in uids if (s := self.model.state_by_uid(uid).status) is not None and s.final)
         self.overall.setRange(0, max(1, len(uids)))
         self.overall.setValue(done)
+        self.overall.setFormat("%v / %m done" if uids else "no run yet")
         text = f"built {counts['built']}" + (f", pushed {counts['pushed']}" if pushing else "") + \
             f", failed {counts['failed']}"
         if counts["cancelled"]:
@@ -410,13 +435,13 @@ class MainWindow(QMainWindow):
         self.controls.commit()
 
     def new_project(self) -> None:
-        if self.session.running or not self.confirm_discard():
+        if self.busy or not self.confirm_discard():
             return
         self.document.discard_autosave()
         self.document.show(projects.Project())
 
     def open_dialog(self) -> None:
-        if self.session.running or not self.confirm_discard():
+        if self.busy or not self.confirm_discard():
             return
         path, _ = QFileDialog.getOpenFileName(self, "Open project", self._last_folder(),
                                               "Dockpool projects (*.toml);;All files (*)")
@@ -427,7 +452,7 @@ class MainWindow(QMainWindow):
         """Open a project; an invalid file leaves the current project untouched. Unsaved edits
         of this project from a crash are offered back. `registry` overrides the file's
         registry for this session without marking it modified (`make run`'s private one)."""
-        if not confirmed and (self.session.running or not self.confirm_discard()):
+        if not confirmed and (self.busy or not self.confirm_discard()):
             return False
         path = Path(path).absolute()
         try:
@@ -574,7 +599,7 @@ class MainWindow(QMainWindow):
 
     def _build_selected(self) -> None:
         uid = self._selected_single()
-        if uid is not None and not self.session.running:
+        if uid is not None and not self.busy:
             self._start_checked([uid], self._push_only([uid]))
 
     def _cancel_selected(self) -> None:
@@ -601,7 +626,7 @@ class MainWindow(QMainWindow):
         return False
 
     def start(self) -> None:
-        if self.session.running:
+        if self.busy:
             return
         uids = [self.model.uid(row) for row in range(self.model.rowCount()) if self.model.image(row).enabled]
         self._start_checked(uids, [])
@@ -609,7 +634,7 @@ class MainWindow(QMainWindow):
     def retry_failed(self) -> None:
         """Rerun failed and cancelled images; one whose build succeeded and whose push failed
         is only pushed again (to the refs it has now: registry and tags may have been fixed)."""
-        if self.session.running:
+        if self.busy:
             return
         uids = [self.model.uid(row) for row in range(self.model.rowCount())
                 if self.model.image(row).enabled
@@ -635,14 +660,19 @@ class MainWindow(QMainWindow):
         repository = self.model.image_by_uid(uids[0]).name
         registry, insecure = project.registry, project.insecure or reference.is_insecure(project.registry)
         self.statusBar().showMessage(f"Checking {registry}…")
-        self.actions.start.setEnabled(False)
+        self._checking = True
+        self._update_actions()
         run_in_background(lambda: check_registry(registry, repository, None, insecure=insecure),
                           lambda problem: self._registry_checked(problem, uids, push_only),
                           lambda exc: self._registry_checked(str(exc), uids, push_only))
 
     def _registry_checked(self, problem: str | None, uids: list[int], push_only: dict[int, str]) -> None:
+        self._checking = False
+        if self._closing:
+            return
         self.statusBar().clearMessage()
         self._update_actions()
+        uids = [uid for uid in uids if self.model.row_of(uid) is not None]
         if problem is None:
             self._launch(uids, push_only, build_only=False)
             return
@@ -702,6 +732,7 @@ class MainWindow(QMainWindow):
         self._update_overall()
         if any(isinstance(r, (ev.BuildFailed, ev.PushFailed, ev.Cancelled, ev.PushDone, ev.BuildDone))
                for r in records):
+            self.table.filter.outcomes_changed()
             self._update_actions()
 
     def _tick(self) -> None:
@@ -811,6 +842,7 @@ class MainWindow(QMainWindow):
         if self._quitting:  # nobody can be asked: end the run, keep unsaved edits in the autosave
             self._application_quits()
             self._save_layout()
+            self._closing = True
             event.accept()
             return
         if self.session.running:
@@ -831,6 +863,7 @@ class MainWindow(QMainWindow):
         self._save_layout()
         if not self.document.modified:
             self.document.discard_autosave()
+        self._closing = True
         event.accept()
 
     def prepare_to_quit(self) -> None:
@@ -841,6 +874,8 @@ class MainWindow(QMainWindow):
     def _application_quits(self) -> None:
         """End the run in order, within seconds, and keep unsaved edits in the autosave."""
         self._quitting = True
+        self._commit_typing()
         self.document.autosave()
-        self.session.shutdown(5.0)
+        if not self.session.shutdown(5.0):
+            log.warning("the run had not ended 5 s after the application was told to quit")
 

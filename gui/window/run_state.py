@@ -25,6 +25,16 @@ KIND_LABELS = {
 }
 
 
+SHORT_MESSAGE = 60  # characters of the error on the row; the tooltip and the log have it all
+
+
+def short_message(error: str) -> str:
+    """The error's first line, cut from the front when long: its end usually says the most
+    ("…returned a non-zero code: 7", "…: connection refused")."""
+    line = error.strip().splitlines()[0] if error.strip() else ""
+    return line if len(line) <= SHORT_MESSAGE else "…" + line[-(SHORT_MESSAGE - 1):]
+
+
 @dataclass
 class RowState:
     status: ev.Status | None = None
@@ -78,6 +88,8 @@ class RowState:
             text = f"building step {self.step}/{self.steps}"
         elif self.status is ev.Status.FAILED and self.error_kind:
             text = f"failed: {KIND_LABELS.get(self.error_kind, self.error_kind)}"
+            if self.error and not self.note:
+                text += f" — {short_message(self.error)}"
         else:
             text = self.status.value
         return f"{text} — {self.note}" if self.note else text
@@ -99,8 +111,10 @@ def apply(state: RowState, record: Any) -> None:
             state.build_start, state.build_end = at, None
         case ev.BuildStep(step=step, total=total):
             state.step, state.steps = step, total
-        case ev.LogLine():
-            state.log_lines += 1
+        case ev.LogLine(text=text):
+            state.log_lines += ev.file_lines(text)
+        case ev.LogGap(skipped=skipped):
+            state.log_lines += skipped
         case ev.BuildDone(image_id=image_id):
             state.image_id, state.build_end = image_id, now
             state.status = ev.Status.BUILT_WAITING if state.will_push else ev.Status.BUILT

@@ -23,8 +23,9 @@ class TimelineView(QWidget):
     def __init__(self, model: ImageTableModel, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._model = model
-        for signal in (model.dataChanged, model.modelReset, model.rowsInserted, model.rowsRemoved):
-            signal.connect(self._changed)
+        for signal in (model.modelReset, model.rowsInserted, model.rowsRemoved):
+            signal.connect(self._resized)
+        model.dataChanged.connect(lambda *_: self.update())  # same rows: a repaint, no new size
 
     @property
     def row_height(self) -> int:
@@ -34,7 +35,7 @@ class TimelineView(QWidget):
     def label_width(self) -> int:
         return self.fontMetrics().averageCharWidth() * 22
 
-    def _changed(self, *_: object) -> None:
+    def _resized(self, *_: object) -> None:
         self.updateGeometry()
         self.adjustSize()
         self.update()

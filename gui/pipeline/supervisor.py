@@ -357,8 +357,8 @@ class Pipeline:
             self._release(w)
             job.container = None
             stage = ev.Stage.BUILD if isinstance(record, ev.BuildFailed) else ev.Stage.PUSH
-            self._failed(job, stage, record.failure)
-            return  # _failed emits the failure or the retry
+            self._retry_or_fail(job, stage, record.failure)
+            return  # _retry_or_fail emits the failure or the retry
         self._emit(record)
 
     def _log(self, key: str, stage: ev.Stage, text: str, error: bool = False) -> None:
@@ -375,7 +375,7 @@ class Pipeline:
         if self._logs:
             self._logs.finish(job.result.key)
 
-    def _failed(self, job: _Job, stage: ev.Stage, failure: ev.Failure) -> None:
+    def _retry_or_fail(self, job: _Job, stage: ev.Stage, failure: ev.Failure) -> None:
         """Retry a transient failure with backoff, or mark the image failed."""
         result = job.result
         times = result.build if stage is ev.Stage.BUILD else result.push
@@ -388,9 +388,9 @@ class Pipeline:
             self._emit(ev.RetryScheduled(result.key, stage, times.attempts + 1, delay, failure))
             return
         times.end = time.time()
-        self._failed(job, stage, failure)
+        self._mark_failed(job, stage, failure)
 
-    def _failed(self, job: _Job, stage: ev.Stage, failure: ev.Failure) -> None:
+    def _mark_failed(self, job: _Job, stage: ev.Stage, failure: ev.Failure) -> None:
         """The image's outcome is this failure: recorded, final, and said."""
         result = job.result
         result.status, result.stage = ev.Status.FAILED, stage
@@ -544,7 +544,7 @@ class Pipeline:
             self._remove_containers([job.container])
             job.container = None
         self._log(job.result.key, w.role, failure.message, True)
-        self._failed(job, w.role, failure)
+        self._retry_or_fail(job, w.role, failure)
 
     def _check_deadlines(self) -> None:
         now = time.monotonic()
@@ -636,7 +636,7 @@ class Pipeline:
             times = result.build if stage is ev.Stage.BUILD else result.push
             if times.start is not None and times.end is None:
                 times.end = time.time()
-            self._failed(job, stage, failure)
+            self._mark_failed(job, stage, failure)
 
     def _remove_containers(self, ids: list[str]) -> None:
         """The daemon removes a cancelled build's container itself; this makes sure."""

@@ -17,6 +17,7 @@ import pytest
 
 from gui.devservices import Registry
 from gui.pipeline import events as ev
+from gui.pipeline import supervisor
 from gui.pipeline.events import Status
 from gui.pipeline.project import load
 from gui.pipeline.supervisor import Pipeline, RunOptions
@@ -147,6 +148,24 @@ def test_registry_refuses_push_without_credentials(tmp_path: Path, auth_registry
     assert not any("secret-pass" in repr(event) for event in again.events)
 
 
+def test_waiting_for_an_upload_slot_is_not_a_stall(tmp_path: Path, registry: Registry,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pusher that waited longer than the hung-pusher limit for its slot is not killed the
+    moment it gets one. The limit (six minutes and more for real) is shortened to 4 s here;
+    each push takes about 6 s through the 1 MB/s proxy, so the second image waits ~6 s."""
+    monkeypatch.setattr(supervisor, "export_timeout", lambda stall_timeout: 0.0)
+    monkeypatch.setattr(supervisor, "PUSHER_SAFETY_MARGIN", 4.0)
+    slow = Proxy(_target(registry), rate=1_000_000)
+    try:
+        project = simple_project(tmp_path, 3, registry=slow.address, pushers=1, payload=6_000_000)
+        run = run_pipeline(project, push_via="direct", retries=0)
+    finally:
+        slow.close()
+    for image in run.report.images:
+        assert image.status is Status.PUSHED, image.error
+        assert image.push.attempts == 1
+
+
 @BOTH_PATHS
 def test_worker_killed_mid_push_is_retried(tmp_path: Path, registry: Registry, push_via: str) -> None:
     slow = Proxy(_target(registry), rate=1_000_000)  # 1 MB/s: an 8 MB push takes seconds
@@ -265,7 +284,9 @@ def test_lowering_limits_mid_run_retires_workers_as_they_finish(tmp_path: Path, 
     retired as soon as nothing is left to build. The registry and the process table agree."""
     slow = Proxy(_target(registry), rate=2_000_000)
     images = []
-    for index in range(8):
+    # Ten images: under spawn a pusher takes a second to start, and by the first PushStarted
+    # all of the second round of four builds may be under way; the third round starts after.
+    for index in range(10):
         write_image(tmp_path, f"s{index}", base=base_image, run="sleep 2", payload=2_000_000)
         images.append({"name": f"s{index}", "context": f"s{index}"})
     project = load(write_project(tmp_path, images, registry=slow.address, builders=4, pushers=2))

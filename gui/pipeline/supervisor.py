@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 MAX_WAIT = 0.5  # the longest the supervisor sleeps without a message
 MAX_BATCH = 500  # messages handled per wake-up before deadlines and dispatch are looked at again
 LOG_FLUSH_INTERVAL = 0.5
+PUSHER_SAFETY_MARGIN = 60.0  # beyond a direct push's longest own timeout, before its pusher counts as hung
 _WAKE = object()  # an inbox entry from the caller's thread: cancel or new limits
 
 
@@ -271,7 +272,7 @@ class Pipeline:
         blob itself, so for it this is only a safety net against a hung process."""
         if self.options.push_via == "engine":
             return self.options.stall_timeout
-        return export_timeout(self.options.stall_timeout) + 60
+        return export_timeout(self.options.stall_timeout) + PUSHER_SAFETY_MARGIN
 
     def _receive(self, timeout: float) -> None:
         """Wait up to `timeout` for messages, then handle those that arrived (fairly:
@@ -423,6 +424,7 @@ class Pipeline:
             self._wire_waiting.remove(w)
             if w in self._workers and w.send(SlotGranted()):
                 self._wire_holders.add(w)
+                w.last_activity = time.monotonic()  # the wait for the slot was not silence
 
     def _dispatch(self, limits: tuple[int, int]) -> None:
         builders, pushers = limits

@@ -99,6 +99,23 @@ def run_pipeline(project: Project, *, timeout: float = 240, on_event=None, push_
             return run
 
 
+def loopback_name() -> str:
+    """A host name (not "localhost", which is special everywhere) that resolves to a loopback
+    address on this machine: the machine's own name, on Debian and in containers alike."""
+    import ipaddress
+    import socket
+
+    for name in (socket.gethostname(), socket.getfqdn(), "localhost.localdomain", "ip6-localhost"):
+        try:
+            answers = socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)
+        except OSError:
+            continue
+        if name != "localhost" and answers and all(
+                ipaddress.ip_address(answer[4][0].partition("%")[0]).is_loopback for answer in answers):
+            return name
+    raise AssertionError("no host name here resolves to a loopback address (see /etc/hosts)")
+
+
 def max_concurrent(intervals: list[tuple[float, float]]) -> int:
     """The most intervals open at one instant."""
     points = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals],

@@ -9,7 +9,7 @@ import pytest
 from gui.pipeline import dockerfile, reference
 from gui.pipeline.build_classic import read_ignore_file
 from gui.pipeline.project import BuildSettings, ImageSpec, Project, ProjectError, load, save
-from tests.helpers import write_image, write_project
+from tests.helpers import loopback_name, write_image, write_project
 
 
 def problems_of(path: Path, backend: str = "buildkit") -> str:
@@ -284,6 +284,15 @@ def test_engine_insecure_entries_match_hosts_and_cidrs() -> None:
     assert reference.is_insecure("10.0.0.5:5000", ("10.0.0.0/8",))
     assert reference.is_insecure("reg.lan:5000", ("reg.lan:5000",))
     assert not reference.is_insecure("reg.lan:5001", ("reg.lan:5000",))
+
+
+def test_host_names_count_by_what_they_resolve_to() -> None:
+    """As the engine decides: a name for a loopback address is in 127.0.0.0/8, which the
+    engine always lists; without that range it is not insecure by its name alone."""
+    name = loopback_name()
+    assert reference.is_insecure(f"{name}:5000", ("127.0.0.0/8",))
+    assert not reference.is_insecure(f"{name}:5000")
+    assert not reference.is_insecure("no-such-host.invalid:5000", ("127.0.0.0/8",))
 
 
 def test_docker_hub_names_map_to_its_api() -> None:

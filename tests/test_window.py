@@ -19,7 +19,7 @@ from gui.pipeline import events as ev
 from gui.pipeline.project import ImageSpec, load, save
 from gui.window import settings as stored
 from gui.window.image_model import COL_BUILD, COL_NAME, COL_PUSH, COL_STATUS, COL_TAGS, PROGRESS_ROLE
-from tests.helpers import max_concurrent, wait_until_dead, write_image, write_project
+from tests.helpers import loopback_name, max_concurrent, wait_until_dead, write_image, write_project
 
 SCREENSHOTS = Path(__file__).resolve().parents[1] / "resources" / "screenshots"
 RUN_TIMEOUT = 180_000
@@ -284,6 +284,32 @@ def test_registry_checked_before_building_offers_build_only(qtbot, window, regis
     assert status(window, "api") == "built"
 
 
+def test_registry_check_reaches_a_registry_as_the_run_will(qtbot, window, docker_host: str, tmp_path: Path,
+                                                           monkeypatch) -> None:
+    """A plain-HTTP registry named by a host name that the engine treats as insecure (here
+    the machine's own name, in the engine's 127.0.0.0/8) is checked over HTTP, as the run
+    will push to it; it used to be tried over HTTPS and refused as unusable."""
+    service = Registry(tmp_path / "named-registry", host=loopback_name())
+    service.start()
+    try:
+        write_image(tmp_path, "api")
+        open_project(window, write_project(tmp_path, [{"name": "api", "context": "api"}],
+                                           registry=service.address))
+        asked: list[str] = []
+
+        def refuse(box: QMessageBox) -> int:
+            asked.append(box.informativeText())
+            box.buttons()[0].click()  # Build only: the run ends, and the test says why
+            return 0
+
+        monkeypatch.setattr(QMessageBox, "exec", refuse)
+        report = run_to_end(qtbot, window)
+    finally:
+        service.stop()
+    assert not asked, asked
+    assert report.succeeded and status(window, "api") == "pushed"
+
+
 def test_while_the_registry_is_checked_nothing_else_starts(qtbot, window, tmp_path: Path, monkeypatch) -> None:
     """The check before a run takes as long as the registry does: meanwhile F5 must not
     start a second check and run, nor may rows be removed or edits undone under it."""
@@ -434,10 +460,11 @@ def test_quitting_while_the_engine_does_not_answer(tmp_path: Path) -> None:
     env.pop("DOCKER_CONTEXT", None)
     process = subprocess.Popen([sys.executable, "-m", "gui", str(path), "--start"], env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    held: list[socket.socket] = []  # kept open: a closed connection would fail at once, not hang
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and silent.accept() is None:
-            pass  # the run is connecting once the engine's port was reached
+        silent.settimeout(30)
+        held.append(silent.accept()[0])  # the run is connecting once the engine's port was reached
+        time.sleep(1)  # well inside the pre-flight's wait for an answer
         process.send_signal(signal.SIGTERM)
         quit_at = time.monotonic()
         output = process.communicate(timeout=20)[0].decode(errors="replace")
@@ -445,6 +472,8 @@ def test_quitting_while_the_engine_does_not_answer(tmp_path: Path) -> None:
         assert process.returncode == 0, output
     finally:
         process.kill()
+        for connection in held:
+            connection.close()
         silent.close()
 
 

@@ -27,6 +27,7 @@ import docker
 from docker.context import ContextAPI
 
 PREFLIGHT_TIMEOUT = 10.0
+INSECURE_LOOKUP_TIMEOUT = 3.0
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,20 @@ def connect() -> tuple[docker.APIClient, EngineInfo]:
         raise EngineUnreachable(endpoint, _reason(exc)) from None
     return client, EngineInfo(endpoint, str(version.get("Version", "?")), str(version.get("ApiVersion", "?")),
                               _insecure_registries(client))
+
+
+def engine_insecure_registries(timeout: float = INSECURE_LOOKUP_TIMEOUT) -> tuple[str, ...]:
+    """The engine's insecure registries, for a check before a run (the window's registry
+    check): asked with a short timeout, and nothing when the engine does not answer (the
+    run's own pre-flight then says why)."""
+    try:
+        client = docker.APIClient(**client_kwargs(), version="auto", timeout=timeout)
+    except Exception:
+        return ()
+    try:
+        return _insecure_registries(client)
+    finally:
+        client.close()
 
 
 def _insecure_registries(client: docker.APIClient) -> tuple[str, ...]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import socket
 
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*"
 _DOMAIN_PART = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
@@ -106,13 +107,25 @@ def is_insecure(registry: str, engine_insecure: tuple[str, ...] = ()) -> bool:
         address = None
     if address is not None and address.is_loopback:
         return True
+    if any(entry in (host_port, host) for entry in engine_insecure):
+        return True
+    networks = []
     for entry in engine_insecure:
-        if entry in (host_port, host):
-            return True
-        if address is not None and "/" in entry:
+        if "/" in entry:
             try:
-                if address in ipaddress.ip_network(entry, strict=False):
-                    return True
+                networks.append(ipaddress.ip_network(entry, strict=False))
             except ValueError:
                 continue
-    return False
+    # Like the engine, a host name counts by what it resolves to: a name for a loopback or
+    # LAN address in an insecure range (the engine always lists 127.0.0.0/8) is insecure.
+    addresses = [address] if address is not None else _resolve(host) if networks else []
+    return any(found in network for found in addresses for network in networks
+               if found.version == network.version)
+
+
+def _resolve(host: str) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    try:
+        answers = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError):
+        return []
+    return [ipaddress.ip_address(answer[4][0].partition("%")[0]) for answer in answers]

@@ -25,16 +25,18 @@ from PySide6.QtCore import QObject, Signal, Slot
 from ..pipeline import events as ev
 from ..pipeline import reference
 from ..pipeline.build_backend import BackendUnavailable, backend_problems, resolve_backend
-from ..pipeline.docker_engine import EngineUnreachable, connect
+from ..pipeline.docker_engine import EngineInfo, EngineUnreachable, connect
 from ..pipeline.project import Project, validate
 from ..pipeline.supervisor import Pipeline, RunOptions
+from ..pipeline.tasks import BuildBackend
 
 BATCH_INTERVAL = 0.1
+PREFLIGHT_POLL = 0.1  # how soon a cancel during the engine's pre-flight is seen
 log = logging.getLogger(__name__)
 
 
 class RunController(QObject):
-    started = Signal(str, str)  # the engine's description, the build backend's
+    started = Signal(str, object)  # the engine's description, the resolved build backend
     # object, not list: PySide would convert a list into a QVariantList element by element.
     eventsReady = Signal(object)  # a batch (list) of engine records, in order
     engineUnreachable = Signal(str)  # which endpoint and why
@@ -71,25 +73,55 @@ class RunController(QObject):
             self.finished.emit(report)
 
     def _run(self) -> Any:
-        _, engine = connect()
-        with self._lock:
-            options = self._options
-        backend = resolve_backend(self._project.build, cli=None)
-        problems = validate(self._project, backend.kind) + backend_problems(self._project, backend)
-        if problems:
-            raise BackendUnavailable("\n".join(problems))
-        options = dataclasses.replace(
-            options, backend=backend,
-            insecure=options.insecure or reference.is_insecure(options.registry, engine.insecure_registries))
-        with self._lock:
+        found = self._preflight()
+        if found is None:
+            return None  # cancelled (or the application quits) before anything started
+        engine, backend = found
+        with self._lock:  # read the options only now: the sliders may have moved meanwhile
             if self._cancelled:
                 return None
+            options = dataclasses.replace(
+                self._options, backend=backend,
+                insecure=self._options.insecure
+                or reference.is_insecure(self._options.registry, engine.insecure_registries))
             pipeline = Pipeline(self._project, options, api_version=engine.api_version, push_only=self._push_only,
                                 log_dir=self._log_dir, worker_log=self._worker_log)
             self._pipeline = pipeline
-        self.started.emit(str(engine), str(backend))
+        self.started.emit(str(engine), backend)
         pipeline.start()
         return self._drain(pipeline)
+
+    def _preflight(self) -> tuple[EngineInfo, BuildBackend] | None:
+        """Ask the engine and pick the builder, on a daemon thread: an engine that accepts
+        the connection and never answers holds it for PREFLIGHT_TIMEOUT, and a cancel or a
+        quit must not wait for that (nothing has started yet, and a daemon thread does not
+        keep the process alive). None when cancelled meanwhile."""
+        outcome: queue.Queue[tuple[Any, BaseException | None]] = queue.Queue()
+
+        def ask() -> None:
+            try:
+                client, engine = connect()
+                client.close()
+                backend = resolve_backend(self._project.build, cli=None)
+                problems = validate(self._project, backend.kind) + backend_problems(self._project, backend)
+                if problems:
+                    raise BackendUnavailable("\n".join(problems))
+                outcome.put(((engine, backend), None))
+            except BaseException as exc:  # handed to the controller's thread, raised there
+                outcome.put((None, exc))
+
+        threading.Thread(target=ask, name="dockpool-preflight", daemon=True).start()
+        while True:
+            try:
+                found, error = outcome.get(timeout=PREFLIGHT_POLL)
+            except queue.Empty:
+                with self._lock:
+                    if self._cancelled:
+                        return None
+                continue
+            if error is not None:
+                raise error
+            return found
 
     def _drain(self, pipeline: Pipeline) -> Any:
         batch: list[Any] = []
@@ -98,8 +130,10 @@ class RunController(QObject):
             try:
                 record = pipeline.events.get(timeout=max(0.0, flush_at - time.monotonic()))
             except queue.Empty:
-                record = None
-                if not pipeline.alive:  # ended without RunFinished: a bug, not a hang
+                alive = pipeline.alive
+                # It may have queued its last records and ended between the two looks.
+                record = None if alive else self._last_record(pipeline)
+                if record is None and not alive:  # ended without RunFinished: a bug, not a hang
                     pipeline.report.abandon("the run's supervisor stopped unexpectedly (a Dockpool bug)",
                                             "please report this as a Dockpool bug, with the log")
                     self.eventsReady.emit(batch)
@@ -116,6 +150,14 @@ class RunController(QObject):
                     self.eventsReady.emit(batch)
                     batch = []
                 flush_at = time.monotonic() + BATCH_INTERVAL
+
+    @staticmethod
+    def _last_record(pipeline: Pipeline) -> Any:
+        """What the supervisor queued just before it ended, if anything (RunFinished, usually)."""
+        try:
+            return pipeline.events.get_nowait()
+        except queue.Empty:
+            return None
 
     # Called from the GUI thread; the Pipeline's methods are thread-safe.
     def cancel(self) -> None:

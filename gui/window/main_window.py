@@ -401,8 +401,10 @@ class MainWindow(QMainWindow):
         run_in_background(lambda: resolve_backend(settings), self._backend_found, self._backend_failed)
 
     def _backend_found(self, backend: Any) -> None:
+        """The status bar names the backend only; which CLI and how is in the tooltip, so a
+        long path never pushes the status message out of sight."""
         self._backend = str(backend)
-        self.backend_label.setText(f"Build: {backend.kind} ({backend.detail})")
+        self.backend_label.setText(f"Build: {backend.kind}")
         self.backend_label.setToolTip(str(backend))
         self.model.set_backend(backend.kind)
         self._refresh_details()
@@ -655,14 +657,21 @@ class MainWindow(QMainWindow):
         if not project.registry:
             self._launch(uids, push_only, build_only=False)
             return
+        from ..pipeline.docker_engine import engine_insecure_registries
         from ..pipeline.registry_http import check_registry
 
         repository = self.model.image_by_uid(uids[0]).name
-        registry, insecure = project.registry, project.insecure or reference.is_insecure(project.registry)
+        registry, insecure = project.registry, project.insecure
+
+        def check() -> str | None:
+            """As the run will reach it: over plain HTTP when the engine lists it as insecure."""
+            plain = insecure or reference.is_insecure(registry, engine_insecure_registries())
+            return check_registry(registry, repository, None, insecure=plain)
+
         self.statusBar().showMessage(f"Checking {registry}…")
         self._checking = True
         self._update_actions()
-        run_in_background(lambda: check_registry(registry, repository, None, insecure=insecure),
+        run_in_background(check,
                           lambda problem: self._registry_checked(problem, uids, push_only),
                           lambda exc: self._registry_checked(str(exc), uids, push_only))
 
@@ -715,13 +724,13 @@ class MainWindow(QMainWindow):
         self._ticker.start()
         self._refresh()
 
-    def _engine_started(self, engine: str, backend: str) -> None:
+    def _engine_started(self, engine: str, backend: Any) -> None:
         uids, push_only, keys, refs, will_push = self._pending
         self.model.start_rows(uids, list(push_only), dict(zip(uids, refs)), will_push)
         for key, uid in zip(keys, uids):
             self.model.add_log_file(uid, self._run_folder / file_name(key))
         self.statusBar().showMessage(f"Running on {engine}")
-        self.backend_label.setText(f"Build: {backend}")
+        self._backend_found(backend)
         self.log.key = None  # reload the selected image's log from this run's file
         self._refresh()
 

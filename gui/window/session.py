@@ -18,7 +18,7 @@ from .controller import RunController
 
 
 class RunSession(QObject):
-    started = Signal(str, str)  # engine, build backend
+    started = Signal(str, object)  # engine, resolved build backend
     eventsReady = Signal(object)
     engineUnreachable = Signal(str)
     failed = Signal(str)

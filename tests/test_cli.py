@@ -52,11 +52,12 @@ def test_run_pushes_and_writes_report(tmp_path: Path, registry: Registry) -> Non
 
 @pytest.mark.docker
 def test_failed_image_exits_1_and_keeps_the_others(tmp_path: Path, registry: Registry, base_image: str) -> None:
-    write_image(tmp_path, "ok")
+    write_image(tmp_path, "workers")  # a name that once shared its log file with the workers' own output
     write_image(tmp_path, "broken", base=base_image, run="false")
-    path = write_project(tmp_path, [{"name": "ok", "context": "ok"}, {"name": "broken", "context": "broken"}],
-                         registry=registry.address)
-    result = dockpool("run", str(path), "--report", str(tmp_path / "r.json"))
+    path = write_project(tmp_path, [{"name": "workers", "context": "workers"},
+                                    {"name": "broken", "context": "broken"}], registry=registry.address)
+    logs = tmp_path / "logs"
+    result = dockpool("run", str(path), "--report", str(tmp_path / "r.json"), "--log-dir", str(logs))
     assert result.returncode == 1
     # BuildKit built it (the default where a docker CLI can): its own words for a failed RUN.
     assert "build: buildkit (docker 20.10" in result.stdout
@@ -64,8 +65,13 @@ def test_failed_image_exits_1_and_keeps_the_others(tmp_path: Path, registry: Reg
         in result.stdout
     assert "what to do: a RUN step failed" in result.stdout
     images = {i["name"]: i for i in json.loads((tmp_path / "r.json").read_text())["images"]}
-    assert images["ok"]["status"] == "pushed"
+    assert images["workers"]["status"] == "pushed"
     assert (images["broken"]["status"], images["broken"]["stage"]) == ("failed", "build")
+    # --log-dir: each image's whole log in its own file (the workers' own output, when they
+    # have no console, goes to _workers.log, a name no image's log can have).
+    image_log = (logs / "workers.log").read_text()
+    assert "[build]" in image_log and "[push]" in image_log and "digest: sha256:" in image_log
+    assert "exit code: 1" in (logs / "broken.log").read_text()
 
 
 @pytest.mark.docker

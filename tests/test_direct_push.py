@@ -179,6 +179,30 @@ def test_token_auth_wrong_password_fails_clearly(tmp_path: Path, token_registry)
     assert service.refused >= 1
 
 
+def test_refused_mount_falls_back_to_an_upload(tmp_path: Path, token_registry) -> None:
+    """A layer the cache knows from another repository is mounted from there; when the
+    registry refuses the mount (here: the user lost access to that repository), the layer
+    is uploaded instead, as Docker does, not the push failed (every run again)."""
+    service, registry = token_registry
+    login = {"username": "dockpool", "password": "secret-pass"}
+    write_image(tmp_path, "ctx", payload=1_000_000)
+    (tmp_path / "first").mkdir()
+    (tmp_path / "second").mkdir()
+    first = write_project(tmp_path / "first", [{"name": "team-a/app", "context": "../ctx"}],
+                          registry=registry.address)
+    assert run_pipeline(load(first), push_via="direct", auth=login).report.succeeded
+    service.denied.add("team-a/app")
+    second = write_project(tmp_path / "second", [{"name": "team-b/app", "context": "../ctx"}],
+                           registry=registry.address)
+    run = run_pipeline(load(second), push_via="direct", auth=login)
+    [image] = run.report.images
+    assert image.status is Status.PUSHED, image.error
+    lines = [line.text for line in run.of(ev.LogLine)]
+    assert any("mount from team-a/app refused" in line for line in lines), lines
+    token = registry_token(service, "team-b/app", "dockpool", "secret-pass")
+    assert registry.manifest_digest("team-b/app", "latest", token) == image.digest
+
+
 def test_pushed_image_pulls_and_runs(tmp_path: Path, registry: Registry, docker_client, base_image: str) -> None:
     folder = write_image(tmp_path, "runme", base=base_image, payload=3_000_000)
     expected = hashlib.sha256((folder / "payload.bin").read_bytes()).hexdigest()

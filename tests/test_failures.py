@@ -48,6 +48,8 @@ PUSH_MESSAGES = [
     ("received unexpected HTTP status: 503 Service Unavailable", FailureKind.REGISTRY_ERROR),
     ("received unexpected HTTP status: 500 Internal Server Error", FailureKind.REGISTRY_ERROR),
     ("uploading to api: 502", FailureKind.REGISTRY_ERROR),
+    ("unexpected status code 503.", FailureKind.REGISTRY_ERROR),
+    ("the registry answered 502: try again later", FailureKind.REGISTRY_ERROR),
     # Ports and addresses that look like status codes are not statuses.
     ("dial tcp 10.0.0.1:503: connect: connection refused", FailureKind.UNREACHABLE),
     ("Get \"https://reg.lan:401/v2/\": dial tcp 10.1.401.2:401: i/o timeout", FailureKind.UNREACHABLE),

@@ -360,17 +360,26 @@ def test_dead_idle_workers_are_replaced(tmp_path: Path, registry: Registry, base
 def test_forty_builders_and_eight_pushers(tmp_path: Path, registry: Registry, monkeypatch) -> None:
     """Windows' multiprocessing.connection.wait takes at most 63 handles; the supervisor
     never hands it more, however many workers run (it reads each worker on a thread)."""
+    import sys
+
     largest = [0]
     real_wait = multiprocessing.connection.wait
 
-    def counting_wait(handles, timeout=None):
-        largest[0] = max(largest[0], len(list(handles)))
+    def windows_wait(handles, timeout=None):
+        """Windows' limit, here: more than 63 handles in one call is an error."""
+        handles = list(handles)
+        largest[0] = max(largest[0], len(handles))
+        if len(handles) > 63:
+            raise ValueError(f"need at most 63 handles, got a sequence of length {len(handles)}")
         return real_wait(handles, timeout)
 
-    monkeypatch.setattr(multiprocessing.connection, "wait", counting_wait)
-    import gui.pipeline.supervisor as supervisor_module
-    if hasattr(supervisor_module, "wait_for"):
-        monkeypatch.setattr(supervisor_module, "wait_for", counting_wait)
+    monkeypatch.setattr(multiprocessing.connection, "wait", windows_wait)
+    # Also where an engine module imported it by name.
+    for name, module in list(sys.modules.items()):
+        if name.startswith("gui.pipeline"):
+            for attribute, value in list(vars(module).items()):
+                if value is real_wait:
+                    monkeypatch.setattr(module, attribute, windows_wait)
     peak = [0]
 
     def count_workers(pipeline, event) -> None:

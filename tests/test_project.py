@@ -273,6 +273,18 @@ def test_save_as_elsewhere_keeps_secret_paths_pointing_at_the_same_files(tmp_pat
     assert load(tmp_path / "elsewhere" / "copy.toml").file_path("../token.txt") == (tmp_path / "token.txt")
 
 
+def test_save_as_elsewhere_keeps_local_cache_folders(tmp_path: Path) -> None:
+    """type=local caches name folders relative to the project folder (the CLI runs there)."""
+    write_image(tmp_path, "a")
+    project = load(write_project(tmp_path, [{"name": "api", "context": "a",
+                                             "cache_from": ["type=local,src=cache", "registry.lan/api:cache"],
+                                             "cache_to": ["type=local,dest=cache,mode=max"]}]))
+    (tmp_path / "elsewhere").mkdir()
+    saved = save(project, tmp_path / "elsewhere" / "copy.toml")
+    assert saved.images[0].cache_from == ["type=local,src=../cache", "registry.lan/api:cache"]
+    assert saved.images[0].cache_to == ["type=local,dest=../cache,mode=max"]
+
+
 @pytest.mark.parametrize(("registry", "insecure"), [
     ("localhost:5000", True), ("127.0.0.1:5000/team", True), ("[::1]:5000", True), ("::1", True),
     ("registry.example.com", False), ("[2001:db8::1]:5000", False), ("10.0.0.5:5000", False)])

@@ -130,6 +130,10 @@ def test_scan_edit_run_and_watch(qtbot, window, registry: Registry, base_image: 
     assert window.overall.value() == window.overall.maximum() == 6
     assert window.log.title.text().startswith("<b>Log — svc0")
     assert ":latest: digest: sha256:" in window.log.text.toPlainText()  # row 0's live log
+    # The status bar names the backend that built (BuildKit through Debian's 20.10 CLI here).
+    assert report.backend.startswith("buildkit")
+    assert window.backend_label.text() == "Build: buildkit"
+    assert "docker 20.10" in window.backend_label.toolTip()
     window.tabs.setCurrentWidget(window.timeline)
     QApplication.processEvents()
     window.grab().save(str(SCREENSHOTS / "main-window-finished.png"))

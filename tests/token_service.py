@@ -41,6 +41,7 @@ class TokenService:
         self.lifetime = lifetime
         self.issued: list[tuple[float, str, list[str]]] = []  # (time, user, scopes)
         self.refused = 0
+        self.denied: set[str] = set()  # repositories no user gets any access to
         self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "dockpool test token issuer")])
         now = datetime.datetime.now(datetime.timezone.utc)
@@ -98,7 +99,7 @@ class TokenService:
         access = []
         for scope in scopes:
             kind, name, actions = scope.split(":", 2) if scope.count(":") >= 2 else ("", "", "")
-            if kind == "repository" and user:
+            if kind == "repository" and user and name not in self.denied:
                 access.append({"type": "repository", "name": name, "actions": actions.split(",")})
         token = self._sign(user, access)
         self.issued.append((time.time(), user, scopes))

@@ -168,7 +168,8 @@ def run_command(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO 
           file=out)
     # The workers of the packaged CLI are windowed processes with no console: what they would
     # print (a traceback, a crash dump) goes to the log folder when there is one.
-    worker_log = str(Path(args.log_dir) / "workers.log") if args.log_dir else None
+    # "_workers.log": runlogs.file_name strips leading underscores, so no image's log has this name.
+    worker_log = str(Path(args.log_dir) / "_workers.log") if args.log_dir else None
     pipeline = Pipeline(project, options, api_version=engine.api_version, log_dir=args.log_dir,
                         worker_log=worker_log)
     renderer: Renderer = (LiveRenderer(out, pipeline.report) if terminal_can_redraw(out)

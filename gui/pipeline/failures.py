@@ -39,7 +39,9 @@ _STEP_BROKEN = [
 
 # An HTTP status in a message, never a port ("10.0.0.1:503") or part of an address.
 def _status(codes: str) -> str:
-    return rf"(?<![:.\d]){codes}(?![.:\d])"
+    """A status code, not part of an address or port: "10.0.0.1:503" and "1.503.2" are not
+    statuses, "status code 503." and "got 503: retry" are."""
+    return rf"(?<![:.\d]){codes}(?!\d|[.:]\d)"
 
 
 _RULES: list[tuple[re.Pattern[str], FailureKind, str]] = [

@@ -512,7 +512,8 @@ def _rebase_path(relative: str, old_base: Path, new_base: Path) -> str:
         return absolute.as_posix()
 
 
-PATH_FIELDS = ("context", "secrets", "ssh")  # the image fields that hold paths relative to the project
+# The image fields that hold paths relative to the project folder.
+PATH_FIELDS = ("context", "secrets", "ssh", "cache_from", "cache_to")
 
 
 def rebase_field(name: str, value: Any, old_base: Path, new_base: Path) -> Any:
@@ -528,7 +529,21 @@ def rebase_field(name: str, value: Any, old_base: Path, new_base: Path) -> Any:
             rebased_ssh.append(ssh_id + sep + ",".join(_rebase_path(p, old_base, new_base) for p in paths.split(","))
                                if sep else spec)
         return rebased_ssh
+    if name in ("cache_from", "cache_to"):
+        return [_rebase_cache(spec, old_base, new_base) for spec in value]
     return value
+
+
+def _rebase_cache(spec: str, old_base: Path, new_base: Path) -> str:
+    """A `type=local` cache's src/dest folder rebased; image references and other backends as they are."""
+    fields = spec.split(",")
+    if "type=local" not in fields:
+        return spec
+    rebased = []
+    for part in fields:
+        key, sep, folder = part.partition("=")
+        rebased.append(key + sep + _rebase_path(folder, old_base, new_base) if key in ("src", "dest") else part)
+    return ",".join(rebased)
 
 
 def rebased(project: Project, new_path: Path) -> Project:

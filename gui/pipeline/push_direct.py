@@ -55,6 +55,8 @@ MAX_RESUMES = 3  # per blob, inside one push attempt; then the supervisor's retr
 _TEMP_PREFIX = "dockpool-push-"
 EXPORT_HEARTBEAT = 30.0  # seconds between "still exporting" lines
 
+MOUNT_REFUSALS = (ev.FailureKind.AUTH, ev.FailureKind.OTHER)  # answers after which a layer is uploaded
+
 
 class _Reporter:
     """Progress and log lines for one push, from the upload and export threads alike."""
@@ -194,7 +196,15 @@ class DirectPush:
             self.report.log(f"{short}: exists")
         else:
             for source in [r for r in cached.repositories if r != self.repository]:
-                started = self.registry.mount(self.repository, cached.digest, source)
+                try:
+                    started = self.registry.mount(self.repository, cached.digest, source)
+                except RegistryError as exc:
+                    if exc.kind not in MOUNT_REFUSALS:
+                        raise
+                    # No access to the source (any more), or no mounts here: Docker uploads then.
+                    self.report.log(f"{short}: mount from {source} refused ({exc.failure.message}); "
+                                    "uploading it instead")
+                    continue
                 if started is None:
                     self.report.log(f"{short}: mounted from {source}")
                     break

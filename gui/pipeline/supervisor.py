@@ -558,7 +558,8 @@ class Pipeline:
 
     def _kill_busy(self) -> list[WorkerProcess]:
         """Kill every worker that holds an image, and collect its last messages (a build's
-        container id may still be on its way) until its pipe closes."""
+        container id may still be on its way) until its pipe closes. An image whose build or
+        push ended before the kill keeps that result: it is built, or in the registry."""
         busy = [w for w in self._workers if w.job is not None]
         for w in busy:
             w.alive = False
@@ -574,13 +575,16 @@ class Pipeline:
                 break
             if record is CLOSED:
                 waiting.discard(w)
-            elif isinstance(record, ev.BuildContainer) and w in busy:
+            elif isinstance(record, (ev.BuildDone, ev.PushDone)) and w.job is not None \
+                    and record.image == w.job.result.key:
+                self._handle(w, w.job, record)
+            elif isinstance(record, ev.BuildContainer) and w in busy and w.job is not None:
                 w.job.container = record.container_id
             elif isinstance(record, ev.BuildProcess):
                 kill_process(record.pid)
         for w in busy:
             w.process.join(STOP_GRACE)
-        self._remove_containers([w.job.container for w in busy if w.job.container])
+        self._remove_containers([w.job.container for w in busy if w.job is not None and w.job.container])
         return busy
 
     def _cancel_one(self, key: str) -> None:

@@ -16,6 +16,7 @@ import pytest
 from gui.devservices import Registry
 from gui.pipeline import events as ev
 from gui.pipeline.events import Status
+from gui.pipeline.layer_cache import LayerCache
 from gui.pipeline.project import load
 from tests.helpers import (max_concurrent, registry_token, run_pipeline, simple_project, wait_until_dead,
                            write_image, write_project)
@@ -201,6 +202,10 @@ def test_refused_mount_falls_back_to_an_upload(tmp_path: Path, token_registry) -
     assert any("mount from team-a/app refused" in line for line in lines), lines
     token = registry_token(service, "team-b/app", "dockpool", "secret-pass")
     assert registry.manifest_digest("team-b/app", "latest", token) == image.digest
+    # The refused source is forgotten: no later run tries that mount again.
+    cache = LayerCache(registry.address)
+    layers = [cache.get(path.stem.replace("-", ":", 1)) for path in cache.folder.glob("sha256-*.json")]
+    assert layers and all(layer.repositories == ["team-b/app"] for layer in layers if layer), layers
 
 
 def test_pushed_image_pulls_and_runs(tmp_path: Path, registry: Registry, docker_client, base_image: str) -> None:

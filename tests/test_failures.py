@@ -52,6 +52,10 @@ PUSH_MESSAGES = [
     ("the registry answered 502: try again later", FailureKind.REGISTRY_ERROR),
     # Ports and addresses that look like status codes are not statuses.
     ("dial tcp 10.0.0.1:503: connect: connection refused", FailureKind.UNREACHABLE),
+    ("dial tcp: lookup registry-503.corp.lan: no such host", FailureKind.UNREACHABLE),
+    ("dial tcp: lookup mirror401.example.com: no such host", FailureKind.UNREACHABLE),
+    ("dial tcp: lookup reg-429.lan on 10.0.0.1:53: no such host", FailureKind.UNREACHABLE),
+    ("blob sha256:ab401e5029 upload: write: broken pipe", FailureKind.NETWORK),
     ("Get \"https://reg.lan:401/v2/\": dial tcp 10.1.401.2:401: i/o timeout", FailureKind.UNREACHABLE),
     ("Get \"https://127.0.0.1:5000/v2/\": http: server gave HTTP response to HTTPS client", FailureKind.UNREACHABLE),
     ("Get \"https://127.0.0.1:1/v2/\": dial tcp 127.0.0.1:1: connect: connection refused", FailureKind.UNREACHABLE),

@@ -151,13 +151,14 @@ def test_registry_refuses_push_without_credentials(tmp_path: Path, auth_registry
 def test_waiting_for_an_upload_slot_is_not_a_stall(tmp_path: Path, registry: Registry,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """A pusher that waited longer than the hung-pusher limit for its slot is not killed the
-    moment it gets one. The limit (six minutes and more for real) is shortened to 4 s here;
-    each push takes about 6 s through the 1 MB/s proxy, so the second image waits ~6 s."""
+    moment it gets one. The limit (six minutes and more for real) is shortened to 8 s here,
+    well above any silence of a working pusher; each push takes about 14 s through the
+    1 MB/s proxy, so the second image waits that long for the only slot."""
     monkeypatch.setattr(supervisor, "export_timeout", lambda stall_timeout: 0.0)
-    monkeypatch.setattr(supervisor, "PUSHER_SAFETY_MARGIN", 4.0)
+    monkeypatch.setattr(supervisor, "PUSHER_SAFETY_MARGIN", 8.0)
     slow = Proxy(_target(registry), rate=1_000_000)
     try:
-        project = simple_project(tmp_path, 3, registry=slow.address, pushers=1, payload=6_000_000)
+        project = simple_project(tmp_path, 2, registry=slow.address, pushers=1, payload=14_000_000)
         run = run_pipeline(project, push_via="direct", retries=0)
     finally:
         slow.close()

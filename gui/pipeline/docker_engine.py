@@ -111,18 +111,21 @@ def connect() -> tuple[docker.APIClient, EngineInfo]:
                               _insecure_registries(client))
 
 
-def engine_insecure_registries(timeout: float = INSECURE_LOOKUP_TIMEOUT) -> tuple[str, ...]:
+def engine_insecure_registries(timeout: float = INSECURE_LOOKUP_TIMEOUT) -> tuple[str, ...] | None:
     """The engine's insecure registries, for a check before a run (the window's registry
-    check): asked with a short timeout, and nothing when the engine does not answer (the
-    run's own pre-flight then says why)."""
+    check), asked with a short timeout; None when the engine does not answer in time:
+    then nobody knows how the run will reach the registry (its own pre-flight says why)."""
     try:
         client = docker.APIClient(**client_kwargs(), version="auto", timeout=timeout)
     except Exception:
-        return ()
+        return None
     try:
-        return _insecure_registries(client)
+        config = client.info().get("RegistryConfig") or {}
+    except Exception:
+        return None
     finally:
         client.close()
+    return _insecure_from(config)
 
 
 def _insecure_registries(client: docker.APIClient) -> tuple[str, ...]:
@@ -132,6 +135,10 @@ def _insecure_registries(client: docker.APIClient) -> tuple[str, ...]:
         config = client.info().get("RegistryConfig") or {}
     except Exception:
         return ()
+    return _insecure_from(config)
+
+
+def _insecure_from(config: dict[str, Any]) -> tuple[str, ...]:
     found = [name for name, index in (config.get("IndexConfigs") or {}).items()
              if isinstance(index, dict) and index.get("Secure") is False]
     found += list(config.get("InsecureRegistryCIDRs") or [])

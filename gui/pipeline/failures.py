@@ -39,9 +39,10 @@ _STEP_BROKEN = [
 
 # An HTTP status in a message, never a port ("10.0.0.1:503") or part of an address.
 def _status(codes: str) -> str:
-    """A status code, not part of an address or port: "10.0.0.1:503" and "1.503.2" are not
-    statuses, "status code 503." and "got 503: retry" are."""
-    return rf"(?<![:.\d]){codes}(?!\d|[.:]\d)"
+    """A status code, not part of an address, a port, a host name or a digest:
+    "10.0.0.1:503", "registry-503.lan", "mirror401" and "ab401e" are not statuses,
+    "status code 503." and "got 503: retry" are."""
+    return rf"(?<![\w:.-]){codes}(?![\w-]|[.:]\d)"
 
 
 _RULES: list[tuple[re.Pattern[str], FailureKind, str]] = [

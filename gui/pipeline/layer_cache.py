@@ -64,8 +64,17 @@ class LayerCache:
         known = self.get(diff_id)
         repositories = [repository] + [r for r in (known.repositories if known and known.digest == digest else [])
                                        if r != repository]
-        data = {"digest": digest, "size": size, "media_type": media_type,
-                "repositories": repositories[:MAX_REPOSITORIES]}
+        self._write(diff_id, {"digest": digest, "size": size, "media_type": media_type,
+                              "repositories": repositories[:MAX_REPOSITORIES]})
+
+    def forget(self, diff_id: str, repository: str) -> None:
+        """`repository` is no mount source for this layer (any more): the registry refused."""
+        known = self.get(diff_id)
+        if known is not None and repository in known.repositories:
+            self._write(diff_id, {"digest": known.digest, "size": known.size, "media_type": known.media_type,
+                                  "repositories": [r for r in known.repositories if r != repository]})
+
+    def _write(self, diff_id: str, data: dict[str, object]) -> None:
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             handle, temporary = tempfile.mkstemp(dir=self.folder, prefix=".layer-")

@@ -204,6 +204,7 @@ class DirectPush:
                     # No access to the source (any more), or no mounts here: Docker uploads then.
                     self.report.log(f"{short}: mount from {source} refused ({exc.failure.message}); "
                                     "uploading it instead")
+                    self.cache.forget(diff_id, source)
                     continue
                 if started is None:
                     self.report.log(f"{short}: mounted from {source}")

@@ -76,14 +76,11 @@ class RunController(QObject):
         found = self._preflight()
         if found is None:
             return None  # cancelled (or the application quits) before anything started
-        engine, backend = found
+        engine, backend, insecure = found
         with self._lock:  # read the options only now: the sliders may have moved meanwhile
             if self._cancelled:
                 return None
-            options = dataclasses.replace(
-                self._options, backend=backend,
-                insecure=self._options.insecure
-                or reference.is_insecure(self._options.registry, engine.insecure_registries))
+            options = dataclasses.replace(self._options, backend=backend, insecure=insecure)
             pipeline = Pipeline(self._project, options, api_version=engine.api_version, push_only=self._push_only,
                                 log_dir=self._log_dir, worker_log=self._worker_log)
             self._pipeline = pipeline
@@ -91,22 +88,26 @@ class RunController(QObject):
         pipeline.start()
         return self._drain(pipeline)
 
-    def _preflight(self) -> tuple[EngineInfo, BuildBackend] | None:
-        """Ask the engine and pick the builder, on a daemon thread: an engine that accepts
-        the connection and never answers holds it for PREFLIGHT_TIMEOUT, and a cancel or a
-        quit must not wait for that (nothing has started yet, and a daemon thread does not
-        keep the process alive). None when cancelled meanwhile."""
+    def _preflight(self) -> tuple[EngineInfo, BuildBackend, bool] | None:
+        """Ask the engine, pick the builder and decide whether the registry is reached over
+        plain HTTP (a DNS lookup for a named registry), on a daemon thread: an engine that
+        accepts the connection and never answers holds it for PREFLIGHT_TIMEOUT, and a
+        cancel or a quit must not wait for that (nothing has started yet, and a daemon
+        thread does not keep the process alive). None when cancelled meanwhile."""
         outcome: queue.Queue[tuple[Any, BaseException | None]] = queue.Queue()
+        with self._lock:  # the thread may outlive this object: it gets its own references
+            project, options = self._project, self._options
 
         def ask() -> None:
             try:
                 client, engine = connect()
                 client.close()
-                backend = resolve_backend(self._project.build, cli=None)
-                problems = validate(self._project, backend.kind) + backend_problems(self._project, backend)
+                backend = resolve_backend(project.build, cli=None)
+                problems = validate(project, backend.kind) + backend_problems(project, backend)
                 if problems:
                     raise BackendUnavailable("\n".join(problems))
-                outcome.put(((engine, backend), None))
+                insecure = options.insecure or reference.is_insecure(options.registry, engine.insecure_registries)
+                outcome.put(((engine, backend, insecure), None))
             except BaseException as exc:  # handed to the controller's thread, raised there
                 outcome.put((None, exc))
 
@@ -119,6 +120,9 @@ class RunController(QObject):
                     if self._cancelled:
                         return None
                 continue
+            with self._lock:
+                if self._cancelled:
+                    return None  # cancelled as the answer came: no dialog about it
             if error is not None:
                 raise error
             return found

@@ -664,8 +664,15 @@ class MainWindow(QMainWindow):
         registry, insecure = project.registry, project.insecure
 
         def check() -> str | None:
-            """As the run will reach it: over plain HTTP when the engine lists it as insecure."""
-            plain = insecure or reference.is_insecure(registry, engine_insecure_registries())
+            """As the run will reach it: over plain HTTP when the engine lists it as insecure.
+            An engine that does not answer leaves that unknown: no verdict, and the run's
+            own pre-flight says what is wrong with the engine."""
+            plain = insecure or reference.is_insecure(registry)  # loopback: the engine's list is moot
+            if not plain:
+                listed = engine_insecure_registries()
+                if listed is None:
+                    return None
+                plain = reference.is_insecure(registry, listed)
             return check_registry(registry, repository, None, insecure=plain)
 
         self.statusBar().showMessage(f"Checking {registry}…")

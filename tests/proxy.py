@@ -91,6 +91,8 @@ class Proxy:
                 client.close()
                 continue
             self._keep(upstream)
+            for end in (client, upstream):  # forward each piece as it comes, as a router does
+                end.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             threading.Thread(target=self._pump, args=(client, upstream, True), daemon=True).start()
             threading.Thread(target=self._pump, args=(upstream, client, False), daemon=True).start()
 

@@ -114,18 +114,17 @@ class RunController(QObject):
         threading.Thread(target=ask, name="dockpool-preflight", daemon=True).start()
         while True:
             try:
-                found, error = outcome.get(timeout=PREFLIGHT_POLL)
+                answer = outcome.get(timeout=PREFLIGHT_POLL)
             except queue.Empty:
-                with self._lock:
-                    if self._cancelled:
-                        return None
-                continue
+                answer = None
             with self._lock:
                 if self._cancelled:
-                    return None  # cancelled as the answer came: no dialog about it
-            if error is not None:
-                raise error
-            return found
+                    return None  # nothing started; no dialog about an answer nobody waits for
+            if answer is not None:
+                found, error = answer
+                if error is not None:
+                    raise error
+                return found
 
     def _drain(self, pipeline: Pipeline) -> Any:
         batch: list[Any] = []

@@ -108,7 +108,7 @@ def connect() -> tuple[docker.APIClient, EngineInfo]:
     except Exception as exc:  # docker, requests and urllib3 errors alike
         raise EngineUnreachable(endpoint, _reason(exc)) from None
     return client, EngineInfo(endpoint, str(version.get("Version", "?")), str(version.get("ApiVersion", "?")),
-                              _insecure_registries(client))
+                              _insecure_registries(client) or ())
 
 
 def engine_insecure_registries(timeout: float = INSECURE_LOOKUP_TIMEOUT) -> tuple[str, ...] | None:
@@ -120,25 +120,18 @@ def engine_insecure_registries(timeout: float = INSECURE_LOOKUP_TIMEOUT) -> tupl
     except Exception:
         return None
     try:
-        config = client.info().get("RegistryConfig") or {}
-    except Exception:
-        return None
+        return _insecure_registries(client)
     finally:
         client.close()
-    return _insecure_from(config)
 
 
-def _insecure_registries(client: docker.APIClient) -> tuple[str, ...]:
+def _insecure_registries(client: docker.APIClient) -> tuple[str, ...] | None:
     """Registries the engine treats as insecure (`docker info`): Dockpool's own uploader
-    treats them the same way."""
+    treats them the same way. None when the engine does not say."""
     try:
         config = client.info().get("RegistryConfig") or {}
     except Exception:
-        return ()
-    return _insecure_from(config)
-
-
-def _insecure_from(config: dict[str, Any]) -> tuple[str, ...]:
+        return None
     found = [name for name, index in (config.get("IndexConfigs") or {}).items()
              if isinstance(index, dict) and index.get("Secure") is False]
     found += list(config.get("InsecureRegistryCIDRs") or [])

@@ -176,6 +176,19 @@ class RegistryClient:
     def close(self) -> None:
         self._http.close()
 
+    def push_login_problem(self, repository: str) -> str | None:
+        """After connect(): what keeps this login from pushing to `repository`, or None.
+        Raises RegistryError when a token service refuses the login."""
+        if self._challenge is None:
+            return None  # an open registry
+        if self._challenge.scheme == "basic":
+            if not (self._credentials and self._credentials.username):
+                return f"{self.host} asks for a login, and none is stored for it"
+            response = self._http.get(f"{self.base}/v2/", headers={"Authorization": self._credentials.basic()})
+            return None if response.status_code == 200 else f"{self.host} refused the login ({response.status_code})"
+        self._authorization((_push(repository),), renew=True)
+        return None
+
     # --- connection and auth ------------------------------------------------------------------
 
     def connect(self) -> None:
@@ -427,17 +440,7 @@ def check_registry(registry: str, repository: str, auth: dict[str, str] | None, 
         return f"the login for {host} cannot be read: {exc}"
     try:
         client.connect()
-        challenge = client._challenge
-        if challenge is None:
-            return None  # an open registry
-        if challenge.scheme == "basic":
-            if not (client._credentials and client._credentials.username):
-                return f"{host} asks for a login, and none is stored for it"
-            response = client._http.get(f"{client.base}/v2/",
-                                        headers={"Authorization": client._credentials.basic()})
-            return None if response.status_code == 200 else f"{host} refused the login ({response.status_code})"
-        client._authorization((_push(target),), renew=True)  # raises for a refused login
-        return None
+        return client.push_login_problem(target)
     except RegistryError as exc:
         return exc.failure.message
     except httpx.HTTPError as exc:

@@ -9,8 +9,11 @@ Here a push is:
   1. inspect the image (its diffIDs and config digest);
   2. for each layer the layer cache knows: HEAD, else a cross-repository mount;
   3. if anything is still missing: export the image from the engine, stream it
-     to disk, compress the missing layers, and upload each one as soon as it is
-     ready, one blob at a time (so at most `pushers` uploads are on the wire);
+     to disk, compress the missing layers on a thread of their own, one after
+     another, and upload each one as soon as its first bytes are compressed, one
+     blob at a time (so at most `pushers` uploads are on the wire); a layer whose
+     compression finished while earlier blobs went has a digest already, so the
+     registry is asked first (HEAD) and the upload has a length and can resume;
   4. PUT the manifest for every tag; the digest reported is the sha256 of the
      bytes sent, checked against what the registry answers.
 
@@ -31,6 +34,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
@@ -133,11 +137,17 @@ class DirectPush:
         self.cache = LayerCache(self.host)
         self.have: dict[str, Blob] = {}  # diffID -> layer the registry has (this repository)
         self.workdir = Path(tempfile.mkdtemp(prefix=f"{_TEMP_PREFIX}{os.getpid()}-"))
+        # One layer compressed at a time, in the order they upload, ahead of the upload.
+        self._compressor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dockpool-gzip")
+        self._compressions: dict[Path, Compression] = {}  # raw layer file -> its compression
 
     def run(self) -> dict[str, str]:
         try:
             return self._run()
         finally:
+            for compression in list(self._compressions.values()):
+                compression.stop()
+            self._compressor.shutdown(wait=True, cancel_futures=True)  # before its files go
             self.registry.close()
             shutil.rmtree(self.workdir, ignore_errors=True)
 
@@ -224,10 +234,16 @@ class DirectPush:
         ready: queue.Queue[Any] = queue.Queue()
         client, response = self._open_export(image_id)
 
+        def handed_over(blob: Blob) -> None:
+            if blob.raw is not None:  # compressed from now on, whatever the upload is doing
+                compression = self._compressions[blob.raw] = Compression(blob.raw)
+                self._compressor.submit(compression.run)
+            ready.put(blob)
+
         def export() -> None:
             try:
                 ready.put(read_export(response.raw, self.workdir, diff_ids,
-                                      wanted=lambda diff_id: diff_id not in self.have, ready=ready.put))
+                                      wanted=lambda diff_id: diff_id not in self.have, ready=handed_over))
             except BaseException as exc:  # handed to the uploading thread, which raises it
                 ready.put(exc)
 
@@ -247,7 +263,7 @@ class DirectPush:
                 if isinstance(item, Blob):
                     self.report.add_total(item.size or (item.raw.stat().st_size if item.raw else 0))
                     if item.raw is not None:
-                        self._upload_compressing(item)
+                        self._upload_layer(item)
                     else:
                         self._upload(item)
                     if item.diff_id:
@@ -280,25 +296,30 @@ class DirectPush:
         response.raw.decode_content = False
         return client, response
 
-    def _upload_compressing(self, blob: Blob) -> None:
-        """Upload a layer while compressing it: the first bytes leave as soon as zlib has
-        them, and the link never waits for a whole layer to be compressed. The compressed
-        bytes are kept in a file too; if the transfer breaks, the rest is compressed into
-        it and the blob goes the resumable way (_upload) from there."""
+    def _upload_layer(self, blob: Blob) -> None:
+        """A layer that is being compressed: once compressed, like any blob (HEAD, then
+        an upload that can resume); while compressing, streamed as it is compressed."""
         assert blob.raw is not None
-        compression = Compression(blob.raw)
+        compression = self._compressions.pop(blob.raw)
         estimate = blob.raw.stat().st_size
-        started = False
+        if compression.done:
+            compression.wait()  # its error, if it had one
+            self._compressed(blob, compression, estimate)
+            self._upload(blob)
+        else:
+            self._upload_compressing(blob, compression, estimate)
 
-        def body() -> Iterator[bytes]:
-            nonlocal started
-            if started:  # a replay (a 401 mid-request) cannot rewind the compressor
-                raise RegistryError(ev.Failure(ev.FailureKind.NETWORK, "the streamed upload was interrupted",
-                                               "it is sent again from the compressed file"))
-            started = True
+    def _upload_compressing(self, blob: Blob, compression: Compression, estimate: int) -> None:
+        """Upload a layer while it is compressed: the first bytes leave as soon as zlib
+        has them, and the link never waits for a whole layer to be compressed. Its size
+        is not known yet, so the request goes chunked, and it cannot resume: if the
+        transfer breaks, the blob goes the resumable way (_upload) once compressed."""
+        def body() -> Iterator[bytes]:  # read anew from the file's start for each attempt
+            sent = 0
             for piece in compression.pieces():
                 yield piece
-                self.report.progress(compression.size)
+                sent += len(piece)
+                self.report.progress(sent)
 
         self._take_the_wire()
         try:
@@ -309,7 +330,7 @@ class DirectPush:
                                                "it is sent again"))
             self.registry.finish_upload(self.repository, upload, compression.digest)
         except (httpx.HTTPError, RegistryError) as exc:
-            compression.finish()
+            compression.wait()
             self._compressed(blob, compression, estimate)
             failure = failure_for(exc, f"{blob.digest[7:19]}: upload", self.task.stall_timeout)
             if not _worth_another_upload(exc, failure):

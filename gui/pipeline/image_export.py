@@ -285,21 +285,25 @@ class _Reader:
         manifest = self._pick_manifest(json.loads(self.small["index.json"]))
         config_desc = manifest["config"]
         config = self.bytes_of(_blob_name(config_desc["digest"]))
+        # A compressed layer's diffID is in the config, in layer order: the layer cache
+        # learns it, and a layer the registry has is not read again.
+        diff_ids = list((json.loads(config).get("rootfs") or {}).get("diff_ids") or [])
         layers = []
-        for desc in manifest["layers"]:
+        for position, desc in enumerate(manifest["layers"]):
             name = _blob_name(desc["digest"])
             media_type = desc.get("mediaType", OCI_GZIP_LAYER)
             if name in self.layers:  # named by its diffID: handled as an uncompressed layer
                 layers.append(self.layers[name])
                 continue
-            if media_type in _UNCOMPRESSED_LAYERS:
-                diff_id = desc["digest"]
-                if not self.wanted(diff_id):
-                    layers.append(Blob("", 0, "", None, diff_id))
-                    continue
+            uncompressed = media_type in _UNCOMPRESSED_LAYERS
+            diff_id = desc["digest"] if uncompressed else (diff_ids[position] if position < len(diff_ids) else "")
+            if diff_id and not self.wanted(diff_id):
+                layers.append(Blob("", 0, "", None, diff_id))
+                continue
+            if uncompressed:
                 blob = Blob("", 0, OCI_GZIP_LAYER, None, diff_id, self._materialize(name))
             else:
-                blob = Blob(desc["digest"], int(desc["size"]), media_type, self._materialize(name))
+                blob = Blob(desc["digest"], int(desc["size"]), media_type, self._materialize(name), diff_id)
             self.ready(blob)
             layers.append(blob)
         return ExportedImage(config, config_desc.get("mediaType", OCI_CONFIG),

@@ -1,0 +1,201 @@
+"""Reading a built image out of an export, in every layout Dockpool may be handed.
+
+Every export here starts as a real `docker save` from the private engine. This
+machine's engine (20.10) writes only Docker's classic layout, so the OCI layouts are
+rewritten from it the way the others write them: Docker 25+ (`manifest.json` beside
+`index.json`, uncompressed layers named by their diffID), the containerd image store
+and `buildx --output type=oci` (gzip layers, an index that may point at another index
+and at attestation manifests). The layer bytes and the config stay the engine's own.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import tarfile
+import threading
+from pathlib import Path
+
+import docker
+import pytest
+
+from gui.pipeline.image_export import (DOCKER_MANIFEST, OCI_GZIP_LAYER, OCI_INDEX, OCI_MANIFEST, Blob, Compression,
+                                       ExportError, read_export)
+from tests.helpers import write_image
+
+OCI_TAR_LAYER = "application/vnd.oci.image.layer.v1.tar"
+
+
+def sha256(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def saved(docker_client: docker.APIClient, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A two-layer image from the engine: its `docker save` tar, config and layers."""
+    root = tmp_path_factory.mktemp("export")
+    folder = write_image(root, "two-layers", payload=300_000, extra="COPY Dockerfile /Dockerfile")
+    image_id = None
+    for item in docker_client.build(path=str(folder), rm=True, decode=True):
+        assert "error" not in item, item
+        image_id = (item.get("aux") or {}).get("ID", image_id)
+    archive = root / "save.tar"
+    with archive.open("wb") as target:
+        for chunk in docker_client.get_image(image_id):
+            target.write(chunk)
+    with tarfile.open(archive) as tar:
+        entry = json.load(tar.extractfile("manifest.json"))[0]  # type: ignore[arg-type]
+        config = tar.extractfile(entry["Config"]).read()  # type: ignore[union-attr]
+        layers = [tar.extractfile(name).read() for name in entry["Layers"]]  # type: ignore[union-attr]
+    diff_ids = json.loads(config)["rootfs"]["diff_ids"]
+    assert [sha256(layer) for layer in layers] == diff_ids and len(layers) == 2
+    return {"archive": archive, "config": config, "layers": layers, "diff_ids": diff_ids}
+
+
+def write_tar(path: Path, members: dict[str, bytes]) -> Path:
+    with tarfile.open(path, "w") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def oci_archive(path: Path, saved: dict, *, compressed: bool, docker_manifest: bool = False,
+                nested: bool = False) -> tuple[Path, list[bytes]]:
+    """An OCI layout of the saved image; returns it and its layer blobs as stored."""
+    blobs = {}
+    layer_blobs = [gzip.compress(layer, mtime=0) if compressed else layer for layer in saved["layers"]]
+    descriptors = []
+    for blob in layer_blobs:
+        blobs[sha256(blob)] = blob
+        descriptors.append({"mediaType": OCI_GZIP_LAYER if compressed else OCI_TAR_LAYER,
+                            "digest": sha256(blob), "size": len(blob)})
+    blobs[sha256(saved["config"])] = saved["config"]
+    manifest = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                           "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                                      "digest": sha256(saved["config"]), "size": len(saved["config"])},
+                           "layers": descriptors}).encode()
+    blobs[sha256(manifest)] = manifest
+    top = [{"mediaType": OCI_MANIFEST, "digest": sha256(manifest), "size": len(manifest)}]
+    if nested:  # buildx: an index of platforms, with an attestation manifest listed first
+        attestation = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": {}, "layers": []}).encode()
+        blobs[sha256(attestation)] = attestation
+        inner = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
+            {"mediaType": OCI_MANIFEST, "digest": sha256(attestation), "size": len(attestation),
+             "platform": {"os": "unknown", "architecture": "unknown"},
+             "annotations": {"vnd.docker.reference.type": "attestation-manifest"}},
+            {"mediaType": OCI_MANIFEST, "digest": sha256(manifest), "size": len(manifest),
+             "platform": {"os": "linux", "architecture": "amd64"}}]}).encode()
+        blobs[sha256(inner)] = inner
+        top = [{"mediaType": OCI_INDEX, "digest": sha256(inner), "size": len(inner)}]
+    members = {"oci-layout": b'{"imageLayoutVersion": "1.0.0"}',
+               "index.json": json.dumps({"schemaVersion": 2, "manifests": top}).encode()}
+    members.update({f"blobs/sha256/{digest[7:]}": data for digest, data in blobs.items()})
+    if docker_manifest:  # Docker 25+: the classic manifest.json, naming the same blobs
+        members["manifest.json"] = json.dumps([{
+            "Config": f"blobs/sha256/{sha256(saved['config'])[7:]}", "RepoTags": None,
+            "Layers": [f"blobs/sha256/{sha256(blob)[7:]}" for blob in layer_blobs]}]).encode()
+    return write_tar(path, members), layer_blobs
+
+
+def read(archive: Path, workdir: Path, saved: dict, wanted=lambda diff_id: True) -> tuple:
+    workdir.mkdir(exist_ok=True)
+    handed: list[Blob] = []
+    with archive.open("rb") as stream:
+        exported = read_export(stream, workdir, saved["diff_ids"], wanted=wanted, ready=handed.append)
+    return exported, handed
+
+
+def compressed(blob: Blob) -> bytes:
+    """What the uploader sends for a layer handed over uncompressed."""
+    assert blob.raw is not None
+    compression = Compression(blob.raw)
+    compression.run()
+    assert compression.digest == sha256(compression.target.read_bytes())
+    return compression.target.read_bytes()
+
+
+def test_classic_layout_hands_over_uncompressed_layers(tmp_path: Path, saved: dict) -> None:
+    exported, handed = read(saved["archive"], tmp_path / "work", saved)
+    assert exported.manifest_media_type == DOCKER_MANIFEST and exported.config == saved["config"]
+    # Handed over in the archive's order, as each is read; listed in the image's order.
+    assert sorted(handed, key=id) == sorted(exported.layers, key=id)
+    assert [b.diff_id for b in exported.layers] == saved["diff_ids"]
+    assert [gzip.decompress(compressed(b)) for b in exported.layers] == saved["layers"]
+
+
+@pytest.mark.parametrize("docker_manifest", [True, False], ids=["docker-25", "oci-only"])
+def test_oci_layout_with_uncompressed_layers(tmp_path: Path, saved: dict, docker_manifest: bool) -> None:
+    archive, _ = oci_archive(tmp_path / "oci.tar", saved, compressed=False, docker_manifest=docker_manifest)
+    exported, handed = read(archive, tmp_path / "work", saved)
+    assert exported.config == saved["config"]
+    assert [b.diff_id for b in handed] == saved["diff_ids"] and all(b.raw is not None for b in handed)
+    assert [gzip.decompress(compressed(b)) for b in handed] == saved["layers"]
+
+
+@pytest.mark.parametrize("nested", [False, True], ids=["containerd", "buildx-index"])
+def test_oci_layout_keeps_compressed_layers_as_they_are(tmp_path: Path, saved: dict, nested: bool) -> None:
+    archive, blobs = oci_archive(tmp_path / "oci.tar", saved, compressed=True, nested=nested)
+    exported, handed = read(archive, tmp_path / "work", saved)
+    assert exported.manifest_media_type == OCI_MANIFEST and exported.config == saved["config"]
+    assert [(b.digest, b.size, b.media_type) for b in handed] == [(sha256(x), len(x), OCI_GZIP_LAYER) for x in blobs]
+    assert [b.path.read_bytes() for b in handed] == blobs  # type: ignore[union-attr]
+    assert all(b.raw is None for b in handed)
+    assert [b.diff_id for b in handed] == saved["diff_ids"]  # from the config: the layer cache learns them
+
+
+def test_compressed_layers_the_registry_has_are_not_handed_over(tmp_path: Path, saved: dict) -> None:
+    archive, blobs = oci_archive(tmp_path / "oci.tar", saved, compressed=True)
+    first, second = saved["diff_ids"]
+    exported, handed = read(archive, tmp_path / "work", saved, wanted=lambda diff_id: diff_id != first)
+    assert [(b.digest, b.diff_id) for b in handed] == [(sha256(blobs[1]), second)]
+    assert exported.layers[0].path is None and exported.layers[0].diff_id == first
+
+
+def test_layers_the_registry_has_are_not_handed_over(tmp_path: Path, saved: dict) -> None:
+    first, second = saved["diff_ids"]
+    exported, handed = read(saved["archive"], tmp_path / "work", saved, wanted=lambda diff_id: diff_id != first)
+    assert [b.diff_id for b in handed] == [second]
+    assert exported.layers[0].path is None and exported.layers[0].raw is None
+    assert sorted(p.suffix for p in (tmp_path / "work").iterdir()) == [".tar"]  # the unwanted one is gone
+
+
+def test_an_export_without_a_manifest_says_so(tmp_path: Path, saved: dict) -> None:
+    archive = write_tar(tmp_path / "odd.tar", {"repositories": b"{}"})
+    with pytest.raises(ExportError, match="neither manifest.json nor index.json"):
+        read(archive, tmp_path / "work", saved)
+
+
+def test_compression_is_read_while_it_is_written(tmp_path: Path, saved: dict) -> None:
+    """The upload reads the compressed file as the compressor thread fills it: what it
+    reads is exactly the final file, and the same layer always gives the same digest."""
+    raw = tmp_path / "layer.tar"
+    raw.write_bytes(saved["layers"][0] * 20)  # several compressor chunks
+    compression = Compression(raw)
+    worker = threading.Thread(target=compression.run)
+    worker.start()
+    streamed = b"".join(compression.pieces(piece=4096))
+    worker.join()
+    assert streamed == compression.target.read_bytes() and gzip.decompress(streamed) == raw.read_bytes()
+    assert compression.digest == sha256(streamed) and compression.size == len(streamed)
+    again = tmp_path / "again.tar"
+    again.write_bytes(raw.read_bytes())
+    repeat = Compression(again)
+    repeat.run()
+    assert repeat.digest == compression.digest
+
+
+def test_a_stopped_compression_ends_its_readers(tmp_path: Path, saved: dict) -> None:
+    raw = tmp_path / "layer.tar"
+    raw.write_bytes(saved["layers"][0] * 20)
+    compression = Compression(raw)
+    compression.stop()
+    compression.run()
+    assert not compression.done
+    with pytest.raises(ExportError, match="stopped"):
+        b"".join(compression.pieces())
+    with pytest.raises(ExportError, match="stopped"):
+        compression.wait()

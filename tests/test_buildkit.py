@@ -315,3 +315,85 @@ def test_cache_backends_without_buildx_are_named(tmp_path: Path) -> None:
     assert any("cache_to needs docker buildx" in p for p in problems)
     assert any("cache_from 'type=local,src=cache'" in p and "image references only" in p for p in problems)
     assert backend_problems(project, BuildBackend("buildkit", "docker", buildx=True)) == []
+
+
+def _ssh_add_files(context: Path) -> None:
+    """The host's own ssh-add and the libraries it loads, into a build context: the image
+    can then list the keys of the agent a build step is given (nothing can be pulled)."""
+    ssh_add = shutil.which("ssh-add")
+    assert ssh_add, "ssh-add is missing (Debian package openssh-client)"
+    (context / "bin").mkdir()
+    shutil.copy(ssh_add, context / "bin" / "ssh-add")
+    libraries = context / "lib"
+    libraries.mkdir()
+    for line in subprocess.run(["ldd", ssh_add], capture_output=True, text=True, check=True).stdout.splitlines():
+        path = line.split("=>")[-1].split("(")[0].strip()
+        if path.startswith("/"):
+            shutil.copy(path, libraries / Path(path).name)
+
+
+def _fingerprint(public_key: Path) -> str:
+    return subprocess.run(["ssh-keygen", "-lf", str(public_key)], capture_output=True, text=True,
+                          check=True).stdout.split()[1]
+
+
+def test_ssh_agent_and_key_files_reach_run_steps_and_stay_out_of_the_image(
+        tmp_path: Path, registry: Registry, docker_client, base_image: str, monkeypatch) -> None:
+    """`ssh = ["default", "deploy=keys/deploy"]`: a RUN step with an ssh mount sees the
+    user's running agent, and another sees an agent that holds the project's key file;
+    neither the keys nor the sockets end up in the image. `platform` is passed too."""
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    for name in ("agent-key", "deploy"):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", str(keys / name)],
+                       check=True)
+    socket_path = tmp_path / "agent.sock"
+    agent = subprocess.Popen(["ssh-agent", "-D", "-a", str(socket_path)], stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while not socket_path.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        monkeypatch.setenv("SSH_AUTH_SOCK", str(socket_path))
+        subprocess.run(["ssh-add", "-q", str(keys / "agent-key")], check=True)
+
+        context = tmp_path / "ssh"
+        context.mkdir()
+        _ssh_add_files(context)
+        (context / "Dockerfile").write_text(
+            f"FROM {base_image} AS probe\n"
+            "COPY bin/ssh-add /usr/bin/ssh-add\n"
+            "COPY lib/ld-linux-x86-64.so.2 /lib64/\n"
+            "COPY lib/ /lib/x86_64-linux-gnu/\n"
+            "RUN --mount=type=ssh,required=true ssh-add -l > /agent-keys\n"
+            "RUN --mount=type=ssh,id=deploy,required=true ssh-add -l > /deploy-keys\n"
+            f"FROM {base_image}\n"
+            "COPY --from=probe /agent-keys /deploy-keys /\n")
+        project = load(write_project(tmp_path, [{"name": "ssh", "context": "ssh", "platform": "linux/amd64",
+                                                "ssh": ["default", "deploy=keys/deploy"]}],
+                                     registry=registry.address))
+        run = run_pipeline(project, backend=_buildkit(), log_dir=tmp_path / "logs")
+    finally:
+        agent.kill()
+        agent.wait()
+    [image] = run.report.images
+    assert image.status is Status.PUSHED, image.error
+
+    docker_client.remove_image(image.image_id, force=True)
+    docker_client.pull(f"{registry.address}/ssh", tag="latest")
+    inspected = docker_client.inspect_image(f"{registry.address}/ssh:latest")
+    assert (inspected["Os"], inspected["Architecture"]) == ("linux", "amd64")
+    container = docker_client.create_container(f"{registry.address}/ssh:latest",
+                                               command=["cat", "/agent-keys", "/deploy-keys"], network_disabled=True)
+    try:
+        docker_client.start(container)
+        assert docker_client.wait(container, timeout=60)["StatusCode"] == 0
+        listed = docker_client.logs(container).decode().splitlines()
+    finally:
+        docker_client.remove_container(container, force=True)
+    assert [line.split()[1] for line in listed] == [_fingerprint(keys / "agent-key.pub"),
+                                                     _fingerprint(keys / "deploy.pub")]
+    saved = b"".join(docker_client.get_image(f"{registry.address}/ssh:latest"))
+    for name in ("agent-key", "deploy"):
+        private = b"".join((keys / name).read_bytes().splitlines()[1:-1])
+        assert private[:40] not in saved.replace(b"\n", b"")
+    assert "BEGIN OPENSSH PRIVATE KEY" not in (tmp_path / "logs" / "ssh.log").read_text()

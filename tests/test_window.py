@@ -162,6 +162,12 @@ def test_failing_build_shows_its_reason_on_the_row_and_in_the_log(qtbot, window,
     log = window.log.text.toPlainText()
     assert "going down" in log and "[build!]" in log and "exit code: 7" in log
     assert window.actions.retry.isEnabled()
+    # The counts behind the status bar are kept as events arrive; a fresh count agrees.
+    kept = window.model.counts()
+    assert (kept["run"], kept["run_done"], kept["pushed"], kept["failed"], kept["retryable"]) == (2, 2, 1, 1, 1)
+    window.model._recount()
+    assert window.model.counts() == kept
+    assert window.counts.text().startswith("built 1, pushed 1, failed 1")
 
     # Export the run report as JSON (like the CLI's) and as CSV.
     for name in ("report.json", "report.csv"):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +47,7 @@ _STATUS_ICONS = {
     ev.Status.FAILED: QStyle.StandardPixmap.SP_MessageBoxCritical,
     ev.Status.CANCELLED: QStyle.StandardPixmap.SP_DialogCancelButton,
 }
+COUNTED = ("built", "pushed", "failed", "cancelled", "active", "retryable", "run", "run_done")
 _STATUS_ORDER = {status: order for order, status in enumerate(
     (ev.Status.FAILED, ev.Status.BUILDING, ev.Status.PUSHING, ev.Status.BUILT_WAITING, ev.Status.QUEUED,
      ev.Status.CANCELLED, ev.Status.BUILT, ev.Status.PUSHED))}
@@ -80,6 +82,8 @@ class ImageTableModel(QAbstractTableModel):
         self._rows = [Row(spec) for spec in project.images]
         self._by_uid: dict[int, int] = {}
         self._duplicates: dict[int, str] = {}
+        self._run: set[int] = set()  # uids of the latest run's rows
+        self._counts: Counter[str] = Counter()
         self.backend = "buildkit"  # "classic" makes BuildKit-only lines problems
         self._dockerfiles = DockerfileCache()
         self._reindex()
@@ -96,12 +100,14 @@ class ImageTableModel(QAbstractTableModel):
         self.beginResetModel()
         self._project = project
         self._rows = [Row(spec) for spec in project.images]
+        self._run = set()
         self._reindex()
         self._revalidate_all()
         self.endResetModel()
 
     def _reindex(self) -> None:
         self._by_uid = {row.uid: index for index, row in enumerate(self._rows)}
+        self._recount()
 
     def row_of(self, uid: int) -> int | None:
         return self._by_uid.get(uid)
@@ -301,7 +307,9 @@ class ImageTableModel(QAbstractTableModel):
 
     def set_field(self, uid: int, name: str, value: Any) -> None:
         index = self._by_uid[uid]
+        before = self._tally(self._rows[index])
         setattr(self._rows[index].spec, name, copy.deepcopy(value))
+        self._counted(before, self._rows[index])
         self.revalidate([index])
         self.dataChanged.emit(self.index(index, 0), self.index(index, self.columnCount() - 1))
 
@@ -352,6 +360,8 @@ class ImageTableModel(QAbstractTableModel):
             self._rows[index].state.refs = refs.get(uid, ())
             self._rows[index].state.log_lines = 0
             self._rows[index].state.will_push = will_push
+        self._run = set(uids)
+        self._recount()
         self._emit_rows([self._by_uid[uid] for uid in uids])
 
     def add_log_file(self, uid: int, path: Any) -> None:
@@ -365,7 +375,10 @@ class ImageTableModel(QAbstractTableModel):
             uid = keys.get(getattr(record, "image", ""))
             if uid is None or uid not in self._by_uid:
                 continue
-            apply(self._rows[self._by_uid[uid]].state, record)
+            row = self._rows[self._by_uid[uid]]
+            before = self._tally(row)
+            apply(row.state, record)
+            self._counted(before, row)
             changed.add(uid)
         self._emit_rows([self._by_uid[uid] for uid in changed])
         return changed
@@ -381,18 +394,35 @@ class ImageTableModel(QAbstractTableModel):
         for index in sorted(indexes):
             self.dataChanged.emit(self.index(index, COL_STATUS), self.index(index, COL_ELAPSED))
 
+    # --- counts: kept as rows change, never by walking every row -------------------------------
+
+    def _tally(self, row: Row) -> list[str]:
+        """What one row adds to the counts (the status bar, the Retry action)."""
+        state, status = row.state, row.state.status
+        keys = ["built"] if state.build_end and state.image_id else []
+        if status is ev.Status.PUSHED:
+            keys.append("pushed")
+        elif status in (ev.Status.FAILED, ev.Status.CANCELLED):
+            keys.append(status.value)
+            if row.spec.enabled:
+                keys.append("retryable")
+        elif status is not None and status is not ev.Status.BUILT:
+            keys.append("active")
+        if row.uid in self._run:
+            keys.append("run")
+            if status is not None and status.final:
+                keys.append("run_done")
+        return keys
+
+    def _counted(self, before: list[str], row: Row) -> None:
+        self._counts.subtract(before)
+        self._counts.update(self._tally(row))
+
+    def _recount(self) -> None:
+        self._counts = Counter(key for row in self._rows for key in self._tally(row))
+
     def counts(self) -> dict[str, int]:
-        result = {"built": 0, "pushed": 0, "failed": 0, "cancelled": 0, "active": 0}
-        for row in self._rows:
-            state = row.state
-            if state.build_end and state.image_id:
-                result["built"] += 1
-            if state.status is ev.Status.PUSHED:
-                result["pushed"] += 1
-            elif state.status is ev.Status.FAILED:
-                result["failed"] += 1
-            elif state.status is ev.Status.CANCELLED:
-                result["cancelled"] += 1
-            elif state.status is not None and state.status is not ev.Status.BUILT:
-                result["active"] += 1
-        return result
+        """built, pushed, failed, cancelled, active (queued to pushing); retryable (failed or
+        cancelled, and enabled); run and run_done (the latest run's rows, and those ended).
+        Kept up to date as events arrive: 1,000 rows cost nothing per batch."""
+        return {key: self._counts[key] for key in COUNTED}

@@ -93,6 +93,13 @@ class ImageTable(QTableView):
         header.setSectionsMovable(True)
         header.setHighlightSections(False)
         self._size_columns()
+        # The selection is asked for once per updated row during a run (hundreds a second):
+        # kept until the selection or the rows shown change.
+        self._selected: list[int] | None = None
+        self.selectionModel().selectionChanged.connect(self._forget_selection)
+        for changed in (self.filter.layoutChanged, self.filter.modelReset, self.filter.rowsInserted,
+                        self.filter.rowsRemoved):
+            changed.connect(self._forget_selection)
 
     def _size_columns(self) -> None:
         metrics = self.fontMetrics()
@@ -106,8 +113,13 @@ class ImageTable(QTableView):
     # --- rows by uid -------------------------------------------------------------------------
 
     def selected_uids(self) -> list[int]:
-        rows = {index.row() for index in self.selectionModel().selectedRows()}
-        return [self.filter.index(row, 0).data(UID_ROLE) for row in sorted(rows)]
+        if self._selected is None:
+            rows = {index.row() for index in self.selectionModel().selectedRows()}
+            self._selected = [self.filter.index(row, 0).data(UID_ROLE) for row in sorted(rows)]
+        return list(self._selected)
+
+    def _forget_selection(self, *_: Any) -> None:
+        self._selected = None
 
     def current_uid(self) -> int | None:
         index = self.currentIndex()

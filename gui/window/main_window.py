@@ -81,7 +81,6 @@ class MainWindow(QMainWindow):
         self.actions = Actions(self)
         self._report: RunReport | None = None
         self._keys: dict[str, int] = {}  # engine key -> row uid, for the run under way
-        self._run_uids: list[int] = []
         self._run_started = 0.0
         self._close_after_run = False
         self._quitting = False
@@ -338,8 +337,7 @@ class MainWindow(QMainWindow):
         self.actions.update(UiState(
             running=self.busy, rows=len(self.document.project.enabled_images),
             selected=len(self.table.selected_uids()),
-            has_failed=any(self.model.state(r).status in (ev.Status.FAILED, ev.Status.CANCELLED)
-                           and self.model.image(r).enabled for r in range(self.model.rowCount())),
+            has_failed=self.model.counts()["retryable"] > 0,
             has_report=self._report is not None,
             one_selected_running=bool(self.session.running and state is not None and state.status is not None
                                       and not state.status.final and uid in self._keys.values()),
@@ -358,24 +356,23 @@ class MainWindow(QMainWindow):
         return self.session.running or self._checking
 
     def _update_overall(self) -> None:
-        uids = [uid for uid in self._run_uids if self.model.row_of(uid) is not None]
         pushing = bool(self.document.project.registry)
         counts = self.model.counts()
-        done = sum(1 for uid in uids if (s := self.model.state_by_uid(uid).status) is not None and s.final)
-        self.overall.setRange(0, max(1, len(uids)))
+        total, done = counts["run"], counts["run_done"]
+        self.overall.setRange(0, max(1, total))
         self.overall.setValue(done)
-        self.overall.setFormat("%v / %m done" if uids else "no run yet")
+        self.overall.setFormat("%v / %m done" if total else "no run yet")
         text = f"built {counts['built']}" + (f", pushed {counts['pushed']}" if pushing else "") + \
             f", failed {counts['failed']}"
         if counts["cancelled"]:
             text += f", cancelled {counts['cancelled']}"
-        if self.session.running and 0 < done < len(uids):
+        if self.session.running and 0 < done < total:
             elapsed = time.monotonic() - self._run_started
-            left = elapsed / done * (len(uids) - done)
+            left = elapsed / done * (total - done)
             text += f" — about {int(left) // 60}:{int(left) % 60:02d} left"
         self.counts.setText(text)
         if self.session.running:
-            self._taskbar.show(done, len(uids), counts["failed"] > 0)
+            self._taskbar.show(done, total, counts["failed"] > 0)
 
     def _select(self, uids: list[int]) -> None:
         if uids:
@@ -720,7 +717,6 @@ class MainWindow(QMainWindow):
         self._pending = (uids, push_only, keys, refs, bool(snapshot.registry))
         self._run_folder = new_run_folder()
         self._keys = dict(zip(keys, uids))
-        self._run_uids = uids
         self._run_started = time.monotonic()
         self._report = None
         self.log.show_image(None, "", [], 0)

@@ -47,7 +47,7 @@ _STATUS_ICONS = {
     ev.Status.FAILED: QStyle.StandardPixmap.SP_MessageBoxCritical,
     ev.Status.CANCELLED: QStyle.StandardPixmap.SP_DialogCancelButton,
 }
-COUNTED = ("built", "pushed", "failed", "cancelled", "active", "retryable", "run", "run_done")
+COUNTED = ("enabled", "built", "pushed", "failed", "cancelled", "active", "retryable", "run", "run_done")
 _STATUS_ORDER = {status: order for order, status in enumerate(
     (ev.Status.FAILED, ev.Status.BUILDING, ev.Status.PUSHING, ev.Status.BUILT_WAITING, ev.Status.QUEUED,
      ev.Status.CANCELLED, ev.Status.BUILT, ev.Status.PUSHED))}
@@ -391,15 +391,22 @@ class ImageTableModel(QAbstractTableModel):
                 self.dataChanged.emit(self.index(index, COL_ELAPSED), self.index(index, COL_ELAPSED))
 
     def _emit_rows(self, indexes: list[int]) -> None:
-        for index in sorted(indexes):
-            self.dataChanged.emit(self.index(index, COL_STATUS), self.index(index, COL_ELAPSED))
+        """One dataChanged per run of adjacent rows: a run's start changes 1,000 rows at once."""
+        ordered = sorted(set(indexes))
+        first = 0
+        for position, index in enumerate(ordered):
+            if position + 1 == len(ordered) or ordered[position + 1] != index + 1:
+                self.dataChanged.emit(self.index(ordered[first], COL_STATUS), self.index(index, COL_ELAPSED))
+                first = position + 1
 
     # --- counts: kept as rows change, never by walking every row -------------------------------
 
     def _tally(self, row: Row) -> list[str]:
         """What one row adds to the counts (the status bar, the Retry action)."""
         state, status = row.state, row.state.status
-        keys = ["built"] if state.build_end and state.image_id else []
+        keys = ["enabled"] if row.spec.enabled else []
+        if state.build_end and state.image_id:
+            keys.append("built")
         if status is ev.Status.PUSHED:
             keys.append("pushed")
         elif status in (ev.Status.FAILED, ev.Status.CANCELLED):
@@ -422,7 +429,7 @@ class ImageTableModel(QAbstractTableModel):
         self._counts = Counter(key for row in self._rows for key in self._tally(row))
 
     def counts(self) -> dict[str, int]:
-        """built, pushed, failed, cancelled, active (queued to pushing); retryable (failed or
+        """enabled rows; built, pushed, failed, cancelled, active (queued to pushing); retryable (failed or
         cancelled, and enabled); run and run_done (the latest run's rows, and those ended).
         Kept up to date as events arrive: 1,000 rows cost nothing per batch."""
         return {key: self._counts[key] for key in COUNTED}

@@ -335,7 +335,7 @@ class MainWindow(QMainWindow):
         uid = self._selected_single()
         state = self.model.state_by_uid(uid) if uid is not None and self.model.row_of(uid) is not None else None
         self.actions.update(UiState(
-            running=self.busy, rows=len(self.document.project.enabled_images),
+            running=self.busy, rows=self.model.counts()["enabled"],
             selected=len(self.table.selected_uids()),
             has_failed=self.model.counts()["retryable"] > 0,
             has_report=self._report is not None,

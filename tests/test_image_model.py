@@ -96,3 +96,32 @@ def test_a_final_outcome_clears_the_retry_note(tmp_path: Path, qapp) -> None:
     model.apply_events([ev.RetryScheduled("api", ev.Stage.PUSH, 2, 4.0, failure), ev.PushFailed("api", failure)],
                        keys)
     assert model.index(0, COL_STATUS).data() == "failed: registry unreachable — connection refused"
+
+
+def test_counts_follow_edits_removals_undo_and_new_runs(tmp_path: Path, qapp) -> None:
+    """The counts are kept as rows change, never recounted per batch: after every kind of
+    change they must equal a fresh count."""
+    model = model_for(tmp_path, qapp)
+    keys = {"api": model.uid(0), "web": model.uid(1)}
+
+    def agrees() -> dict[str, int]:
+        kept = model.counts()
+        model._recount()
+        assert model.counts() == kept
+        return kept
+
+    model.start_rows([model.uid(0), model.uid(1)], [], {})
+    model.apply_events([ev.BuildStarted("web", 1, 1.0),
+                        ev.BuildFailed("web", ev.Failure(ev.FailureKind.BUILD_STEP, "boom", "fix it"))], keys)
+    assert agrees()["retryable"] == 1
+    model.set_field(model.uid(1), "enabled", False)  # a disabled failure is not retried
+    assert (agrees()["retryable"], model.counts()["enabled"]) == (0, 1)
+    model.set_field(model.uid(1), "enabled", True)
+    taken = model.take_rows([model.uid(1)])  # removed, then brought back by undo
+    assert (agrees()["failed"], model.counts()["run"]) == (0, 1)
+    model.insert_rows(taken[0][0], [row for _, row in taken])
+    assert (agrees()["failed"], model.counts()["run"], model.counts()["active"]) == (1, 2, 1)
+    model.start_rows([model.uid(1)], [], {})  # a retry of the failed one alone: a run of one
+    assert (agrees()["run"], model.counts()["failed"], model.counts()["run_done"]) == (1, 0, 0)
+    model.set_project(model.project)  # another project: nothing run yet
+    assert (agrees()["run"], model.counts()["active"]) == (0, 0)

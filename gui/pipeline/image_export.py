@@ -170,13 +170,14 @@ class Compression:
                 raise self._error
             return self.size, self.done
 
-    def wait(self) -> None:
-        """Until the layer is compressed (its digest and size final)."""
+    def wait(self, timeout: float | None = None) -> bool:
+        """Until the layer is compressed (its digest and size final), or `timeout` seconds;
+        True when it is. The compressor's error is raised."""
         with self._changed:
-            while not self.done and self._error is None:
-                self._changed.wait()
+            self._changed.wait_for(lambda: self.done or self._error is not None, timeout)
             if self._error is not None:
                 raise self._error
+            return self.done
 
     def pieces(self, piece: int = COMPRESS_CHUNK) -> Iterator[bytes]:
         """The compressed bytes from the start, as soon as each is in the file."""
@@ -285,9 +286,12 @@ class _Reader:
         manifest = self._pick_manifest(json.loads(self.small["index.json"]))
         config_desc = manifest["config"]
         config = self.bytes_of(_blob_name(config_desc["digest"]))
-        # A compressed layer's diffID is in the config, in layer order: the layer cache
-        # learns it, and a layer the registry has is not read again.
+        # A gzip layer's diffID is in the config, in layer order: the layer cache learns it,
+        # and a layer the registry has is not read again. Not trusted when the counts differ;
+        # other compressions (zstd) stay out of the cache, which feeds Docker v2 manifests.
         diff_ids = list((json.loads(config).get("rootfs") or {}).get("diff_ids") or [])
+        if len(diff_ids) != len(manifest["layers"]):
+            diff_ids = []
         layers = []
         for position, desc in enumerate(manifest["layers"]):
             name = _blob_name(desc["digest"])
@@ -296,7 +300,8 @@ class _Reader:
                 layers.append(self.layers[name])
                 continue
             uncompressed = media_type in _UNCOMPRESSED_LAYERS
-            diff_id = desc["digest"] if uncompressed else (diff_ids[position] if position < len(diff_ids) else "")
+            gzip_layer = media_type in (OCI_GZIP_LAYER, DOCKER_GZIP_LAYER)
+            diff_id = desc["digest"] if uncompressed else (diff_ids[position] if diff_ids and gzip_layer else "")
             if diff_id and not self.wanted(diff_id):
                 layers.append(Blob("", 0, "", None, diff_id))
                 continue

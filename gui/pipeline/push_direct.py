@@ -140,11 +140,13 @@ class DirectPush:
         # One layer compressed at a time, in the order they upload, ahead of the upload.
         self._compressor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dockpool-gzip")
         self._compressions: dict[Path, Compression] = {}  # raw layer file -> its compression
+        self._closing = False
 
     def run(self) -> dict[str, str]:
         try:
             return self._run()
         finally:
+            self._closing = True  # an export thread that outlived the push hands nothing more over
             for compression in list(self._compressions.values()):
                 compression.stop()
             self._compressor.shutdown(wait=True, cancel_futures=True)  # before its files go
@@ -235,7 +237,7 @@ class DirectPush:
         client, response = self._open_export(image_id)
 
         def handed_over(blob: Blob) -> None:
-            if blob.raw is not None:  # compressed from now on, whatever the upload is doing
+            if blob.raw is not None and not self._closing:  # compressed from now on, whatever the upload does
                 compression = self._compressions[blob.raw] = Compression(blob.raw)
                 self._compressor.submit(compression.run)
             ready.put(blob)
@@ -297,11 +299,14 @@ class DirectPush:
         return client, response
 
     def _upload_layer(self, blob: Blob) -> None:
-        """A layer that is being compressed: once compressed, like any blob (HEAD, then
-        an upload that can resume); while compressing, streamed as it is compressed."""
+        """A layer that is being compressed. Compressed by the time it has an upload slot:
+        like any blob (HEAD, then an upload that can resume); still compressing: streamed
+        as it is compressed. The slot comes first, so a wait for it counts for the first."""
         assert blob.raw is not None
-        compression = self._compressions.pop(blob.raw)
+        compression = self._compressions[blob.raw]  # stays listed: run() stops what still runs
         estimate = blob.raw.stat().st_size
+        if not compression.done:
+            self._take_the_wire()
         if compression.done:
             compression.wait()  # its error, if it had one
             self._compressed(blob, compression, estimate)
@@ -314,14 +319,21 @@ class DirectPush:
         has them, and the link never waits for a whole layer to be compressed. Its size
         is not known yet, so the request goes chunked, and it cannot resume: if the
         transfer breaks, the blob goes the resumable way (_upload) once compressed."""
+        opened: list[Iterator[bytes]] = []  # closed at the end: an open file cannot be deleted on Windows
+        counted = [estimate]  # what the total counts for this layer: its real size once known
+
         def body() -> Iterator[bytes]:  # read anew from the file's start for each attempt
+            pieces = compression.pieces()
+            opened.append(pieces)
             sent = 0
-            for piece in compression.pieces():
+            for piece in pieces:
                 yield piece
                 sent += len(piece)
+                if compression.done and counted[0] != compression.size:
+                    self.report.add_total(compression.size - counted[0])
+                    counted[0] = compression.size
                 self.report.progress(sent)
 
-        self._take_the_wire()
         try:
             upload = self.registry.start_upload(self.repository)
             end = self.registry.send_chunk(self.repository, upload, body, 0, None, whole=True)
@@ -330,18 +342,28 @@ class DirectPush:
                                                "it is sent again"))
             self.registry.finish_upload(self.repository, upload, compression.digest)
         except (httpx.HTTPError, RegistryError) as exc:
-            compression.wait()
-            self._compressed(blob, compression, estimate)
-            failure = failure_for(exc, f"{blob.digest[7:19]}: upload", self.task.stall_timeout)
+            failure = failure_for(exc, "layer upload", self.task.stall_timeout)
             if not _worth_another_upload(exc, failure):
-                raise RegistryError(failure) from exc
+                raise RegistryError(failure) from exc  # run() stops the compression
+            self._wait_for(compression)
+            self._compressed(blob, compression, counted[0])
             self.report.progress(0, force=True)
             self.report.emit(ev.UploadResumed(self.task.image, blob.digest[7:19], 0, failure.message))
             self._upload(blob, resumes=1)
             return
-        self._compressed(blob, compression, estimate)
+        finally:
+            for pieces in opened:
+                pieces.close()  # type: ignore[attr-defined]
+        self._compressed(blob, compression, counted[0])
         self.report.log(f"{blob.digest[7:19]}: uploaded ({blob.size / 1e6:.1f} MB)")
         self.report.finished_blob(blob.size)
+
+    def _wait_for(self, compression: Compression) -> None:
+        """Until a layer is compressed, saying so now and then: a big layer takes minutes,
+        and the supervisor's stall watch must see that this pusher lives."""
+        began = time.monotonic()
+        while not compression.wait(EXPORT_HEARTBEAT):
+            self.report.log(f"compressing {compression.source.name}: {time.monotonic() - began:.0f} s so far")
 
     def _compressed(self, blob: Blob, compression: Compression, estimate: int) -> None:
         """The layer is compressed: it has a digest and a size now (the total's estimate
@@ -376,13 +398,14 @@ class DirectPush:
         while True:
             if upload is None:
                 upload, offset = self.registry.start_upload(self.repository), 0
+            opened: list[Iterator[bytes]] = []
             try:
                 if offset:
-                    end = self.registry.send_chunk(self.repository, upload, self._body(blob, offset), offset,
-                                                   blob.size - offset, whole=False)
+                    end = self.registry.send_chunk(self.repository, upload, self._body(blob, offset, opened),
+                                                   offset, blob.size - offset, whole=False)
                 else:
-                    end = self.registry.send_chunk(self.repository, upload, self._body(blob, 0), 0, blob.size,
-                                                   whole=True)
+                    end = self.registry.send_chunk(self.repository, upload, self._body(blob, 0, opened), 0,
+                                                   blob.size, whole=True)
                 if end is not None and end != blob.size:
                     raise RegistryError(ev.Failure(
                         ev.FailureKind.NETWORK, f"{short}: the registry holds {end} of {blob.size} bytes after "
@@ -406,6 +429,9 @@ class DirectPush:
                 self.report.progress(offset, force=True)
                 self.report.emit(ev.UploadResumed(self.task.image, short, offset, failure.message))
                 continue
+            finally:
+                for chunks in opened:
+                    chunks.close()  # type: ignore[attr-defined]
             return resumes
 
     def _registry_has(self, blob: Blob) -> bool:
@@ -414,12 +440,13 @@ class DirectPush:
         except (httpx.HTTPError, RegistryError):
             return False
 
-    def _body(self, blob: Blob, offset: int) -> Callable[[], Iterator[bytes]]:
-        """The blob's bytes from `offset`, made anew for each attempt, counted as they leave."""
+    def _body(self, blob: Blob, offset: int, opened: list[Iterator[bytes]]) -> Callable[[], Iterator[bytes]]:
+        """The blob's bytes from `offset`, made anew for each attempt, counted as they leave;
+        each reader made is listed in `opened`, for the caller to close (and its file)."""
         path = blob.path
         assert path is not None
 
-        def chunks() -> Iterator[bytes]:
+        def read() -> Iterator[bytes]:
             sent = offset
             with path.open("rb") as source:
                 source.seek(offset)
@@ -427,6 +454,11 @@ class DirectPush:
                     yield chunk
                     sent += len(chunk)
                     self.report.progress(sent)
+
+        def chunks() -> Iterator[bytes]:
+            reader = read()
+            opened.append(reader)
+            return reader
         return chunks
 
     # --- config and manifest ---------------------------------------------------------------

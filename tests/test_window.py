@@ -149,7 +149,15 @@ def test_failing_build_shows_its_reason_on_the_row_and_in_the_log(qtbot, window,
                                                   {"name": "broken", "context": "broken"}],
                                        registry=registry.address))
     window.actions.failed_only.trigger()  # on before the run: failures appear as they happen
+    shown: list[tuple[int, int, bool]] = []
+    alerts: list[object] = []
+    monkeypatch.setattr(window._taskbar, "show", lambda done, total, failed: shown.append((done, total, failed)))
+    monkeypatch.setattr(QApplication, "alert", lambda widget, duration=0: alerts.append(widget))
     run_to_end(qtbot, window)
+    # The taskbar button (ITaskbarList3 on Windows) follows the run and turns red once an
+    # image failed; the end flashes it (the urgent hint on X11).
+    assert shown and {total for _, total, _ in shown} == {2} and max(done for done, _, _ in shown) >= 1
+    assert any(failed for _, _, failed in shown) and alerts == [window]
     assert [window.table.filter.index(r, COL_NAME).data() for r in range(window.table.filter.rowCount())] \
         == ["broken"]
     window.actions.failed_only.trigger()

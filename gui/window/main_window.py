@@ -371,7 +371,7 @@ class MainWindow(QMainWindow):
             left = elapsed / done * (total - done)
             text += f" — about {int(left) // 60}:{int(left) % 60:02d} left"
         self.counts.setText(text)
-        if self.session.running:
+        if self.session.running and counts["run"]:  # not while the engine is asked, before rows start
             self._taskbar.show(done, total, counts["failed"] > 0)
 
     def _select(self, uids: list[int]) -> None:

@@ -63,7 +63,7 @@ def test_records_drive_status_and_progress(tmp_path: Path, qapp) -> None:
     assert model.index(1, COL_STATUS).data() == "failed: build step failed — boom"
     assert model.index(1, COL_STATUS).data(Qt.ItemDataRole.ToolTipRole) == "boom\nWhat to do: fix it"
     assert model.counts() == {"enabled": 2, "built": 1, "pushed": 1, "failed": 1, "cancelled": 0, "active": 0,
-                              "retryable": 1, "run": 2, "run_done": 2}
+                              "retryable": 1, "run": 2, "run_done": 2, "run_failed": 1}
     assert set(changed) == {0, 1}
 
 

@@ -149,15 +149,15 @@ def test_failing_build_shows_its_reason_on_the_row_and_in_the_log(qtbot, window,
                                                   {"name": "broken", "context": "broken"}],
                                        registry=registry.address))
     window.actions.failed_only.trigger()  # on before the run: failures appear as they happen
-    shown: list[tuple[int, int, bool]] = []
+    bar: list[tuple[int, int, bool]] = []
     alerts: list[object] = []
-    monkeypatch.setattr(window._taskbar, "show", lambda done, total, failed: shown.append((done, total, failed)))
+    monkeypatch.setattr(window._taskbar, "show", lambda done, total, failed: bar.append((done, total, failed)))
     monkeypatch.setattr(QApplication, "alert", lambda widget, duration=0: alerts.append(widget))
     run_to_end(qtbot, window)
     # The taskbar button (ITaskbarList3 on Windows) follows the run and turns red once an
     # image failed; the end flashes it (the urgent hint on X11).
-    assert shown and {total for _, total, _ in shown} == {2} and max(done for done, _, _ in shown) >= 1
-    assert any(failed for _, _, failed in shown) and alerts == [window]
+    assert bar and {total for _, total, _ in bar} == {2} and max(done for done, _, _ in bar) >= 1
+    assert any(failed for _, _, failed in bar) and alerts == [window]
     assert [window.table.filter.index(r, COL_NAME).data() for r in range(window.table.filter.rowCount())] \
         == ["broken"]
     window.actions.failed_only.trigger()
@@ -192,6 +192,12 @@ def test_failing_build_shows_its_reason_on_the_row_and_in_the_log(qtbot, window,
     window.actions.export.trigger()
     qtbot.waitUntil(lambda: window.findChild(QMessageBox, "export-error") is not None, timeout=2000)
     window.findChild(QMessageBox, "export-error").close()
+
+    # Retrying the failed one: the taskbar shows that run of one image from its first
+    # call, never the last run's full red bar while the engine is being asked.
+    bar.clear()
+    run_to_end(qtbot, window, start=window.actions.retry.trigger)
+    assert bar and {total for _, total, _ in bar} == {1}
 
 
 @pytest.mark.docker

@@ -431,12 +431,13 @@ class Pipeline:
         self._fill(ev.Stage.BUILD, self._build_queue, builders)
         if self.options.registry:
             self._fill(ev.Stage.PUSH, self._push_queue, self._pusher_processes(pushers))
-            # Pushers start once the first builds are handed out (their processes go first),
-            # not at time zero competing with them; then enough of them wait for the first
-            # pushes. Waiting for a build to report its start left them starting under the
-            # load of every build, a second and more after the first image was built.
-            if self._builds_started or any(w.job is not None for w in self._mine(ev.Stage.BUILD)):
-                wanted = min(self._pusher_processes(pushers), self._unfinished)
+            # One pusher starts once the first builds are handed out (after their processes),
+            # so the first image built finds it ready; the others once a build has started,
+            # not at time zero competing with the first builds (a pusher costs a whole
+            # interpreter start under spawn).
+            handed_out = any(w.job is not None for w in self._mine(ev.Stage.BUILD))
+            if self._builds_started or handed_out:
+                wanted = min(self._pusher_processes(pushers) if self._builds_started else 1, self._unfinished)
                 while len(self._mine(ev.Stage.PUSH)) < wanted:
                     self._spawn(ev.Stage.PUSH)
             self._grant_slots()

@@ -109,7 +109,9 @@ def _main_left_out() -> Iterator[None]:
     it: a benchmark script, pytest, a console-script wrapper. A benchmark's cost 70 ms of
     CPU in every worker, 24 times over at the start of a 24-builder run. Workers need
     nothing from it; named as a package's __main__ while they start, which
-    multiprocessing never re-runs, it is left out."""
+    multiprocessing never re-runs, it is left out. The name is the process's for those
+    moments: a program embedding the engine that starts its own spawn or fork-server
+    children from another thread at the same instant would see them skip its script too."""
     main = sys.modules.get("__main__")
     with _start_lock:
         if main is None or getattr(main, "__spec__", None) is not None:

@@ -47,7 +47,8 @@ _STATUS_ICONS = {
     ev.Status.FAILED: QStyle.StandardPixmap.SP_MessageBoxCritical,
     ev.Status.CANCELLED: QStyle.StandardPixmap.SP_DialogCancelButton,
 }
-COUNTED = ("enabled", "built", "pushed", "failed", "cancelled", "active", "retryable", "run", "run_done")
+COUNTED = ("enabled", "built", "pushed", "failed", "cancelled", "active", "retryable", "run", "run_done",
+           "run_failed")
 _STATUS_ORDER = {status: order for order, status in enumerate(
     (ev.Status.FAILED, ev.Status.BUILDING, ev.Status.PUSHING, ev.Status.BUILT_WAITING, ev.Status.QUEUED,
      ev.Status.CANCELLED, ev.Status.BUILT, ev.Status.PUSHED))}
@@ -419,6 +420,8 @@ class ImageTableModel(QAbstractTableModel):
             keys.append("run")
             if status is not None and status.final:
                 keys.append("run_done")
+            if status is ev.Status.FAILED:
+                keys.append("run_failed")
         return keys
 
     def _counted(self, before: list[str], row: Row) -> None:
@@ -430,6 +433,7 @@ class ImageTableModel(QAbstractTableModel):
 
     def counts(self) -> dict[str, int]:
         """enabled rows; built, pushed, failed, cancelled, active (queued to pushing); retryable (failed or
-        cancelled, and enabled); run and run_done (the latest run's rows, and those ended).
+        cancelled, and enabled); run, run_done, run_failed (the latest run's rows, those ended,
+        those failed).
         Kept up to date as events arrive: 1,000 rows cost nothing per batch."""
         return {key: self._counts[key] for key in COUNTED}

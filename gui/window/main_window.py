@@ -96,6 +96,7 @@ class MainWindow(QMainWindow):
         self._autosave.start()
         self._ticker = QTimer(self, interval=1000, timeout=self._tick)
         self._taskbar = TaskbarProgress(self)
+        self._rows_started = False  # this run's rows have started (the engine answered)
         self._document_replaced()
 
     # --- the frame ---------------------------------------------------------------------------
@@ -371,8 +372,8 @@ class MainWindow(QMainWindow):
             left = elapsed / done * (total - done)
             text += f" — about {int(left) // 60}:{int(left) % 60:02d} left"
         self.counts.setText(text)
-        if self.session.running and counts["run"]:  # not while the engine is asked, before rows start
-            self._taskbar.show(done, total, counts["failed"] > 0)
+        if self.session.running and self._rows_started:  # not while the engine is asked
+            self._taskbar.show(done, total, counts["run_failed"] > 0)
 
     def _select(self, uids: list[int]) -> None:
         if uids:
@@ -718,6 +719,8 @@ class MainWindow(QMainWindow):
         self._run_folder = new_run_folder()
         self._keys = dict(zip(keys, uids))
         self._run_started = time.monotonic()
+        self._rows_started = False
+        self._taskbar.clear()  # the last run's bar is not this one's
         self._report = None
         self.log.show_image(None, "", [], 0)
         self.banner.hide()
@@ -730,6 +733,7 @@ class MainWindow(QMainWindow):
     def _engine_started(self, engine: str, backend: Any) -> None:
         uids, push_only, keys, refs, will_push = self._pending
         self.model.start_rows(uids, list(push_only), dict(zip(uids, refs)), will_push)
+        self._rows_started = True
         for key, uid in zip(keys, uids):
             self.model.add_log_file(uid, self._run_folder / file_name(key))
         self.statusBar().showMessage(f"Running on {engine}")

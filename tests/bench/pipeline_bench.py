@@ -36,8 +36,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-# Workers re-import this script as __mp_main__ under spawn: module-level imports stay
-# to the engine, so what they load is what the real entry points give them.
+# Module-level imports stay to the engine. (Dockpool's workers do not run this script
+# again: see workers._main_left_out; the seed design's forked processes share it.)
 from gui.devservices import import_busybox  # noqa: E402
 from gui.pipeline import events as ev  # noqa: E402
 from gui.pipeline.build_backend import resolve_backend  # noqa: E402

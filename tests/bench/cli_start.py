@@ -1,0 +1,49 @@
+"""Start to first build request for `dockpool run`, a process per run, as users start it.
+
+The CLI starts the fork server while it loads the project; the figure is the run's own
+report: pipeline started to the first build request. Issue #11's target: under 0.3 s
+with builders 4. Run it with
+`.venv/bin/python -m gui.devservices run -- .venv/bin/python tests/bench/cli_start.py --registry {registry}`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from tests.helpers import write_image, write_project  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--registry", required=True)
+    parser.add_argument("-n", "--images", type=int, default=4)
+    parser.add_argument("-b", "--builders", type=int, default=4)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    cli = Path(sys.executable).with_name("dockpool")
+    root = Path(tempfile.mkdtemp(prefix="dockpool-cli-start-"))
+    for attempt in range(args.runs):
+        folder = root / f"run{attempt}"
+        names = [f"img{index}" for index in range(args.images)]
+        for name in names:
+            write_image(folder, name)  # fresh content: nothing comes from the engine's cache
+        project = write_project(folder, [{"name": n, "context": n} for n in names], registry=args.registry,
+                                builders=args.builders)
+        report = folder / "report.json"
+        subprocess.run([str(cli), "run", str(project), "--report", str(report)], check=True, capture_output=True)
+        data = json.loads(report.read_text())
+        first = min(i["build"]["start"] for i in data["images"] if (i.get("build") or {}).get("start"))
+        print(f"run {attempt + 1}: {args.images} images, builders {args.builders}: first build request "
+              f"{first - data['started']:.2f} s after the pipeline started", flush=True)
+
+
+if __name__ == "__main__":
+    main()

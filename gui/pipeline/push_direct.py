@@ -12,8 +12,8 @@ Here a push is:
      to disk, compress the missing layers on a thread of their own, one after
      another, and upload each one as soon as its first bytes are compressed, one
      blob at a time (so at most `pushers` uploads are on the wire); a layer whose
-     compression finished while earlier blobs went has a digest already, so the
-     registry is asked first (HEAD) and the upload has a length and can resume;
+     compression finished by the time it has its upload slot has a digest already,
+     so the registry is asked first (HEAD) and the upload has a length and can resume;
   4. PUT the manifest for every tag; the digest reported is the sha256 of the
      bytes sent, checked against what the registry answers.
 

@@ -42,6 +42,9 @@ CLOSED = object()  # an inbox entry: the worker's event pipe closed (it exited o
 # The frozen bundle's Qt-free worker executable (packaging/dockpool.spec).
 WORKER_EXECUTABLE = "dockpool-worker.exe" if sys.platform == "win32" else "dockpool-worker"
 
+# multiprocessing never re-runs a main module named as a package's __main__ in a child.
+_PACKAGE_MAIN = importlib.machinery.ModuleSpec("gui.__main__", None)
+
 _context: BaseContext | None = None
 _context_lock = threading.Lock()
 
@@ -69,7 +72,7 @@ def _use_worker_executable() -> None:
         return
     main = sys.modules.get("__main__")
     if main is not None and getattr(main, "__spec__", None) is None:
-        main.__spec__ = importlib.machinery.ModuleSpec("gui.__main__", None)
+        main.__spec__ = _PACKAGE_MAIN
     candidate = Path(sys.executable).with_name(WORKER_EXECUTABLE)
     if candidate.is_file():
         multiprocessing.set_executable(str(candidate))
@@ -99,7 +102,6 @@ def prestart() -> None:
     threading.Thread(target=forkserver.ensure_running, name="dockpool-forkserver-start", daemon=True).start()
 
 
-_PACKAGE_MAIN = importlib.machinery.ModuleSpec("gui.__main__", None)
 _start_lock = threading.Lock()
 
 

@@ -432,8 +432,8 @@ class ImageTableModel(QAbstractTableModel):
         self._counts = Counter(key for row in self._rows for key in self._tally(row))
 
     def counts(self) -> dict[str, int]:
-        """enabled rows; built, pushed, failed, cancelled, active (queued to pushing); retryable (failed or
-        cancelled, and enabled); run, run_done, run_failed (the latest run's rows, those ended,
-        those failed).
-        Kept up to date as events arrive: 1,000 rows cost nothing per batch."""
+        """enabled rows; built, pushed, failed, cancelled, active (queued to pushing);
+        retryable (failed or cancelled, and enabled); run, run_done, run_failed (the latest
+        run's rows, those ended, those failed). Kept up to date as events arrive: 1,000
+        rows cost nothing per batch."""
         return {key: self._counts[key] for key in COUNTED}

@@ -164,8 +164,7 @@ class Compression:
     def _available(self, have: int) -> tuple[int, bool]:
         """Wait for more than `have` bytes, or the end; the compressor's error is raised."""
         with self._changed:
-            while self.size == have and not self.done and self._error is None:
-                self._changed.wait()
+            self._changed.wait_for(lambda: self.size != have or self.done or self._error is not None)
             if self._error is not None:
                 raise self._error
             return self.size, self.done

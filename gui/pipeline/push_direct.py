@@ -307,8 +307,7 @@ class DirectPush:
         estimate = blob.raw.stat().st_size
         if not compression.done:
             self._take_the_wire()
-        if compression.done:
-            compression.wait()  # its error, if it had one
+        if compression.done:  # only ever set for a compression that ended without an error
             self._compressed(blob, compression, estimate)
             self._upload(blob)
         else:

@@ -335,10 +335,11 @@ class MainWindow(QMainWindow):
     def _update_actions(self) -> None:
         uid = self._selected_single()
         state = self.model.state_by_uid(uid) if uid is not None and self.model.row_of(uid) is not None else None
+        counts = self.model.counts()
         self.actions.update(UiState(
-            running=self.busy, rows=self.model.counts()["enabled"],
+            running=self.busy, rows=counts["enabled"],
             selected=len(self.table.selected_uids()),
-            has_failed=self.model.counts()["retryable"] > 0,
+            has_failed=counts["retryable"] > 0,
             has_report=self._report is not None,
             one_selected_running=bool(self.session.running and state is not None and state.status is not None
                                       and not state.status.final and uid in self._keys.values()),

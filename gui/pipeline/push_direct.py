@@ -142,16 +142,16 @@ class DirectPush:
         self._compressions: dict[Path, Compression] = {}  # raw layer file -> its compression
         self._closing = False
 
-    def run(self) -> dict[str, str]:
-        try:
-            return self._run()
-        finally:
-            self._closing = True  # an export thread that outlived the push hands nothing more over
-            for compression in list(self._compressions.values()):
-                compression.stop()
-            self._compressor.shutdown(wait=True, cancel_futures=True)  # before its files go
-            self.registry.close()
-            shutil.rmtree(self.workdir, ignore_errors=True)
+    def close(self) -> None:
+        """Stop what still runs and remove the temporary files: after the image's outcome
+        is sent and its upload slot given back, so the next image's upload never waits
+        for this one's clean-up."""
+        self._closing = True  # an export thread that outlived the push hands nothing more over
+        for compression in list(self._compressions.values()):
+            compression.stop()
+        self._compressor.shutdown(wait=True, cancel_futures=True)  # before its files go
+        self.registry.close()
+        shutil.rmtree(self.workdir, ignore_errors=True)
 
     def leave_the_wire(self) -> None:
         """Give the upload slot back: after PushDone or PushFailed has been sent, so the next
@@ -177,7 +177,7 @@ class DirectPush:
             self.report.started = True
             self.report.emit(ev.PushStarted(self.task.image, self.task.attempt, time.time()))
 
-    def _run(self) -> dict[str, str]:
+    def run(self) -> dict[str, str]:
         self.registry.connect()
         self.report.log(f"pushing to {self.registry.base}/v2/{self.repository}")
         image = self.clients.stream.inspect_image(self.task.image_id or self.task.refs[0])
@@ -381,18 +381,19 @@ class DirectPush:
             self.report.log(f"{short}: exists")
             self.report.finished_blob(blob.size)
             return
+        upload = self.registry.start_upload(self.repository)  # before the wait: the slot's first act is a PATCH
         self._take_the_wire()
-        resumes = self._transfer(blob, resumes)
+        resumes = self._transfer(blob, resumes, upload)
         self.report.log(f"{short}: uploaded ({blob.size / 1e6:.1f} MB)"
                         + (f" after {resumes} resume(s)" if resumes else ""))
         self.report.finished_blob(blob.size)
 
-    def _transfer(self, blob: Blob, resumes: int) -> int:
-        """The upload itself, resumed at the registry's offset or restarted in a new
-        upload when it stalls or breaks (up to MAX_RESUMES times); returns the resumes."""
+    def _transfer(self, blob: Blob, resumes: int, upload: Upload | None) -> int:
+        """The upload itself (in `upload`, already started), resumed at the registry's
+        offset or restarted in a new upload when it stalls or breaks (up to MAX_RESUMES
+        times); returns the resumes."""
         assert blob.path is not None
         short = blob.digest[7:19]
-        upload: Upload | None = None
         offset = 0
         while True:
             if upload is None:
@@ -514,25 +515,29 @@ def run_push(clients: Any, task: PushTask, emit: Callable[[Any], None],
     push: DirectPush | None = None
     failure: ev.Failure | None = None
     try:
-        push = DirectPush(clients, task, reporter, wire or nullcontext())
-        digests = push.run()
-    except RegistryError as exc:
-        failure = exc.failure
-    except ExportError as exc:
-        failure = ev.Failure(ev.FailureKind.OTHER, f"reading the image from the engine: {exc}",
-                             "push this image through the engine instead (push = \"engine\")")
-    except httpx.HTTPError as exc:
-        failure = failure_for(exc, "push", task.stall_timeout)
-    except Exception as exc:  # the engine's inspect or export, a full disk, …
-        failure = classify(exception_message(exc), ev.Stage.PUSH)
-    try:
+        try:
+            push = DirectPush(clients, task, reporter, wire or nullcontext())
+            digests = push.run()
+        except RegistryError as exc:
+            failure = exc.failure
+        except ExportError as exc:
+            failure = ev.Failure(ev.FailureKind.OTHER, f"reading the image from the engine: {exc}",
+                                 "push this image through the engine instead (push = \"engine\")")
+        except httpx.HTTPError as exc:
+            failure = failure_for(exc, "push", task.stall_timeout)
+        except Exception as exc:  # the engine's inspect or export, a full disk, …
+            failure = classify(exception_message(exc), ev.Stage.PUSH)
         if failure is None:
             _finish(reporter, task, digests)
         else:
             _fail(reporter, task, failure)
     finally:
         if push is not None:
-            push.leave_the_wire()
+            try:
+                push.leave_the_wire()
+            finally:
+                push.close()
+
 
 def _finish(reporter: _Reporter, task: PushTask, digests: dict[str, str]) -> None:
     reporter.progress(0, force=True)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -59,11 +60,29 @@ def build_images(root: Path, count: int, layers: int, size: int) -> list[tuple[s
     return built
 
 
+def registry_home(choice: str) -> Path | None:
+    """Where the registries keep their blobs: None is the bench's temporary folder.
+
+    A RAM folder by default. The registry syncs a file to disk at the end of every PATCH;
+    on the same ext4 disk, that sync waits for everything the pusher has written
+    meanwhile (the next image's export and compressed layers) to reach the disk first,
+    and the upload stalls for up to a quarter of a second. A user's registry runs on
+    another machine and never waits for the user's disk, so that coupling belongs to the
+    bench, not to either push path (the engine path writes no temporary files, so it
+    would be spared it). `--registry-storage disk` measures it anyway."""
+    ram = Path("/dev/shm")
+    if choice == "disk" or not (ram.is_dir() and os.access(ram, os.W_OK)):
+        return None
+    return ram
+
+
 def push_run(root: Path, images: list[tuple[str, str]], via: str, pushers: int, rate: float,
-             stall_after: int | None, stall_timeout: float) -> dict:
+             stall_after: int | None, stall_timeout: float, storage: Path | None = None) -> dict:
     """One push of every image to a fresh registry behind the uplink; returns the figures."""
     run_dir = Path(tempfile.mkdtemp(prefix=f"{via}-{pushers}-", dir=root))
-    registry = Registry(run_dir / "registry")
+    registry_dir = Path(tempfile.mkdtemp(prefix="dockpool-push-bench-registry-", dir=storage)) if storage \
+        else run_dir / "registry"
+    registry = Registry(registry_dir)
     registry.start()
     host, port = registry.address.split(":")
     uplink = Proxy((host, int(port)), total_rate=rate, stall_after=stall_after)
@@ -94,6 +113,8 @@ def push_run(root: Path, images: list[tuple[str, str]], via: str, pushers: int, 
     finally:
         uplink.close()
         registry.stop()
+        if storage:
+            shutil.rmtree(registry_dir, ignore_errors=True)
         for name, _ in images:
             try:
                 client.remove_image(f"{uplink.address}/{name}:latest")
@@ -118,25 +139,29 @@ def main() -> int:
     parser.add_argument("--uplink-mb", type=float, default=4, help="MB/s for all connections together")
     parser.add_argument("--pushers", default="1,2,4")
     parser.add_argument("--stall-timeout", type=float, default=10)
+    parser.add_argument("--registry-storage", choices=("ram", "disk"), default="ram",
+                        help="where the registries keep their blobs (see registry_home)")
     args = parser.parse_args()
+    storage = registry_home(args.registry_storage)
     _, engine = connect()
     root = Path(tempfile.mkdtemp(prefix="dockpool-push-bench-"))
     size = int(args.layer_mb * MB)
     print(f"{engine}; {args.images} images x {args.layers} layers x {args.layer_mb:g} MB, "
-          f"uplink {args.uplink_mb:g} MB/s in total", flush=True)
+          f"uplink {args.uplink_mb:g} MB/s in total; registry storage: {storage or 'disk'}", flush=True)
     images = build_images(root, args.images, args.layers, size)
     rate = args.uplink_mb * MB
     clean: dict[tuple[str, int], dict] = {}
     for pushers in (int(p) for p in args.pushers.split(",")):
         for via in ("direct", "engine"):
-            clean[(via, pushers)] = result = push_run(root, images, via, pushers, rate, None, args.stall_timeout)
+            clean[(via, pushers)] = result = push_run(root, images, via, pushers, rate, None, args.stall_timeout,
+                                                       storage)
             show(result)
     pushers = 2 if (("direct", 2) in clean) else next(iter(clean))[1]
     print(f"one stall injected (a connection held open, never reset), pushers {pushers}, "
           f"stall timeout {args.stall_timeout:g} s:", flush=True)
     stall_at = size // 2  # in the middle of the first blob on a connection, for either path
     for via in ("direct", "engine"):
-        result = push_run(root, images, via, pushers, rate, stall_at, args.stall_timeout)
+        result = push_run(root, images, via, pushers, rate, stall_at, args.stall_timeout, storage)
         show(result)
         if via == "direct":
             budget = args.stall_timeout + 1.1 * clean[("direct", pushers)]["seconds"]
@@ -144,9 +169,10 @@ def main() -> int:
                   f"({'met' if result['seconds'] <= budget and not result['failed'] else 'MISSED'})", flush=True)
     for pushers in sorted({p for _, p in clean}):
         direct, engine_run = clean[("direct", pushers)], clean[("engine", pushers)]
-        verdict = "met" if direct["seconds"] <= engine_run["seconds"] * 1.02 else "MISSED"
-        print(f"pushers {pushers}: direct {direct['seconds']:.1f} s vs engine {engine_run['seconds']:.1f} s "
-              f"(target: direct no slower: {verdict})")
+        difference = direct["seconds"] / engine_run["seconds"] - 1
+        verdict = "met" if difference <= 0 else "within the 2 % noise" if difference <= 0.02 else "MISSED"
+        print(f"pushers {pushers}: direct {direct['seconds']:.1f} s vs engine {engine_run['seconds']:.1f} s, "
+              f"{difference:+.1%} (target: direct no slower: {verdict})")
     return 0
 
 

@@ -128,6 +128,19 @@ def test_bad_arguments_exit_2(tmp_path: Path, args: list[str], expected: str) ->
     assert expected in result.stderr
 
 
+def test_registry_option_replaces_an_invalid_registry_in_the_file(tmp_path: Path) -> None:
+    """--registry is what the run pushes to: the file's own (invalid) one must not stop it,
+    and the project is validated once, with the registry and builder the run will use."""
+    write_image(tmp_path, "a")
+    path = write_project(tmp_path, [{"name": "a", "context": "a"}], registry="http://old:5000")
+    refused = dockpool("run", str(path), env={"DOCKER_HOST": f"unix://{tmp_path}/no-engine.sock"})
+    assert refused.returncode == 2 and "must not include a scheme" in refused.stderr
+    result = dockpool("run", str(path), "--registry", "localhost:5000",
+                      env={"DOCKER_HOST": f"unix://{tmp_path}/no-engine.sock"})
+    assert result.returncode == 3, result.stderr  # on to the engine, which is not there
+    assert "scheme" not in result.stderr
+
+
 @pytest.mark.parametrize("content, expected", [
     (None, "no such project file"),
     ('[[image]]\nname = "UPPER"\ncontext = "a"', "image 1 ('UPPER'): name 'UPPER' is not a valid repository name"),

@@ -117,8 +117,8 @@ def _print_problems(problems: list[str], err: TextIO) -> None:
 
 def run_command(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
     prestart()  # the fork server imports the worker's modules while the project loads
-    try:
-        project = projects.load(args.project)
+    try:  # the file's structure now; the rest once, below, with --registry and the builder known
+        project = projects.load(args.project, strict=False)
     except projects.ProjectError as exc:
         _print_problems(exc.problems, err)
         return EXIT_BAD_INPUT

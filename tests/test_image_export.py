@@ -110,11 +110,14 @@ def read(archive: Path, workdir: Path, saved: dict, wanted=lambda diff_id: True)
 
 
 def compressed(blob: Blob) -> bytes:
-    """What the uploader sends for a layer handed over uncompressed."""
-    assert blob.raw is not None
-    compression = Compression(blob.raw)
-    compression.run()
-    assert compression.digest == sha256(compression.target.read_bytes())
+    """What the uploader sends for a layer handed over uncompressed: compressed from the
+    export as it was read, or (`raw`) by the uploader's compressor."""
+    compression = blob.compressing
+    if compression is None:
+        assert blob.raw is not None
+        compression = Compression(blob.raw)
+        compression.run()
+    assert compression.done and compression.digest == sha256(compression.target.read_bytes())
     return compression.target.read_bytes()
 
 
@@ -132,7 +135,7 @@ def test_oci_layout_with_uncompressed_layers(tmp_path: Path, saved: dict, docker
     archive, _ = oci_archive(tmp_path / "oci.tar", saved, compressed=False, docker_manifest=docker_manifest)
     exported, handed = read(archive, tmp_path / "work", saved)
     assert exported.config == saved["config"]
-    assert [b.diff_id for b in handed] == saved["diff_ids"] and all(b.raw is not None for b in handed)
+    assert [b.diff_id for b in handed] == saved["diff_ids"] and all(b.compressing for b in handed)
     assert [gzip.decompress(compressed(b)) for b in handed] == saved["layers"]
 
 
@@ -158,9 +161,29 @@ def test_compressed_layers_the_registry_has_are_not_handed_over(tmp_path: Path, 
 def test_layers_the_registry_has_are_not_handed_over(tmp_path: Path, saved: dict) -> None:
     first, second = saved["diff_ids"]
     exported, handed = read(saved["archive"], tmp_path / "work", saved, wanted=lambda diff_id: diff_id != first)
-    assert [b.diff_id for b in handed] == [second]
+    assert [b.diff_id for b in handed] == [second] and handed[0].raw is not None
     assert exported.layers[0].path is None and exported.layers[0].raw is None
     assert sorted(p.suffix for p in (tmp_path / "work").iterdir()) == [".tar"]  # the unwanted one is gone
+    assert gzip.decompress(compressed(handed[0])) == saved["layers"][1]
+
+
+def test_when_every_layer_is_wanted_each_goes_as_it_arrives(tmp_path: Path, saved: dict) -> None:
+    """A first push needs every layer: each is handed over at its tar header, before its
+    bytes are read (the upload starts at once), and only compressed bytes reach the disk."""
+    seen_at_handover: list[bool] = []
+
+    def ready(blob: Blob) -> None:
+        assert blob.compressing is not None and blob.raw is None
+        seen_at_handover.append(blob.compressing.done)
+
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    with saved["archive"].open("rb") as stream:
+        exported = read_export(stream, workdir, saved["diff_ids"], wanted=lambda diff_id: True, ready=ready)
+    assert seen_at_handover == [False, False]
+    assert [b.diff_id for b in exported.layers] == saved["diff_ids"]
+    assert [gzip.decompress(compressed(b)) for b in exported.layers] == saved["layers"]
+    assert sorted(p.suffix for p in workdir.iterdir()) == [".gz", ".gz"]
 
 
 def test_an_export_without_a_manifest_says_so(tmp_path: Path, saved: dict) -> None:

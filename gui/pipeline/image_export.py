@@ -9,12 +9,15 @@ Engines answer the export in one of two layouts, both read here as a stream
     type=oci` archives): index.json -> manifest -> config and layer blobs,
     usually compressed already, kept exactly as they are.
 
-An uncompressed layer is spooled to a temporary file while its diffID is
-computed (`<id>/layer.tar` names do not say which layer it is); a layer the
-registry still needs is handed over at once, uncompressed: the uploader's
-compressor thread compresses it into a file that the upload reads as it grows
-(see push_direct), so uploading overlaps both the compression and the rest of
-the export. gzip runs in zlib, which releases the GIL.
+When the registry needs every layer of the image (a first push, a rebuilt
+image), an uncompressed layer is handed over as soon as its tar header is read
+and compressed straight from the export into a file that the upload reads as it
+grows (see push_direct): the upload starts within milliseconds, and nothing but
+the compressed bytes is written to disk. When the registry has some of the
+layers, a layer is first spooled to a file while its diffID is computed
+(`<id>/layer.tar` names do not say which layer it is), and only the ones the
+registry still needs are handed over, to be compressed on the uploader's
+compressor thread. gzip runs in zlib, which releases the GIL.
 """
 
 from __future__ import annotations
@@ -53,8 +56,10 @@ class ExportError(Exception):
 
 @dataclass
 class Blob:
-    """A blob as it will be uploaded. A layer still to be compressed has `raw` (the
-    uncompressed tar on disk) and no digest or size yet: the uploader fills them in."""
+    """A blob as it will be uploaded. A layer still to be compressed has no digest or
+    size yet (the uploader fills them in) and either `raw` (the uncompressed tar on
+    disk, for the uploader to compress) or `compressing` (compressed from the export
+    as it arrives); `estimate` is its uncompressed size, for the progress total."""
 
     digest: str
     size: int
@@ -62,6 +67,8 @@ class Blob:
     path: Path | None = None  # its bytes on disk, ready to upload
     diff_id: str = ""  # for layers: the digest of the uncompressed tar
     raw: Path | None = None  # the uncompressed tar, for layers compressed while they upload
+    compressing: Compression | None = None
+    estimate: int = 0
 
 
 @dataclass
@@ -108,13 +115,15 @@ def _copy(source: IO[bytes], target: IO[bytes]) -> str:
 
 
 class Compression:
-    """gzip of an uncompressed layer into a file beside it, made by `run` on a thread of
-    its own and hashed as it goes; `pieces` reads that file as it grows. Why a thread: an
-    upload that compressed its own body paused the socket at every chunk, and a link
-    that waits on its sender loses that time for good (2 % of an uplink, measured); the
-    compressor runs well ahead of any uplink, so the upload only ever waits for the
-    network. The same input and level give the same bytes (no time or name in the gzip
-    header), so a layer compressed again on another run has the same digest."""
+    """gzip of an uncompressed layer into a file beside it, hashed as it goes: made by
+    `run` (from the layer's file, on the uploader's compressor thread) or `run_stream`
+    (from the export, on its reading thread); `pieces` reads that file as it grows. Why
+    not in the upload's own thread: an upload that compressed its own body paused the
+    socket at every chunk, and a link that waits on its sender loses that time for good
+    (2 % of an uplink, measured); the compressor runs well ahead of any uplink, so the
+    upload only ever waits for the network. The same input and level give the same
+    bytes (no time or name in the gzip header), so a layer compressed again on another
+    run has the same digest."""
 
     def __init__(self, source: Path, level: int = GZIP_LEVEL) -> None:
         self.source = source
@@ -124,19 +133,37 @@ class Compression:
         self.size = 0  # compressed bytes in the file so far
         self.done = False
         self._digest = hashlib.sha256()
+        self.diff_id = ""  # the uncompressed bytes' digest, once done (run_stream only)
         self._error: BaseException | None = None
         self._stopped = False
         self._changed = threading.Condition()
 
     def run(self) -> None:
-        """Compress the whole layer; the compressor thread's work. `done` is set once
-        both files are closed (Windows cannot delete a file that is still open)."""
+        """Compress the layer's file; the compressor thread's work."""
+        try:
+            reader = self.source.open("rb")
+        except BaseException as exc:
+            self._end(False, exc)
+            return
+        with reader:
+            self._compress(reader, None)
+
+    def run_stream(self, reader: IO[bytes]) -> None:
+        """Compress the layer as the export delivers it, and learn its diffID."""
+        self._compress(reader, hashlib.sha256())
+
+    def _compress(self, reader: IO[bytes], raw_digest: Any) -> None:
+        """`done` is set once the file is closed (Windows cannot delete a file that is
+        still open), and the diffID before it."""
         compressor = zlib.compressobj(self.level, zlib.DEFLATED, 31)
         finished = False
+        error: BaseException | None = None
         try:
-            with self.source.open("rb") as reader, self.target.open("wb") as writer:
+            with self.target.open("wb") as writer:
                 while not self._stopped and not finished:
                     chunk = reader.read(COMPRESS_CHUNK)
+                    if raw_digest is not None and chunk:
+                        raw_digest.update(chunk)
                     out = compressor.compress(chunk) if chunk else compressor.flush()
                     finished = not chunk
                     if out:
@@ -146,16 +173,17 @@ class Compression:
                         with self._changed:
                             self.size += len(out)
                             self._changed.notify_all()
-        except BaseException as exc:  # a full disk: the upload reading the file raises it
-            finished = False
-            with self._changed:
-                self._error = exc
-        finally:
-            with self._changed:
-                self.done = finished
-                if not finished and self._error is None:
-                    self._error = ExportError(f"compressing {self.source.name} was stopped")
-                self._changed.notify_all()
+        except BaseException as exc:  # a full disk, an export cut off: the upload reading the file raises it
+            finished, error = False, exc
+        if finished and raw_digest is not None:
+            self.diff_id = "sha256:" + raw_digest.hexdigest()
+        self._end(finished, error)
+
+    def _end(self, finished: bool, error: BaseException | None) -> None:
+        with self._changed:
+            self.done = finished
+            self._error = error or (None if finished else ExportError(f"compressing {self.source.name} was stopped"))
+            self._changed.notify_all()
 
     def stop(self) -> None:
         """End `run` at its next chunk (the push is over, its files are about to go)."""
@@ -207,6 +235,8 @@ class _Reader:
         self.workdir = workdir
         self.diff_ids = set(diff_ids)
         self.wanted = wanted
+        # Every layer is needed: a layer may go before it is known which one it is.
+        self.stream_layers = all(wanted(diff_id) for diff_id in diff_ids)
         self.ready = ready
         self.small: dict[str, bytes] = {}
         self.spooled: dict[str, Path] = {}  # member name -> raw bytes on disk
@@ -230,7 +260,7 @@ class _Reader:
         assert source is not None
         blob_digest = "sha256:" + name.rsplit("/", 1)[-1] if name.startswith("blobs/sha256/") else ""
         if name.endswith("/layer.tar") or blob_digest in self.diff_ids:
-            self._layer(name, source)
+            self._layer(name, source, member.size)
         elif member.size <= SMALL:
             self.small[name] = source.read()
         else:
@@ -239,8 +269,18 @@ class _Reader:
                 _copy(source, target)
             self.spooled[name] = path
 
-    def _layer(self, name: str, source: IO[bytes]) -> None:
-        """An uncompressed layer: hash it (its diffID); hand it over if it is wanted."""
+    def _layer(self, name: str, source: IO[bytes], size: int) -> None:
+        """An uncompressed layer: handed over at once and compressed as it is read when
+        every layer is wanted; otherwise hashed first (its diffID), and handed over
+        uncompressed if it is wanted."""
+        if self.stream_layers:
+            compression = Compression(self._file(".tar"))
+            blob = self.layers[name] = Blob("", 0, DOCKER_GZIP_LAYER, None, compressing=compression, estimate=size)
+            self.ready(blob)
+            compression.run_stream(source)
+            compression.wait()  # raises what stopped it
+            blob.diff_id = compression.diff_id
+            return
         raw = self._file(".tar")
         with raw.open("wb") as target:
             diff_id = _copy(source, target)
@@ -248,7 +288,7 @@ class _Reader:
             raw.unlink()
             self.layers[name] = Blob("", 0, "", None, diff_id)
             return
-        blob = self.layers[name] = Blob("", 0, DOCKER_GZIP_LAYER, None, diff_id, raw)
+        blob = self.layers[name] = Blob("", 0, DOCKER_GZIP_LAYER, None, diff_id, raw, estimate=size)
         self.ready(blob)
 
     def bytes_of(self, name: str) -> bytes:
@@ -305,7 +345,8 @@ class _Reader:
                 layers.append(Blob("", 0, "", None, diff_id))
                 continue
             if uncompressed:
-                blob = Blob("", 0, OCI_GZIP_LAYER, None, diff_id, self._materialize(name))
+                raw = self._materialize(name)
+                blob = Blob("", 0, OCI_GZIP_LAYER, None, diff_id, raw, estimate=raw.stat().st_size)
             else:
                 blob = Blob(desc["digest"], int(desc["size"]), media_type, self._materialize(name), diff_id)
             self.ready(blob)

@@ -8,12 +8,13 @@ uploads at once for the whole engine, whatever Dockpool's limit.
 Here a push is:
   1. inspect the image (its diffIDs and config digest);
   2. for each layer the layer cache knows: HEAD, else a cross-repository mount;
-  3. if anything is still missing: export the image from the engine, stream it
-     to disk, compress the missing layers on a thread of their own, one after
-     another, and upload each one as soon as its first bytes are compressed, one
-     blob at a time (so at most `pushers` uploads are on the wire); a layer whose
-     compression finished by the time it has its upload slot has a digest already,
-     so the registry is asked first (HEAD) and the upload has a length and can resume;
+  3. if anything is still missing: export the image from the engine and compress
+     the missing layers, one after another, into files (straight from the export
+     when every layer is missing; see image_export), and upload each one as soon
+     as its first bytes are compressed, one blob at a time (so at most `pushers`
+     uploads are on the wire); a layer whose compression finished by the time it
+     has its upload slot has a digest already, so the registry is asked first
+     (HEAD) and the upload has a length and can resume;
   4. PUT the manifest for every tag; the digest reported is the sha256 of the
      bytes sent, checked against what the registry answers.
 
@@ -139,7 +140,7 @@ class DirectPush:
         self.workdir = Path(tempfile.mkdtemp(prefix=f"{_TEMP_PREFIX}{os.getpid()}-"))
         # One layer compressed at a time, in the order they upload, ahead of the upload.
         self._compressor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dockpool-gzip")
-        self._compressions: dict[Path, Compression] = {}  # raw layer file -> its compression
+        self._compressions: list[Compression] = []  # every layer's, stopped by close()
         self._closing = False
 
     def close(self) -> None:
@@ -147,7 +148,7 @@ class DirectPush:
         is sent and its upload slot given back, so the next image's upload never waits
         for this one's clean-up."""
         self._closing = True  # an export thread that outlived the push hands nothing more over
-        for compression in list(self._compressions.values()):
+        for compression in list(self._compressions):
             compression.stop()
         self._compressor.shutdown(wait=True, cancel_futures=True)  # before its files go
         self.registry.close()
@@ -237,9 +238,12 @@ class DirectPush:
         client, response = self._open_export(image_id)
 
         def handed_over(blob: Blob) -> None:
+            """On the export's thread; a layer handed over compressing is compressed by it."""
             if blob.raw is not None and not self._closing:  # compressed from now on, whatever the upload does
-                compression = self._compressions[blob.raw] = Compression(blob.raw)
-                self._compressor.submit(compression.run)
+                blob.compressing = Compression(blob.raw)
+                self._compressor.submit(blob.compressing.run)
+            if blob.compressing is not None:
+                self._compressions.append(blob.compressing)
             ready.put(blob)
 
         def export() -> None:
@@ -263,8 +267,8 @@ class DirectPush:
                     self.report.log(f"exporting {image_id[7:19]}: {time.monotonic() - began:.0f} s so far")
                     continue
                 if isinstance(item, Blob):
-                    self.report.add_total(item.size or (item.raw.stat().st_size if item.raw else 0))
-                    if item.raw is not None:
+                    self.report.add_total(item.size or item.estimate)
+                    if item.compressing is not None:
                         self._upload_layer(item)
                     else:
                         self._upload(item)
@@ -302,9 +306,9 @@ class DirectPush:
         """A layer that is being compressed. Compressed by the time it has an upload slot:
         like any blob (HEAD, then an upload that can resume); still compressing: streamed
         as it is compressed. The slot comes first, so a wait for it counts for the first."""
-        assert blob.raw is not None
-        compression = self._compressions[blob.raw]  # stays listed: run() stops what still runs
-        estimate = blob.raw.stat().st_size
+        compression = blob.compressing
+        assert compression is not None
+        estimate = blob.estimate
         if not compression.done:
             self._take_the_wire()
         if compression.done:  # only ever set for a compression that ended without an error
@@ -362,14 +366,17 @@ class DirectPush:
         and the supervisor's stall watch must see that this pusher lives."""
         began = time.monotonic()
         while not compression.wait(EXPORT_HEARTBEAT):
-            self.report.log(f"compressing {compression.source.name}: {time.monotonic() - began:.0f} s so far")
+            self.report.log(f"compressing {compression.target.name}: {time.monotonic() - began:.0f} s so far")
 
     def _compressed(self, blob: Blob, compression: Compression, estimate: int) -> None:
         """The layer is compressed: it has a digest and a size now (the total's estimate
         of its uncompressed size is replaced by the real one)."""
         blob.digest, blob.size, blob.path = compression.digest, compression.size, compression.target
-        blob.raw.unlink(missing_ok=True)  # type: ignore[union-attr]
-        blob.raw = None
+        blob.diff_id = blob.diff_id or compression.diff_id  # learnt as it was compressed from the export
+        if blob.raw is not None:
+            blob.raw.unlink(missing_ok=True)
+            blob.raw = None
+        blob.compressing = None
         self.report.add_total(blob.size - estimate)
 
     def _upload(self, blob: Blob, resumes: int = 0) -> None:

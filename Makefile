@@ -12,7 +12,7 @@ QT_PACKAGES := libgl1 libegl1 libxkbcommon0 libfontconfig1 libdbus-1-3 libglib2.
 XCB_PACKAGES := libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-randr0 \
 	libxcb-render-util0 libxcb-shape0 libxcb-xinerama0 libxcb-xkb1 libxkbcommon-x11-0 xvfb xauth
 
-.PHONY: run run-cli test bench bench-push bench-cli-start bench-window package system-deps venv clean
+.PHONY: run run-cli test bench bench-push bench-cli-start bench-memory bench-window package system-deps venv clean
 
 # A failed `apt-get update` (one unreachable index) must not stop an install whose
 # packages the existing indexes already have.
@@ -41,10 +41,11 @@ run-cli: system-deps venv
 
 # Then the engine's process handling once more with workers started by spawn, as on
 # Windows (the fork server is the default on Linux and macOS).
-SPAWN_TESTS := twelve_images or worker_killed or cancel_stops or dead_idle or forty_builders or lowering_limits
+SPAWN_TESTS := twelve_images or worker_killed or cancel_stops or dead_idle or forty_builders or lowering_limits \
+	or stall_held_open
 test: system-deps venv
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest
-	DOCKPOOL_START_METHOD=spawn $(PY) -m pytest -q tests/test_pipeline.py -k "$(SPAWN_TESTS)"
+	DOCKPOOL_START_METHOD=spawn $(PY) -m pytest -q tests/test_pipeline.py tests/test_direct_push.py -k "$(SPAWN_TESTS)"
 
 bench: system-deps venv
 	$(PY) -m gui.devservices run -- $(PY) tests/bench/pipeline_bench.py --registry {registry}
@@ -54,6 +55,9 @@ bench-push: system-deps venv
 
 bench-cli-start: system-deps venv
 	$(PY) -m gui.devservices run -- $(PY) tests/bench/cli_start.py --registry {registry}
+
+bench-memory: system-deps venv
+	$(PY) -m gui.devservices run -- $(PY) tests/bench/memory_bench.py --registry {registry}
 
 bench-window: system-deps venv
 	QT_QPA_PLATFORM=offscreen $(PY) -m gui.devservices run -- $(PY) tests/bench/window_bench.py --registry {registry}

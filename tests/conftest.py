@@ -106,10 +106,10 @@ def make_window(qtbot):
     yield make
     left_running = False
     for main in made:
-        if main.session.running:
+        if main.runs.running:
             left_running = True
-            main.cancel()
-            qtbot.waitUntil(lambda m=main: not m.session.running, timeout=15000)
+            main.runs.cancel()
+            qtbot.waitUntil(lambda m=main: not m.runs.running, timeout=15000)
         main._commit_typing()  # what a test left typed counts as an edit too...
         main.document.undo.setClean()  # ...and a test's edits get no "save changes?" prompt to block on
         main.document._recovered = False

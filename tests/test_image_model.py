@@ -8,7 +8,7 @@ from PySide6.QtCore import Qt
 
 from gui.pipeline import events as ev
 from gui.pipeline.project import load
-from gui.window.image_model import COL_BUILD, COL_ENABLED, COL_NAME, COL_PUSH, COL_STATUS, COL_TAGS, \
+from gui.window.image_model import COL_BUILD, COL_ENABLED, COL_NAME, COL_PUSH, COL_STATUS, \
     PROBLEMS_ROLE, PROGRESS_ROLE, ImageTableModel
 from tests.helpers import write_image, write_project
 

@@ -33,13 +33,13 @@ def images_folder(root: Path, names: list[str], base: str = "scratch", run: str 
 
 
 def open_project(window, path: Path) -> None:
-    assert window.open_path(path)
+    assert window.files.open_path(path)
 
 
 def run_to_end(qtbot, window, start=None) -> object:
     with qtbot.waitSignal(window.runFinished, timeout=RUN_TIMEOUT) as finished:
         (start or window.actions.start.trigger)()
-    qtbot.waitUntil(lambda: not window.session.running, timeout=10000)
+    qtbot.waitUntil(lambda: not window.runs.session.running, timeout=10000)
     return finished.args[0]
 
 
@@ -116,7 +116,7 @@ def test_scan_edit_run_and_watch(qtbot, window, registry: Registry, base_image: 
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         window.grab().save(str(SCREENSHOTS / "main-window-running.png"))
     report = finished.args[0]
-    qtbot.waitUntil(lambda: not window.session.running, timeout=10000)
+    qtbot.waitUntil(lambda: not window.runs.session.running, timeout=10000)
 
     assert report.succeeded and (report.builders, report.pushers) == (3, 2)
     for row in range(6):
@@ -126,8 +126,8 @@ def test_scan_edit_run_and_watch(qtbot, window, registry: Registry, base_image: 
         assert window.model.index(row, COL_PUSH).data(PROGRESS_ROLE) == 1.0
         assert registry.manifest_digest(name, "latest") == window.model.state(row).digest
     assert registry.manifest_digest("svc0", "2.0") == window.model.state(0).digest
-    assert "built 6, pushed 6, failed 0" in window.counts.text()
-    assert window.overall.value() == window.overall.maximum() == 6
+    assert "built 6, pushed 6, failed 0" in window.progress.counts.text()
+    assert window.progress.overall.value() == window.progress.overall.maximum() == 6
     assert window.log.title.text().startswith("<b>Log — svc0")
     assert ":latest: digest: sha256:" in window.log.text.toPlainText()  # row 0's live log
     # The status bar names the backend that built (BuildKit through Debian's 20.10 CLI here).
@@ -151,7 +151,7 @@ def test_failing_build_shows_its_reason_on_the_row_and_in_the_log(qtbot, window,
     window.actions.failed_only.trigger()  # on before the run: failures appear as they happen
     bar: list[tuple[int, int, bool]] = []
     alerts: list[object] = []
-    monkeypatch.setattr(window._taskbar, "show", lambda done, total, failed: bar.append((done, total, failed)))
+    monkeypatch.setattr(window.progress.taskbar, "show", lambda done, total, failed: bar.append((done, total, failed)))
     monkeypatch.setattr(QApplication, "alert", lambda widget, duration=0: alerts.append(widget))
     run_to_end(qtbot, window)
     # The taskbar button (ITaskbarList3 on Windows) follows the run and turns red once an
@@ -175,7 +175,7 @@ def test_failing_build_shows_its_reason_on_the_row_and_in_the_log(qtbot, window,
     assert (kept["run"], kept["run_done"], kept["pushed"], kept["failed"], kept["retryable"]) == (2, 2, 1, 1, 1)
     window.model._recount()
     assert window.model.counts() == kept
-    assert window.counts.text().startswith("built 1, pushed 1, failed 1")
+    assert window.progress.counts.text().startswith("built 1, pushed 1, failed 1")
 
     # Export the run report as JSON (like the CLI's) and as CSV.
     for name in ("report.json", "report.csv"):
@@ -243,8 +243,8 @@ def test_cancel_mid_run_and_cancel_one_image(qtbot, window, registry: Registry, 
         window.actions.cancel_selected.trigger()
         qtbot.waitUntil(lambda: status(window, "slow1") == "cancelled", timeout=10000)
         qtbot.waitUntil(lambda: status(window, "quick") == "pushed", timeout=60000)
-        assert window.session.running  # the others go on
-        pids += window.session.worker_pids()
+        assert window.runs.session.running  # the others go on
+        pids += window.runs.session.worker_pids()
         assert window.actions.cancel.isEnabled() and not window.actions.start.isEnabled()
         pressed = time.monotonic()
         qtbot.keyClick(window, Qt.Key.Key_F5, Qt.KeyboardModifier.ShiftModifier)
@@ -351,13 +351,13 @@ def test_while_the_registry_is_checked_nothing_else_starts(qtbot, window, tmp_pa
     try:
         window.actions.start.trigger()
         select(window, "api")  # a selection change re-applies the action rules
-        assert window.busy and not window.actions.start.isEnabled()
+        assert window.runs.busy and not window.actions.start.isEnabled()
         assert not window.actions.remove.isEnabled() and not window.actions.undo.isEnabled()
         qtbot.keyClick(window, Qt.Key.Key_F5)
-        window.start()
+        window.runs.start()
         qtbot.waitUntil(lambda: bool(checks), timeout=30_000)
         QApplication.processEvents()
-        assert len(checks) == 1 and not window.session.running and not window.busy
+        assert len(checks) == 1 and not window.runs.session.running and not window.runs.busy
         assert window.actions.start.isEnabled() and window.actions.undo.isEnabled()
     finally:
         silent.close()
@@ -386,7 +386,7 @@ def test_a_run_that_breaks_always_ends(qtbot, window, tmp_path: Path, monkeypatc
     monkeypatch.setenv("DOCKER_CERT_PATH", str(tmp_path / "no-certs"))
     assert run_to_end(qtbot, window) is None
     assert "the Docker settings are invalid" in window.banner.text.text()
-    assert window.actions.start.isEnabled() and not window.session.running
+    assert window.actions.start.isEnabled() and not window.runs.session.running
 
 
 @pytest.mark.docker
@@ -414,11 +414,11 @@ def test_closing_during_a_run_cancels_it_first(qtbot, make_window, base_image: s
     answer_questions(monkeypatch)
     window.actions.start.trigger()
     qtbot.waitUntil(lambda: status(window, "slow").startswith("building step"), timeout=60000)
-    pids = window.session.worker_pids()
+    pids = window.runs.session.worker_pids()
     window.close()
     assert window.isVisible(), "closed before the run ended"
     qtbot.waitUntil(lambda: not window.isVisible(), timeout=15000)
-    assert not window.session.running and wait_until_dead(pids) == []
+    assert not window.runs.session.running and wait_until_dead(pids) == []
 
 
 def test_quitting_the_application_ends_the_run_within_seconds(tmp_path: Path, docker_host: str,
@@ -620,7 +620,7 @@ def test_invalid_project_file_keeps_the_current_project(qtbot, window, tmp_path:
     open_project(window, good)
     bad = tmp_path / "bad.toml"
     bad.write_text("[registry\nurl = 1")
-    assert not window.open_path(bad, confirmed=True)
+    assert not window.files.open_path(bad, confirmed=True)
     box = window.findChild(QMessageBox, "open-error")
     assert box is not None and "TOML syntax error" in box.informativeText()
     box.close()
@@ -636,7 +636,7 @@ def test_start_refused_for_invalid_rows(qtbot, window, tmp_path: Path) -> None:
     box = window.findChild(QMessageBox, "start-refused")
     assert box is not None and "Bad Name" in box.informativeText()
     box.close()
-    assert not window.session.running
+    assert not window.runs.session.running
 
 
 def test_dropped_folders_and_bulk_edits(qtbot, window, tmp_path: Path) -> None:
@@ -696,15 +696,98 @@ def test_log_in_runs_off_the_gui_thread(qtbot, window, auth_registry: Registry, 
     assert auth_registry.address in config["auths"]
 
 
+def _use_row_menu(qtbot, window, name: str, choice: str) -> list[tuple[str, bool]]:
+    """Right-click `name`'s row, pick `choice` (its text without the &) with the keyboard;
+    returns what the menu offered (text, enabled)."""
+    from PySide6.QtCore import QTimer
+    from PySide6.QtGui import QContextMenuEvent
+
+    offered: list[tuple[str, bool]] = []
+    problems: list[str] = []
+
+    def pick() -> None:
+        menu = QApplication.activePopupWidget()
+        if menu is None or menu.objectName() != "row-menu":
+            problems.append(f"no row menu opened ({menu!r})")
+            if menu is not None:
+                menu.close()
+            return
+        offered.extend((act.text().replace("&", ""), act.isEnabled()) for act in menu.actions()
+                       if not act.isSeparator())
+        wanted = [act for act in menu.actions() if act.text().replace("&", "") == choice]
+        if not wanted:
+            problems.append(f"{choice!r} is not in the menu")
+            menu.close()  # never left open: menu.exec would wait for ever
+            return
+        menu.setActiveAction(wanted[0])
+        qtbot.keyClick(menu, Qt.Key.Key_Return)
+
+    table = window.table
+    index = table.filter.mapFromSource(window.model.index(row_of(window, name), COL_NAME))
+    where = table.visualRect(index).center()
+    QTimer.singleShot(0, pick)
+    # What a right-click is on X11 and Wayland: the press, then the context menu event
+    # the platform sends for it (QTest sends the mouse events only), then the release.
+    qtbot.mousePress(table.viewport(), Qt.MouseButton.RightButton, pos=where)
+    QApplication.sendEvent(table.viewport(), QContextMenuEvent(QContextMenuEvent.Reason.Mouse, where,
+                                                               table.viewport().mapToGlobal(where)))
+    qtbot.mouseRelease(table.viewport(), Qt.MouseButton.RightButton, pos=where)
+    assert not problems, problems
+    assert offered, "no context menu opened on the right-click"
+    return offered
+
+
+@pytest.mark.qt_log_ignore("This plugin does not support")  # offscreen: no keyboard grab for popups
+def test_row_context_menu_acts_on_the_row_it_was_opened_on(qtbot, window, tmp_path: Path) -> None:
+    from PySide6.QtCore import QObject, Slot
+    from PySide6.QtGui import QDesktopServices
+
+    class Opened(QObject):
+        def __init__(self) -> None:
+            super().__init__()
+            self.urls: list[str] = []
+
+        @Slot(QUrl)
+        def open(self, url: QUrl) -> None:
+            self.urls.append(url.toLocalFile())
+
+    for name in ("api", "web"):
+        write_image(tmp_path, name)
+    open_project(window, write_project(tmp_path, [{"name": "api", "context": "api"},
+                                                  {"name": "web", "context": "web", "tags": ["2.0"]}],
+                                       registry="localhost:5000"))
+    select(window, "api")
+    offered = _use_row_menu(qtbot, window, "web", "Copy image reference")
+    assert window.table.selected_uids() == [window.model.uid(row_of(window, "web"))], "not the row right-clicked"
+    assert QGuiApplication.clipboard().text() == "localhost:5000/web:2.0"
+    assert [text for text, _ in offered] == [
+        "Build or retry this image", "Cancel this image", "Show in file manager", "Open Dockerfile",
+        "Copy image reference", "Copy digest", "Copy error", "Duplicate", "Enable", "Disable", "Remove"]
+    assert dict(offered)["Build or retry this image"] and not dict(offered)["Cancel this image"]
+    _use_row_menu(qtbot, window, "web", "Copy digest")
+    assert window.statusBar().currentMessage() == "Nothing to copy (digest)"
+    opened = Opened()
+    QDesktopServices.setUrlHandler("file", opened, "open")
+    try:
+        _use_row_menu(qtbot, window, "api", "Show in file manager")
+        _use_row_menu(qtbot, window, "api", "Open Dockerfile")
+    finally:
+        QDesktopServices.unsetUrlHandler("file")
+    assert opened.urls == [str(tmp_path / "api"), str(tmp_path / "api" / "Dockerfile")]
+    _use_row_menu(qtbot, window, "api", "Duplicate")
+    assert [window.model.image(r).name for r in range(window.model.rowCount())][-1].startswith("api")
+    assert window.model.rowCount() == 3
+
+
 def test_keyboard_and_screen_readers(window) -> None:
-    labels = {label.text(): label.buddy() for label in window.controls.findChildren(type(window.counts))
+    labels = {label.text(): label.buddy() for label in window.controls.findChildren(type(window.progress.counts))
               if label.buddy() is not None}
     assert labels["&Registry"] is window.controls.registry
     # Alt+letter of every menu, tab, label and button of the window is its own.
     texts = [action.text() for action in window.menuBar().actions()]
     texts += [window.tabs.tabText(i) for i in range(window.tabs.count())]
-    texts += [widget.text() for kind in (type(window.counts), QPushButton) for widget in window.controls.findChildren(kind)]
-    texts += [label.text() for label in window.findChildren(type(window.counts)) if label.buddy() is window.filter]
+    texts += [widget.text() for kind in (type(window.progress.counts), QPushButton) for widget in window.controls.findChildren(kind)]
+    texts += [label.text() for label in window.findChildren(type(window.progress.counts)) if label.buddy() is window.filter]
     keys = [text[text.index("&") + 1].lower() for text in texts if "&" in text]
     assert len(keys) == len(set(keys)), sorted(texts)
     assert labels["&Builders"] is window.controls.builders_spin
@@ -786,6 +869,6 @@ def test_save_keeps_the_project_when_the_disk_refuses(qtbot, window, tmp_path: P
     monkeypatch.setattr(QMessageBox, "critical", lambda parent, title, text: shown.append(text))
     monkeypatch.setattr(QFileDialog, "getSaveFileName",
                         lambda *a, **k: (str(tmp_path / "missing-folder" / "p.toml"), ""))
-    assert not window.save_as()
+    assert not window.files.save_as()
     assert shown and "missing-folder" in shown[0] and window.document.modified
     save(window.document.project, path)

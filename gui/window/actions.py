@@ -1,12 +1,15 @@
-"""Every command of the window as a QAction: text with its mnemonic, shortcut, icon,
-and, in one function, the rule that enables it."""
+"""Every command of the window as a QAction: text with its mnemonic, shortcut, icon;
+the menus, toolbar and row context menu that offer them; and, in one function, the
+rule that enables them."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QStyle, QWidget
+from PySide6.QtWidgets import QMainWindow, QMenu, QStyle, QToolBar, QWidget
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,44 @@ class Actions:
         self.about = action("&About Dockpool")
         self.start.setShortcuts([QKeySequence("F5"), QKeySequence("Ctrl+R")])
         self.cancel.setShortcuts([QKeySequence("Shift+F5"), QKeySequence("Ctrl+.")])
+        # The row context menu, in order (None: a separator).
+        self.row_menu: list[QAction | None] = [
+            self.build_selected, self.cancel_selected, None, self.show_folder, self.open_dockerfile, None,
+            self.copy_ref, self.copy_digest, self.copy_error, None, self.duplicate, self.enable, self.disable,
+            self.remove]
+
+    def populate(self, window: QMainWindow, fill_recent: Callable[[QMenu], None]) -> None:
+        """The window's menus and toolbar. `fill_recent` fills Open recent as it opens."""
+        menus = window.menuBar()
+        file_menu = menus.addMenu("&File")
+        for act in (self.new, self.open):
+            file_menu.addAction(act)
+        recent_menu = file_menu.addMenu("Open &recent")
+        recent_menu.aboutToShow.connect(lambda: fill_recent(recent_menu))
+        for act in (self.save, self.save_as, self.export):
+            file_menu.addAction(act)
+        file_menu.addSeparator()
+        file_menu.addAction(self.quit)
+        edit_menu = menus.addMenu("&Edit")
+        edit_menu.addAction(self.undo)
+        edit_menu.addAction(self.redo)
+        images_menu = menus.addMenu("Ima&ges")
+        for act in (self.add_image, self.add_folder, self.duplicate, self.remove, self.enable, self.disable):
+            images_menu.addAction(act)
+        images_menu.addSeparator()
+        images_menu.addAction(self.failed_only)
+        run_menu = menus.addMenu("Ru&n")
+        for act in (self.start, self.cancel, self.retry):
+            run_menu.addAction(act)
+        help_menu = menus.addMenu("&Help")
+        help_menu.addAction(self.about)
+        toolbar = QToolBar("Main")
+        toolbar.setObjectName("main-toolbar")
+        toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        for act in (self.open, self.save, None, self.add_image, self.add_folder, self.duplicate, self.remove,
+                    self.enable, self.disable, None, self.start, self.cancel, self.retry):
+            toolbar.addSeparator() if act is None else toolbar.addAction(act)
+        window.addToolBar(toolbar)
 
     def update(self, state: UiState) -> None:
         """The one rule for what can be done when."""

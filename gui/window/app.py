@@ -198,9 +198,9 @@ def run(argv: list[str], started: float | None = None) -> int:
         QMessageBox.information(window, "Dockpool closed unexpectedly", crash)
     opened = True
     if args.project:
-        opened = window.open_path(args.project, confirmed=True, registry=args.registry)
+        opened = window.files.open_path(args.project, confirmed=True, registry=args.registry)
     elif not args.smoke:
-        window.offer_recovery(None)
+        window.files.offer_recovery(None)
     if args.smoke:
         app.processEvents()
         shown = time.perf_counter() - started
@@ -214,7 +214,7 @@ def run(argv: list[str], started: float | None = None) -> int:
         errors.closed()
         return 0 if opened and not window.windowIcon().isNull() else 1
     if args.start and opened:
-        QTimer.singleShot(0, window.start)
+        QTimer.singleShot(0, window.runs.start)
     code = app.exec()
     wait_for_background()  # a login or a folder scan still under way ends before Python does
     errors.closed()

@@ -124,7 +124,9 @@ class ControlsBar(QWidget):
             widget.blockSignals(False)
         self._show_registry_problem()
 
-    def set_running(self, running: bool) -> None:
-        """During a run the limits stay live; what the run was started with does not."""
-        for widget in (self.registry, self.login, self.push_via):
+    def set_running(self, running: bool, logging_in: bool = False) -> None:
+        """During a run the limits stay live; what the run was started with does not. Log in
+        waits for the registry's answer to the last one."""
+        for widget in (self.registry, self.push_via):
             widget.setEnabled(not running)
+        self.login.setEnabled(not running and not logging_in)

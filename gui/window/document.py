@@ -12,7 +12,7 @@ import copy
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtGui import QUndoStack
 
 from ..pipeline import project as projects
@@ -20,6 +20,8 @@ from ..pipeline.project import ImageSpec, Project
 from . import settings as stored
 from .commands import AddRows, EditField, EditSetting, RemoveRows, SetEnabled
 from .image_model import ImageTableModel, Row
+
+AUTOSAVE_INTERVAL_MS = 15_000  # unsaved edits are written where a crash cannot take them
 
 
 class ProjectDocument(QObject):
@@ -33,6 +35,8 @@ class ProjectDocument(QObject):
         self.undo = QUndoStack(self)
         self.undo.cleanChanged.connect(lambda _clean: self.changed.emit())
         self.model.editRequested.connect(self.edit)
+        self._autosave_timer = QTimer(self, interval=AUTOSAVE_INTERVAL_MS, timeout=self.autosave)
+        self._autosave_timer.start()
         self._recovered = False  # a recovered autosave counts as modified until saved
         # This document wrote (or recovered) the autosave of its project: only then may it
         # delete it. Another window on the same project, or untitled too, shares the file.
@@ -161,6 +165,13 @@ class ProjectDocument(QObject):
     def set_setting(self, name: str, value: Any) -> None:
         if getattr(self.project, name) != value:
             self.undo.push(EditSetting(lambda: self.project, name, value, self._setting_applied))
+
+    def use_registry(self, registry: str) -> None:
+        """Push to another registry, without an undo step and without marking the project
+        modified (`make run` points the demo at its private registry): the file keeps its
+        own unless the project is saved."""
+        self.project.registry = registry
+        self._setting_applied("registry", registry)
 
     def _setting_applied(self, name: str, value: Any) -> None:
         if name == "registry":

@@ -14,7 +14,7 @@ from typing import Any
 
 from PySide6.QtCore import QItemSelectionModel, QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt, \
     Signal
-from PySide6.QtGui import QContextMenuEvent, QDragEnterEvent, QDropEvent, QPainter
+from PySide6.QtGui import QAction, QContextMenuEvent, QDragEnterEvent, QDropEvent, QPainter
 from PySide6.QtWidgets import QAbstractItemDelegate, QAbstractItemView, QApplication, QHeaderView, QMenu, QTableView, QWidget
 
 from ..pipeline import events as ev
@@ -69,7 +69,7 @@ class ImageFilter(QSortFilterProxyModel):
 
 class ImageTable(QTableView):
     foldersDropped = Signal(object)  # list[Path]
-    menuRequested = Signal(object, object)  # QMenu to fill, the global position
+    menuAboutToShow = Signal()  # a row's context menu opens: its actions' state is brought up to date first
 
     def __init__(self, model: ImageTableModel, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -96,6 +96,7 @@ class ImageTable(QTableView):
         # The selection is asked for once per updated row during a run (hundreds a second):
         # kept until the selection or the rows shown change.
         self._selected: list[int] | None = None
+        self._menu_actions: list[QAction | None] = []
         self.selectionModel().selectionChanged.connect(self._forget_selection)
         for changed in (self.filter.layoutChanged, self.filter.modelReset, self.filter.rowsInserted,
                         self.filter.rowsRemoved):
@@ -171,11 +172,21 @@ class ImageTable(QTableView):
             self.foldersDropped.emit(folders)
             event.acceptProposedAction()
 
+    def set_menu_actions(self, actions: list[QAction | None]) -> None:
+        """The row context menu's commands, in order (None: a separator)."""
+        self._menu_actions = actions
+
     def contextMenuEvent(self, event: QContextMenuEvent) -> None:
+        """Right-click (or the menu key) on a row that is not selected selects it first, as
+        file managers do: the commands then act on what the menu was opened on."""
         index = self.indexAt(event.pos())
         if index.isValid() and not self.selectionModel().isRowSelected(index.row(), QModelIndex()):
-            self.selectRow(index.row())
+            self.select_uid(index.data(UID_ROLE))  # replaces the selection whatever keys are held
+        self.menuAboutToShow.emit()
         menu = QMenu(self)
-        self.menuRequested.emit(menu, event.globalPos())
+        menu.setObjectName("row-menu")
+        for act in self._menu_actions:
+            menu.addSeparator() if act is None else menu.addAction(act)
         if not menu.isEmpty():
             menu.exec(event.globalPos())
+        menu.deleteLater()

@@ -36,6 +36,15 @@ def remember_project(path: Path) -> None:
     settings().setValue("recent", recent[:MAX_RECENT])
 
 
+def last_folder() -> str:
+    """Where file dialogs start: the folder last opened, saved to or added from."""
+    return str(settings().value("last-folder", str(Path.home())))
+
+
+def remember_folder(folder: Path) -> None:
+    settings().setValue("last-folder", str(folder))
+
+
 def data_folder() -> Path:
     folder = Path(QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation))
     folder.mkdir(parents=True, exist_ok=True)

@@ -75,7 +75,7 @@ def main() -> None:
     window.show()
     at_start = rss_mb()
     loading = time.perf_counter()
-    window.open_path(path, confirmed=True)
+    window.files.open_path(path, confirmed=True)
     loaded = time.perf_counter() - loading
     window.select_row(0)  # the log view follows the streaming image, as a user would watch it
     gaps: list[float] = []
@@ -104,7 +104,7 @@ def main() -> None:
     window.runFinished.connect(lambda report: (result.append(report), app.quit()))
     started = time.monotonic()
     heartbeat.start()
-    QTimer.singleShot(0, window.start)
+    QTimer.singleShot(0, window.runs.start)
     app.exec()
     heartbeat.stop()
     took = time.monotonic() - started

@@ -51,7 +51,7 @@ bench: system-deps venv
 	$(PY) -m gui.devservices run -- $(PY) tests/bench/pipeline_bench.py --registry {registry}
 
 bench-push: system-deps venv
-	$(PY) -m gui.devservices run -- $(PY) tests/bench/push_bench.py
+	$(PY) -m gui.devservices run -- $(PY) tests/bench/push_bench.py $(BENCH_ARGS)
 
 bench-cli-start: system-deps venv
 	$(PY) -m gui.devservices run -- $(PY) tests/bench/cli_start.py --registry {registry}

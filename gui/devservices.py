@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import calendar
 import io
+import json
 import os
 import re
 import shutil
@@ -242,6 +243,15 @@ class Registry:
                 fields.get("http.request.method", ""), fields.get("http.request.uri", ""),
                 int(fields.get("http.response.status", 0)), fields.get("http.request.useragent", "")))
         return found
+
+    def manifest(self, repository: str, tag: str) -> dict[str, Any]:
+        """The manifest a tag points at, as the registry serves it (no auth)."""
+        request = urllib.request.Request(
+            f"{self.url}/v2/{repository}/manifests/{tag}",
+            headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json, "
+                               "application/vnd.oci.image.manifest.v1+json"})
+        with self._open(request, 5) as response:
+            return json.loads(response.read())
 
     def manifest_digest(self, repository: str, tag: str, auth: tuple[str, str] | str | None = None) -> str | None:
         """Ask the registry's HTTP API which digest a tag points at (None: no such tag).

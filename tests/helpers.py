@@ -120,6 +120,20 @@ def loopback_name() -> str:
     pytest.skip("no host name here resolves to 127.0.0.0/8 only (add one to /etc/hosts to run this test)")
 
 
+def own_temp_folder(root: Path, monkeypatch: Any) -> Path:
+    """A TMPDIR of the test's own (the workers get the caller's environment), so what
+    pushers leave behind there can be seen."""
+    folder = root / "tmp"
+    folder.mkdir()
+    monkeypatch.setenv("TMPDIR", str(folder))
+    return folder
+
+
+def left_behind(folder: Path) -> list[str]:
+    """What Dockpool's pushers left in a temporary folder: it must be nothing."""
+    return sorted(path.name for path in folder.glob("dockpool-push-*"))
+
+
 def max_concurrent(intervals: list[tuple[float, float]]) -> int:
     """The most intervals open at one instant."""
     points = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals],

@@ -6,6 +6,7 @@ Every stall here is the one users meet: held open forever, never reset.
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import threading
 import time
@@ -18,8 +19,8 @@ from gui.pipeline import events as ev
 from gui.pipeline.events import Status
 from gui.pipeline.layer_cache import LayerCache
 from gui.pipeline.project import load
-from tests.helpers import (max_concurrent, registry_token, run_pipeline, simple_project, wait_until_dead,
-                           write_image, write_project)
+from tests.helpers import (left_behind, max_concurrent, own_temp_folder, registry_token, run_pipeline,
+                           simple_project, wait_until_dead, write_image, write_project)
 from tests.proxy import Proxy
 from tests.token_service import TokenService
 
@@ -168,8 +169,9 @@ def test_token_auth_refreshes_an_expiring_token(tmp_path: Path, token_registry) 
     assert not any("secret-pass" in repr(event) for event in run.events)
 
 
-def test_token_auth_wrong_password_fails_clearly(tmp_path: Path, token_registry) -> None:
+def test_token_auth_wrong_password_fails_clearly(tmp_path: Path, token_registry, monkeypatch) -> None:
     service, registry = token_registry
+    temp = own_temp_folder(tmp_path, monkeypatch)
     project = simple_project(tmp_path, 1, registry=registry.address)
     run = run_pipeline(project, push_via="direct", auth={"username": "dockpool", "password": "wrong"})
     [image] = run.report.images
@@ -178,6 +180,31 @@ def test_token_auth_wrong_password_fails_clearly(tmp_path: Path, token_registry)
     assert "401" in image.error and "wrong username or password" in image.error
     assert "log in" in image.hint
     assert service.refused >= 1
+    assert left_behind(temp) == [], "a failed push left its files behind"
+
+
+def test_a_layer_another_repository_has_is_mounted_not_uploaded(tmp_path: Path, registry: Registry) -> None:
+    """The same layer pushed to a second repository is mounted from the first (the layer
+    cache knows where it is): the registry sees a mount and no PATCH for it."""
+    write_image(tmp_path, "ctx", payload=2_000_000)
+    for folder in ("first", "second"):
+        (tmp_path / folder).mkdir()
+    first = write_project(tmp_path / "first", [{"name": "team-a/app", "context": "../ctx"}],
+                          registry=registry.address)
+    assert run_pipeline(load(first), push_via="direct").report.succeeded
+    between = time.time()
+    time.sleep(1.1)  # the registry's log has whole-second resolution at worst
+    second = write_project(tmp_path / "second", [{"name": "team-b/app", "context": "../ctx"}],
+                           registry=registry.address)
+    run = run_pipeline(load(second), push_via="direct")
+    [image] = run.report.images
+    assert image.status is Status.PUSHED, image.error
+    assert any(line.text.endswith("mounted from team-a/app") for line in run.of(ev.LogLine)), \
+        [line.text for line in run.of(ev.LogLine)]
+    later = [r for r in registry.requests() if r.end > between + 1 and r.from_pusher]
+    assert any(r.method == "POST" and "mount=" in r.uri and "from=team-a" in r.uri for r in later), later
+    assert not [r for r in later if r.method == "PATCH" and r.duration > 0.05], "the layer was uploaded again"
+    assert registry.manifest_digest("team-b/app", "latest") == image.digest
 
 
 def test_refused_mount_falls_back_to_an_upload(tmp_path: Path, token_registry) -> None:
@@ -209,13 +236,24 @@ def test_refused_mount_falls_back_to_an_upload(tmp_path: Path, token_registry) -
 
 
 def test_pushed_image_pulls_and_runs(tmp_path: Path, registry: Registry, docker_client, base_image: str) -> None:
-    folder = write_image(tmp_path, "runme", base=base_image, payload=3_000_000)
+    """Pulled back and run; the image has the same layer twice (the payload copied in,
+    replaced, copied in again), so a layer repeated in the export is handled too."""
+    folder = write_image(tmp_path, "runme", base=base_image, payload=3_000_000,
+                         extra="COPY other.bin /payload.bin\nCOPY payload.bin /payload.bin")
+    (folder / "other.bin").write_bytes(os.urandom(1000))
     expected = hashlib.sha256((folder / "payload.bin").read_bytes()).hexdigest()
     project = load(write_project(tmp_path, [{"name": "team/runme", "context": "runme", "tags": ["1.0", "latest"]}],
                                  registry=registry.address))
     run = run_pipeline(project, push_via="direct")
     [image] = run.report.images
     assert image.status is Status.PUSHED, image.error
+    layers = docker_client.inspect_image(image.image_id)["RootFS"]["Layers"]
+    assert len(set(layers)) < len(layers), "no layer twice: the test would prove nothing"
+    manifest = registry.manifest("team/runme", "1.0")
+    blobs = {layer["digest"]: layer["size"] for layer in manifest["layers"]}  # the repeated layer goes once
+    sizes = manifest["config"]["size"] + sum(blobs.values())
+    last = run.of(ev.PushProgress)[-1]
+    assert (last.done, last.total) == (sizes, sizes), "the progress is not the compressed bytes sent"
     for tag in ("1.0", "latest"):
         assert registry.manifest_digest("team/runme", tag) == image.digest == image.digests[
             f"{registry.address}/team/runme:{tag}"]
@@ -232,10 +270,12 @@ def test_pushed_image_pulls_and_runs(tmp_path: Path, registry: Registry, docker_
         docker_client.remove_container(container, force=True)
 
 
-def test_second_run_of_unchanged_images_uploads_nothing(tmp_path: Path, registry: Registry) -> None:
+def test_second_run_of_unchanged_images_uploads_nothing(tmp_path: Path, registry: Registry, monkeypatch) -> None:
+    temp = own_temp_folder(tmp_path, monkeypatch)
     project = simple_project(tmp_path, 3, registry=registry.address, payload=1_000_000)
     first = run_pipeline(project, push_via="direct")
     assert first.report.succeeded
+    assert left_behind(temp) == [], "a push left its files behind"
     between = time.time()
     time.sleep(1.1)  # the registry's log has whole-second resolution at worst
     second = run_pipeline(project, push_via="direct")

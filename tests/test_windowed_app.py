@@ -45,13 +45,18 @@ elif action == "list":  # a classic build sends every login the helper lists
 
 
 @pytest.mark.docker
-def test_credential_helpers_run_by_workers_get_no_console(tmp_path: Path, auth_registry: Registry,
+@pytest.mark.parametrize("setting", ["credsStore", "credHelpers"])
+def test_credential_helpers_run_by_workers_get_no_console(tmp_path: Path, auth_registry: Registry, setting: str,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Docker's config names the helper for every registry (credsStore) or for this one
+    (credHelpers): the push finds the login through it, as `docker push` does."""
     record = tmp_path / "helper-calls.jsonl"
     _credential_helper(tmp_path / "bin", record)
     config = Path(os.environ["DOCKER_CONFIG"])
     config.mkdir(parents=True, exist_ok=True)
-    (config / "config.json").write_text(json.dumps({"credsStore": "dockpooltest"}))
+    (config / "config.json").write_text(json.dumps(
+        {"credsStore": "dockpooltest"} if setting == "credsStore"
+        else {"credHelpers": {auth_registry.address: "dockpooltest"}}))
     monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:{os.environ['PATH']}")
     monkeypatch.setenv("DOCKPOOL_FORCE_NO_WINDOW", "1")
     run = run_pipeline(simple_project(tmp_path, 1, registry=auth_registry.address))

@@ -9,14 +9,14 @@ Engines answer the export in one of two layouts, both read here as a stream
     type=oci` archives): index.json -> manifest -> config and layer blobs,
     usually compressed already, kept exactly as they are.
 
-When the registry needs every layer of the image (a first push, a rebuilt
-image), an uncompressed layer is handed over as soon as its tar header is read
-and compressed straight from the export into a file that the upload reads as it
-grows (see push_direct): the upload starts within milliseconds, and nothing but
-the compressed bytes is written to disk. When the registry has some of the
-layers, a layer is first spooled to a file while its diffID is computed
-(`<id>/layer.tar` names do not say which layer it is), and only the ones the
-registry still needs are handed over, to be compressed on the uploader's
+When no layer of the image is known to be in the registry (the layer cache knows
+none: a first push, a fresh CI runner), an uncompressed layer is handed over as
+soon as its tar header is read and compressed straight from the export into a
+file that the upload reads as it grows (see push_direct): the upload starts within
+milliseconds, and nothing but the compressed bytes is written to disk. When some
+layers are known to be there, a layer is first spooled to a file while its diffID
+is computed (`<id>/layer.tar` names do not say which layer it is), and only the
+ones the registry still needs are handed over, to be compressed on the uploader's
 compressor thread. gzip runs in zlib, which releases the GIL.
 """
 
@@ -182,7 +182,7 @@ class Compression:
     def _end(self, finished: bool, error: BaseException | None) -> None:
         with self._changed:
             self.done = finished
-            self._error = error or (None if finished else ExportError(f"compressing {self.source.name} was stopped"))
+            self._error = error or (None if finished else ExportError(f"compressing {self.target.name} was stopped"))
             self._changed.notify_all()
 
     def stop(self) -> None:
@@ -235,7 +235,7 @@ class _Reader:
         self.workdir = workdir
         self.diff_ids = set(diff_ids)
         self.wanted = wanted
-        # Every layer is needed: a layer may go before it is known which one it is.
+        # No layer is known to be in the registry: a layer may go before it is known which one it is.
         self.stream_layers = all(wanted(diff_id) for diff_id in diff_ids)
         self.ready = ready
         self.small: dict[str, bytes] = {}

@@ -59,6 +59,7 @@ PROGRESS_INTERVAL = 0.1
 MAX_RESUMES = 3  # per blob, inside one push attempt; then the supervisor's retries take over
 _TEMP_PREFIX = "dockpool-push-"
 EXPORT_HEARTBEAT = 30.0  # seconds between "still exporting" lines
+EXPORT_JOIN = 10.0  # the longest wait for the export thread to stop once its stream is closed
 
 MOUNT_REFUSALS = (ev.FailureKind.AUTH, ev.FailureKind.OTHER)  # answers after which a layer is uploaded
 
@@ -141,6 +142,7 @@ class DirectPush:
         # One layer compressed at a time, in the order they upload, ahead of the upload.
         self._compressor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dockpool-gzip")
         self._compressions: list[Compression] = []  # every layer's, stopped by close()
+        self._export_threads: list[threading.Thread] = []  # joined by close(), before the files go
         self._closing = False
 
     def close(self) -> None:
@@ -151,6 +153,8 @@ class DirectPush:
         for compression in list(self._compressions):
             compression.stop()
         self._compressor.shutdown(wait=True, cancel_futures=True)  # before its files go
+        for thread in self._export_threads:
+            thread.join(EXPORT_JOIN)  # it may be compressing into a file: Windows cannot delete an open file
         self.registry.close()
         shutil.rmtree(self.workdir, ignore_errors=True)
 
@@ -244,6 +248,8 @@ class DirectPush:
                 self._compressor.submit(blob.compressing.run)
             if blob.compressing is not None:
                 self._compressions.append(blob.compressing)
+                if self._closing:  # the push is over: a layer compressed from the export stops at once
+                    blob.compressing.stop()
             ready.put(blob)
 
         def export() -> None:
@@ -254,6 +260,7 @@ class DirectPush:
                 ready.put(exc)
 
         reader = threading.Thread(target=export, name="dockpool-export", daemon=True)
+        self._export_threads.append(reader)
         reader.start()
         began = time.monotonic()
         try:
@@ -279,8 +286,10 @@ class DirectPush:
                 else:
                     raise item
         finally:
-            response.close()  # stops the export if an upload failed first
-            reader.join(5)
+            response.close()  # stops the export if an upload failed first...
+            for compression in self._compressions:
+                compression.stop()  # ...and a layer it is compressing (all are done after a success)
+            reader.join(EXPORT_JOIN)
             client.close()
 
     def _open_export(self, image_id: str) -> tuple[Any, Any]:
@@ -320,8 +329,8 @@ class DirectPush:
     def _upload_compressing(self, blob: Blob, compression: Compression, estimate: int) -> None:
         """Upload a layer while it is compressed: the first bytes leave as soon as zlib
         has them, and the link never waits for a whole layer to be compressed. Its size
-        is not known yet, so the request goes chunked, and it cannot resume: if the
-        transfer breaks, the blob goes the resumable way (_upload) once compressed."""
+        is not known yet, so the request goes chunked; if the transfer breaks, the layer
+        is resumed (or restarted) like any blob once it is compressed (_transfer)."""
         opened: list[Iterator[bytes]] = []  # closed at the end: an open file cannot be deleted on Windows
         counted = [estimate]  # what the total counts for this layer: its real size once known
 
@@ -337,29 +346,34 @@ class DirectPush:
                     counted[0] = compression.size
                 self.report.progress(sent)
 
+        upload: Upload | None = None
         try:
             upload = self.registry.start_upload(self.repository)
             end = self.registry.send_chunk(self.repository, upload, body, 0, None, whole=True)
             if not compression.done or (end is not None and end != compression.size):
                 raise RegistryError(ev.Failure(ev.FailureKind.NETWORK, "the registry did not take the whole layer",
-                                               "it is sent again"))
+                                               "it is sent again"), restart_blob=True)
             self.registry.finish_upload(self.repository, upload, compression.digest)
         except (httpx.HTTPError, RegistryError) as exc:
             failure = failure_for(exc, "layer upload", self.task.stall_timeout)
             if not _worth_another_upload(exc, failure):
-                raise RegistryError(failure) from exc  # run() stops the compression
+                self._abandon(upload)
+                raise RegistryError(failure) from exc  # close() stops the compression
+            sent = self.report.current
             self._wait_for(compression)
             self._compressed(blob, compression, counted[0])
-            self.report.progress(0, force=True)
-            self.report.emit(ev.UploadResumed(self.task.image, blob.digest[7:19], 0, failure.message))
-            self._upload(blob, resumes=1)
+            if self._registry_has(blob):  # the answer to the final PUT was lost, not the blob
+                self._uploaded(blob, 0)
+                return
+            upload, offset = self._resume_point(exc, blob, upload, sent)
+            self.report.emit(ev.UploadResumed(self.task.image, blob.digest[7:19], offset, failure.message))
+            self._uploaded(blob, self._transfer(blob, 1, upload, offset))
             return
         finally:
             for pieces in opened:
                 pieces.close()  # type: ignore[attr-defined]
         self._compressed(blob, compression, counted[0])
-        self.report.log(f"{blob.digest[7:19]}: uploaded ({blob.size / 1e6:.1f} MB)")
-        self.report.finished_blob(blob.size)
+        self._uploaded(blob, 0)
 
     def _wait_for(self, compression: Compression) -> None:
         """Until a layer is compressed, saying so now and then: a big layer takes minutes,
@@ -379,29 +393,28 @@ class DirectPush:
         blob.compressing = None
         self.report.add_total(blob.size - estimate)
 
-    def _upload(self, blob: Blob, resumes: int = 0) -> None:
+    def _upload(self, blob: Blob) -> None:
         """Upload one blob (unless the registry has it), resuming or restarting it when
         its transfer stalls or breaks."""
         assert blob.path is not None
-        short = blob.digest[7:19]
         if self.registry.blob_size(self.repository, blob.digest) is not None:
-            self.report.log(f"{short}: exists")
+            self.report.log(f"{blob.digest[7:19]}: exists")
             self.report.finished_blob(blob.size)
             return
-        upload = self.registry.start_upload(self.repository)  # before the wait: the slot's first act is a PATCH
         self._take_the_wire()
-        resumes = self._transfer(blob, resumes, upload)
-        self.report.log(f"{short}: uploaded ({blob.size / 1e6:.1f} MB)"
+        self._uploaded(blob, self._transfer(blob, 0))
+
+    def _uploaded(self, blob: Blob, resumes: int) -> None:
+        self.report.log(f"{blob.digest[7:19]}: uploaded ({blob.size / 1e6:.1f} MB)"
                         + (f" after {resumes} resume(s)" if resumes else ""))
         self.report.finished_blob(blob.size)
 
-    def _transfer(self, blob: Blob, resumes: int, upload: Upload | None) -> int:
-        """The upload itself (in `upload`, already started), resumed at the registry's
-        offset or restarted in a new upload when it stalls or breaks (up to MAX_RESUMES
-        times); returns the resumes."""
+    def _transfer(self, blob: Blob, resumes: int, upload: Upload | None = None, offset: int = 0) -> int:
+        """The upload itself (in a new upload, or in `upload` from `offset`), resumed at the
+        registry's offset or restarted in a new upload when it stalls or breaks (up to
+        MAX_RESUMES times); returns the resumes."""
         assert blob.path is not None
         short = blob.digest[7:19]
-        offset = 0
         while True:
             if upload is None:
                 upload, offset = self.registry.start_upload(self.repository), 0
@@ -421,25 +434,37 @@ class DirectPush:
             except (httpx.HTTPError, RegistryError) as exc:
                 failure = failure_for(exc, f"{short}: upload", self.task.stall_timeout)
                 if not _worth_another_upload(exc, failure) or resumes >= MAX_RESUMES:
+                    self._abandon(upload)
                     raise RegistryError(failure) from exc
                 if self._registry_has(blob):  # the answer to the final PUT was lost, not the blob
                     return resumes
                 resumes += 1
-                sent = self.report.current  # how far our bytes got before the transfer broke
-                held = None if getattr(exc, "restart_blob", False) else self.registry.upload_offset(
-                    self.repository, upload)
-                if held is not None and 0 < held <= min(sent, blob.size - 1):
-                    offset = held
-                else:
-                    self.registry.cancel_upload(self.repository, upload)
-                    upload, offset = None, 0
-                self.report.progress(offset, force=True)
+                upload, offset = self._resume_point(exc, blob, upload, self.report.current)
                 self.report.emit(ev.UploadResumed(self.task.image, short, offset, failure.message))
                 continue
             finally:
                 for chunks in opened:
                     chunks.close()  # type: ignore[attr-defined]
             return resumes
+
+    def _resume_point(self, exc: Exception, blob: Blob, upload: Upload | None, sent: int) -> tuple[Upload | None, int]:
+        """Where a broken transfer goes on: in the same upload at the offset the registry
+        holds, when it says one that adds up (no more than our bytes that left); else in
+        a new upload from the start, the broken one cancelled."""
+        held = None if upload is None or getattr(exc, "restart_blob", False) else self.registry.upload_offset(
+            self.repository, upload)
+        if upload is not None and held is not None and 0 < held <= min(sent, blob.size - 1):
+            self.report.progress(held, force=True)
+            return upload, held
+        self._abandon(upload)
+        self.report.progress(0, force=True)
+        return None, 0
+
+    def _abandon(self, upload: Upload | None) -> None:
+        """Cancel an upload that will not be finished, so the registry does not keep its
+        partial blob until its own purge (a week, by default)."""
+        if upload is not None:
+            self.registry.cancel_upload(self.repository, upload)
 
     def _registry_has(self, blob: Blob) -> bool:
         try:

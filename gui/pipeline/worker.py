@@ -14,6 +14,7 @@ import faulthandler
 import os
 import signal
 import sys
+import tempfile
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -39,6 +40,7 @@ def prepare_process(config: WorkerConfig) -> None:
     if config.environment:
         os.environ.clear()
         os.environ.update(config.environment)
+        tempfile.tempdir = None  # the caller's TMPDIR, not the one a fork server may have cached
     if sys.stdout is None or sys.stderr is None:
         target = open(config.log_file or os.devnull, "a", encoding="utf-8", errors="replace",  # noqa: SIM115
                       buffering=1)

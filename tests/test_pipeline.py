@@ -21,8 +21,8 @@ from gui.pipeline import supervisor
 from gui.pipeline.events import Status
 from gui.pipeline.project import load
 from gui.pipeline.supervisor import Pipeline, RunOptions
-from tests.helpers import (max_concurrent, run_pipeline, simple_project, wait_until_dead, write_image,
-                           write_project)
+from tests.helpers import (left_behind, max_concurrent, own_temp_folder, run_pipeline, simple_project,
+                           wait_until_dead, write_image, write_project)
 from tests.proxy import Proxy
 
 pytestmark = pytest.mark.docker
@@ -168,7 +168,8 @@ def test_waiting_for_an_upload_slot_is_not_a_stall(tmp_path: Path, registry: Reg
 
 
 @BOTH_PATHS
-def test_worker_killed_mid_push_is_retried(tmp_path: Path, registry: Registry, push_via: str) -> None:
+def test_worker_killed_mid_push_is_retried(tmp_path: Path, registry: Registry, push_via: str, monkeypatch) -> None:
+    temp = own_temp_folder(tmp_path, monkeypatch)
     slow = Proxy(_target(registry), rate=1_000_000)  # 1 MB/s: an 8 MB push takes seconds
     try:
         project = simple_project(tmp_path, 2, registry=slow.address, pushers=1, payload=8_000_000)
@@ -190,6 +191,7 @@ def test_worker_killed_mid_push_is_retried(tmp_path: Path, registry: Registry, p
     assert "killed by signal 9" in retry.failure.message
     assert run.report.succeeded
     assert registry.manifest_digest(victim.name, "latest") == victim.digest
+    assert left_behind(temp) == [], "the killed pusher's files outlived the retry"
 
 
 def test_engine_push_cannot_recover_from_a_stall_that_is_never_reset(tmp_path: Path, registry: Registry) -> None:
@@ -206,6 +208,54 @@ def test_engine_push_cannot_recover_from_a_stall_that_is_never_reset(tmp_path: P
     assert image.status is Status.FAILED and image.error_kind == "stalled"
     assert image.push.attempts == 2
     assert any(line.text == "no push progress for 3 s" and line.error for line in run.of(ev.LogLine))
+
+
+@pytest.mark.docker
+def test_cancelling_one_image_does_not_wait_behind_a_chatty_build(tmp_path: Path, base_image: str) -> None:
+    """A build that prints fast can leave thousands of lines waiting for the supervisor;
+    a cancel of another image must not wait behind them (#11: a chatty build must not
+    delay cancel). The supervisor is held at the top of its loop (its limits lock) while
+    the backlog grows, the cancel is asked, and the supervisor is let go: the image is
+    cancelled before the backlog's lines are handled, not after."""
+    write_image(tmp_path / "images", "chatty", base=base_image, run="seq 1 400000")
+    write_image(tmp_path / "images", "quiet", base=base_image, run="sleep 120")
+    project = load(write_project(tmp_path, [{"name": "chatty", "context": "images/chatty"},
+                                            {"name": "quiet", "context": "images/quiet"}], builders=2))
+    pipeline = Pipeline(project, RunOptions.from_project(project))
+    pipeline.start()
+    chatty_lines = 0
+
+    def next_event(timeout: float = 60) -> object:
+        nonlocal chatty_lines
+        record = pipeline.events.get(timeout=timeout)
+        if getattr(record, "image", None) == "chatty":
+            chatty_lines += 1 if isinstance(record, ev.LogLine) else getattr(record, "skipped", 0)
+        return record
+
+    try:
+        started: set[str] = set()
+        while len(started) < 2 or chatty_lines < 100:
+            record = next_event()
+            if isinstance(record, ev.BuildStarted):
+                started.add(record.image)
+        with pipeline._limits_lock:  # the supervisor stops where its loop reads the limits
+            deadline = time.monotonic() + 30
+            while pipeline._inbox.qsize() < 5000 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            backlog = pipeline._inbox.qsize()
+            time.sleep(0.2)  # the batch it was handling when it stopped is done
+            while not pipeline.events.empty():
+                next_event()
+            before = chatty_lines
+            pipeline.cancel_image("quiet")
+        assert backlog >= 5000, f"the build printed too slowly to test anything ({backlog} waiting)"
+        while not (isinstance(record := next_event(), ev.Cancelled) and record.image == "quiet"):
+            pass
+        assert chatty_lines - before <= supervisor.MAX_BATCH, \
+            f"the cancel waited behind {chatty_lines - before} of the {backlog} lines waiting"
+    finally:
+        pipeline.cancel()
+        assert pipeline.wait(30)
 
 
 def test_cancel_stops_everything_within_five_seconds(tmp_path: Path, docker_client, base_image: str,

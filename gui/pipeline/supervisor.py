@@ -43,7 +43,7 @@ MAX_WAIT = 0.5  # the longest the supervisor sleeps without a message
 MAX_BATCH = 500  # messages handled per wake-up before deadlines and dispatch are looked at again
 LOG_FLUSH_INTERVAL = 0.5
 PUSHER_SAFETY_MARGIN = 60.0  # beyond a direct push's longest own timeout, before its pusher counts as hung
-_WAKE = object()  # an inbox entry from the caller's thread: cancel or new limits
+_WAKE = object()  # an inbox entry from the caller's thread: a cancel or new limits to look at
 
 
 @dataclass(frozen=True)
@@ -135,12 +135,14 @@ class Pipeline:
         self._unfinished = len(self._jobs)
         self._builds_started = bool(push_only)
         self._workers: list[WorkerProcess] = []
+        self._reapers: list[threading.Thread] = []  # one per worker let go: the run ends after them
         # Upload slots (direct pushes): at most `pushers` blob uploads on the wire.
         self._wire_holders: set[WorkerProcess] = set()
         self._wire_waiting: deque[WorkerProcess] = deque()
         self._limits = (options.builders, options.pushers)
         self._limits_lock = threading.Lock()
         self._cancel = threading.Event()
+        self._cancel_requests: queue.SimpleQueue[str] = queue.SimpleQueue()  # keys, from cancel_image
         self._thread = threading.Thread(target=self._supervise, name="dockpool-supervisor", daemon=True)
 
     # --- the caller's side (any thread) ---------------------------------------------------
@@ -154,8 +156,11 @@ class Pipeline:
         self._inbox.put((None, _WAKE))
 
     def cancel_image(self, key: str) -> None:
-        """Stop one image, wherever it is (queued, building, pushing); the run goes on."""
-        self._inbox.put((None, ("cancel", key)))
+        """Stop one image, wherever it is (queued, building, pushing); the run goes on.
+        Taken before the messages already waiting in the inbox: a chatty build's backlog
+        of log lines never stands between the user and the cancel."""
+        self._cancel_requests.put(key)
+        self._inbox.put((None, _WAKE))
 
     def set_limits(self, builders: int | None = None, pushers: int | None = None) -> None:
         """Change the concurrency limits (None keeps one); applied at the next dispatch.
@@ -233,6 +238,8 @@ class Pipeline:
                 applied = self.limits
                 self.report.builders, self.report.pushers = applied
                 self._emit(ev.LimitsChanged(*applied))
+            while not self._cancel_requests.empty():
+                self._cancel_one(self._cancel_requests.get())
             self._release_delayed()
             self._dispatch(applied)
             if self._finished():
@@ -290,9 +297,7 @@ class Pipeline:
 
     def _accept(self, w: WorkerProcess | None, record: Any) -> None:
         if w is None:
-            if isinstance(record, tuple) and record[0] == "cancel":
-                self._cancel_one(record[1])
-            return  # otherwise a wake-up: cancel or new limits, looked at by the loop
+            return  # a wake-up: cancels or new limits, looked at by the loop
         if record is CLOSED:
             self._worker_exited(w)
             return
@@ -497,7 +502,9 @@ class Pipeline:
         if w in self._wire_holders:  # a pusher that died uploading gives its slot back
             self._wire_holders.discard(w)
             self._grant_slots()
-        threading.Thread(target=self._reap, args=(w,), daemon=True).start()
+        reaper = threading.Thread(target=self._reap, args=(w,), daemon=True)
+        self._reapers.append(reaper)
+        reaper.start()
 
     @staticmethod
     def _reap(w: WorkerProcess) -> None:
@@ -662,6 +669,8 @@ class Pipeline:
             log.warning("could not remove build containers %s", ids, exc_info=True)
 
     def _stop_workers(self) -> None:
+        """Every worker ends before the run does, those let go earlier included: a pusher
+        retired as soon as its image was done may still be removing its temporary files."""
         workers, self._workers = list(self._workers), []
         for w in workers:
             w.stop()
@@ -671,3 +680,5 @@ class Pipeline:
             if w.process.is_alive():
                 w.kill()
             w.close()
+        for reaper in self._reapers:
+            reaper.join()  # each ends within STOP_GRACE, and a kill's own wait

@@ -18,6 +18,7 @@ from gui.devservices import Registry
 from gui.pipeline import events as ev
 from gui.pipeline.project import ImageSpec, load, save
 from gui.window import settings as stored
+from gui.window.background import wait_for_background
 from gui.window.image_model import COL_BUILD, COL_NAME, COL_PUSH, COL_STATUS, COL_TAGS, PROGRESS_ROLE
 from tests.helpers import loopback_name, max_concurrent, wait_until_dead, write_image, write_project
 
@@ -359,6 +360,15 @@ def test_while_the_registry_is_checked_nothing_else_starts(qtbot, window, tmp_pa
         QApplication.processEvents()
         assert len(checks) == 1 and not window.runs.session.running and not window.runs.busy
         assert window.actions.start.isEnabled() and window.actions.undo.isEnabled()
+        # Shift+F5 during the check cancels it: the window is free at once, and the
+        # check's late answer neither asks anything nor starts a run.
+        window.actions.start.trigger()
+        assert window.runs.busy and window.actions.cancel.isEnabled()
+        qtbot.keyClick(window, Qt.Key.Key_F5, Qt.KeyboardModifier.ShiftModifier)
+        assert not window.runs.busy and window.actions.start.isEnabled()
+        assert wait_for_background(30_000)
+        QApplication.processEvents()
+        assert len(checks) == 1 and not window.runs.session.running and not window.runs.busy
     finally:
         silent.close()
 
@@ -571,6 +581,23 @@ def test_undo_redo_and_typing_never_overwrites(qtbot, window, tmp_path: Path) ->
     assert window.model.image(0).tags == ["1.0"] and window.document.modified
 
 
+def test_redoing_a_removal_with_a_later_row_selected(qtbot, window, tmp_path: Path) -> None:
+    """Remove a row, undo, select the last row, redo: the rows after the removed one move
+    up while the window looks them up (this raised IndexError in the details panel)."""
+    for name in ("api", "web", "db"):
+        write_image(tmp_path, name)
+    open_project(window, write_project(tmp_path, [{"name": n, "context": n} for n in ("api", "web", "db")]))
+    select(window, "api")
+    window.actions.remove.trigger()
+    window.actions.undo.trigger()
+    select(window, "db")
+    window.actions.redo.trigger()
+    assert [window.model.image(r).name for r in range(window.model.rowCount())] == ["web", "db"]
+    assert window.details.target.text() == "" and window.table.selected_uids() == [
+        window.model.uid(row_of(window, "db"))]
+    assert window.details.uid == window.model.uid(row_of(window, "db"))
+
+
 def test_duplicate_flags_follow_removed_and_restored_rows(qtbot, window, tmp_path: Path) -> None:
     """Duplicate-reference problems belong to rows, not row numbers: removing a row and
     undoing it moves the flag with the rows (this crashed and left stale flags before)."""
@@ -653,6 +680,44 @@ def test_dropped_folders_and_bulk_edits(qtbot, window, tmp_path: Path) -> None:
     window.actions.enable.trigger()
     window.actions.duplicate.trigger()
     assert window.model.rowCount() == 6 and window.model.image(3).name.endswith("-2")
+
+
+def test_a_folder_scan_that_ends_after_a_new_project_adds_nothing_to_it(qtbot, window, tmp_path: Path,
+                                                                        monkeypatch) -> None:
+    """A big tree takes a while to scan: if the user opened or started another project
+    meanwhile, the images found belong to the old one and must not land in the new one."""
+    import threading
+
+    import gui.window.project_files as project_files
+
+    repo = images_folder(tmp_path, ["one", "two"])
+    scanning, release = threading.Event(), threading.Event()
+    real = project_files.find_images
+
+    def slow_scan(*args, **kwargs):  # the real scan, after the user has moved on
+        scanning.set()
+        release.wait(10)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(project_files, "find_images", slow_scan)
+    window.files.add_folders([repo])
+    qtbot.waitUntil(scanning.is_set, timeout=5000)
+    window.actions.new.trigger()
+    release.set()
+    qtbot.waitUntil(lambda: "nothing added" in window.statusBar().currentMessage(), timeout=10000)
+    assert window.model.rowCount() == 0 and not window.document.modified
+
+
+def test_a_disabled_row_cannot_be_built_alone(qtbot, window, tmp_path: Path) -> None:
+    """A run takes enabled images only: "Build or retry this image" on a disabled row left
+    it "queued" for good."""
+    write_image(tmp_path, "api")
+    open_project(window, write_project(tmp_path, [{"name": "api", "context": "api", "enabled": False}]))
+    select(window, "api")
+    window._update_actions()
+    assert not window.actions.build_selected.isEnabled()
+    window.runs.build_one(window.model.uid(0))
+    assert not window.runs.busy and window.model.state(0).status is None
 
 
 def test_crash_recovery_per_project(qtbot, make_window, tmp_path: Path, monkeypatch) -> None:

@@ -22,6 +22,7 @@ class UiState:
     has_failed: bool  # failed or cancelled rows that are enabled
     has_report: bool
     one_selected_running: bool  # the single selected image is being worked on
+    one_selected_enabled: bool = False  # the single selected image is enabled (a run takes only those)
     can_undo: bool = False
     can_redo: bool = False
 
@@ -126,7 +127,7 @@ class Actions:
         self.cancel.setEnabled(state.running)
         self.retry.setEnabled(idle and state.has_failed)
         self.export.setEnabled(state.has_report)
-        self.build_selected.setEnabled(idle and state.selected == 1)
+        self.build_selected.setEnabled(idle and state.selected == 1 and state.one_selected_enabled)
         self.cancel_selected.setEnabled(state.one_selected_running)
         for act in (self.show_folder, self.open_dockerfile, self.copy_ref, self.copy_digest, self.copy_error):
             act.setEnabled(state.selected == 1)

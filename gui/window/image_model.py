@@ -333,9 +333,13 @@ class ImageTableModel(QAbstractTableModel):
             self.beginRemoveRows(QModelIndex(), index, index)
             row = self._rows.pop(index)
             del self._project.images[index]
+            # Up to date before rowsRemoved: its handlers look rows up by uid.
+            del self._by_uid[row.uid]
+            for later in range(index, len(self._rows)):
+                self._by_uid[self._rows[later].uid] = later
+            self._counts.subtract(self._tally(row))
             self.endRemoveRows()
             taken.append((index, row))
-        self._reindex()
         self.revalidate([])
         return sorted(taken, key=lambda item: item[0])
 

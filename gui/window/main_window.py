@@ -290,6 +290,7 @@ class MainWindow(QMainWindow):
             has_report=self.runs.report is not None,
             one_selected_running=bool(self.runs.running and state is not None and state.status is not None
                                       and not state.status.final and uid in self.runs.keys.values()),
+            one_selected_enabled=bool(state is not None and uid is not None and self.model.image_by_uid(uid).enabled),
             can_undo=self._can_undo[0], can_redo=self._can_undo[1]))
         self.controls.set_running(self.runs.busy, self._logging_in)
 

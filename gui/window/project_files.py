@@ -171,10 +171,15 @@ class ProjectFiles(QObject):
                 found += images
             return found
 
-        run_in_background(scan, lambda found: self._folders_scanned(folders, found),
+        run_in_background(scan, lambda found: self._folders_scanned(project, folders, found),
                           lambda exc: self.message.emit(f"Cannot scan: {exc}", 8000))
 
-    def _folders_scanned(self, folders: list[Path], found: list[projects.ImageSpec]) -> None:
+    def _folders_scanned(self, project: projects.Project, folders: list[Path],
+                         found: list[projects.ImageSpec]) -> None:
+        if self.document.project is not project:  # another project was opened meanwhile: not its images
+            self.message.emit(f"The scan of {', '.join(str(f) for f in folders)} was for the project closed since; "
+                              "nothing added", 8000)
+            return
         if not found:
             self.message.emit("", 0)
             QMessageBox.information(self._window, "No Dockerfile found",

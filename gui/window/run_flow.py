@@ -85,6 +85,7 @@ class RunFlow(QObject):
         self.rows_started = False  # this run's rows have started (the engine answered)
         self._closing = False  # the window closes: late answers from the registry check are dropped
         self._checking = False  # the registry check before a run is under way
+        self._checks = 0  # registry checks started: a check's answer counts only if it is the latest
         self._pending: tuple[list[int], dict[int, str], list[str], list[tuple[str, ...]], bool] | None = None
         self._run_folder: Path | None = None
         self.session.started.connect(self._engine_started)
@@ -141,12 +142,18 @@ class RunFlow(QObject):
             self._start_checked(uids, self._push_only(uids))
 
     def build_one(self, uid: int) -> None:
-        """Build (or retry) one image: the context menu's command."""
-        if not self.busy:
+        """Build (or retry) one image: the context menu's command (a run takes enabled images only)."""
+        if not self.busy and self.model.image_by_uid(uid).enabled:
             self._start_checked([uid], self._push_only([uid]))
 
     def cancel(self) -> None:
-        if self.session.running:
+        """Stop the run, or the registry check before one (its answer is then dropped)."""
+        if self._checking:
+            self._checks += 1  # the answer of the check under way no longer counts
+            self._checking = False
+            self.message.emit("Cancelled before anything was built", 5000)
+            self.busyChanged.emit()
+        elif self.session.running:
             self.message.emit("Cancelling…", 0)
             self.session.cancel()
 
@@ -203,17 +210,19 @@ class RunFlow(QObject):
                 plain = reference.is_insecure(registry, listed)
             return check_registry(registry, repository, None, insecure=plain)
 
-        self.message.emit(f"Checking {registry}…", 0)
+        self.message.emit(f"Checking {registry}… (Shift+F5 cancels)", 0)
         self._checking = True
+        self._checks += 1
+        this_check = self._checks
         self.busyChanged.emit()
         run_in_background(check,
-                          lambda problem: self._registry_checked(problem, uids, push_only),
-                          lambda exc: self._registry_checked(str(exc), uids, push_only))
+                          lambda problem: self._registry_checked(this_check, problem, uids, push_only),
+                          lambda exc: self._registry_checked(this_check, str(exc), uids, push_only))
 
-    def _registry_checked(self, problem: str | None, uids: list[int], push_only: dict[int, str]) -> None:
+    def _registry_checked(self, check: int, problem: str | None, uids: list[int], push_only: dict[int, str]) -> None:
+        if check != self._checks or self._closing:
+            return  # cancelled, or the window closes
         self._checking = False
-        if self._closing:
-            return
         self.message.emit("", 0)
         self.busyChanged.emit()
         uids = [uid for uid in uids if self.model.row_of(uid) is not None]

@@ -75,6 +75,9 @@ class ControlsBar(QWidget):
         spin = QSpinBox()
         spin.setRange(low, high)
         spin.setAccessibleName(f"{name} (number)")
+        # The number counts once typed (Enter, Tab, focus elsewhere), not digit by digit:
+        # typing 12 during a run must not set the live limit to 1 first.
+        spin.setKeyboardTracking(False)
         slider.valueChanged.connect(spin.setValue)
         spin.valueChanged.connect(slider.setValue)
         slider.valueChanged.connect(self._limits_moved)

@@ -211,6 +211,22 @@ def test_engine_push_cannot_recover_from_a_stall_that_is_never_reset(tmp_path: P
 
 
 @pytest.mark.docker
+def test_workers_run_below_the_callers_priority(tmp_path: Path, base_image: str) -> None:
+    """A run's workers (and the build CLIs they start) give way to the window when cores
+    are scarce: 8 builds starting kept its GUI thread off the CPU for 1.5 s before."""
+    write_image(tmp_path / "images", "slow", base=base_image, run="sleep 3")
+    project = load(write_project(tmp_path, [{"name": "slow", "context": "images/slow"}]))
+    seen: list[int] = []
+
+    def note_priority(pipeline, event) -> None:
+        if isinstance(event, ev.BuildStarted):
+            seen.append(os.getpriority(os.PRIO_PROCESS, pipeline.worker_pid(event.image)))
+
+    assert run_pipeline(project, on_event=note_priority).report.succeeded
+    assert seen == [min(19, os.getpriority(os.PRIO_PROCESS, 0) + 10)], seen
+
+
+@pytest.mark.docker
 def test_cancelling_one_image_does_not_wait_behind_a_chatty_build(tmp_path: Path, base_image: str) -> None:
     """A build that prints fast can leave thousands of lines waiting for the supervisor;
     a cancel of another image must not wait behind them (#11: a chatty build must not

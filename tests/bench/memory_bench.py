@@ -83,7 +83,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--registry", required=True)
     parser.add_argument("--sizes", default="100,400")
-    parser.add_argument("--lines", type=int, default=2000, help="log lines each build prints")
+    parser.add_argument("--lines", type=int, default=500, help="log lines each build prints")
     args = parser.parse_args()
     _, engine = connect()
     import_busybox(stream_client())

@@ -7,7 +7,10 @@ The failures are the ones users meet, not softened versions:
   - blackhole: connections are accepted and then nothing is read or answered;
   - throttle: per connection, or a budget shared by every connection (an uplink);
   - server errors: the next N connections get `503 Service Unavailable`, as a load
-    balancer answers for an overloaded registry.
+    balancer answers for an overloaded registry;
+  - a lost answer: a request is forwarded, and the connection is cut before its answer
+    reaches the client (a load balancer's idle timeout while the registry commits a
+    big blob): the registry did the work, the client never hears of it.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ class Proxy:
         self.connections = 0
         self._blackhole = threading.Event()
         self._errors_left = 0
+        self._lose: tuple[bytes, bytes] | None = None  # (method, marker) of the request whose answer is lost
+        self.lost: list[bytes] = []  # request lines whose answers were lost
         self._sockets: list[socket.socket] = []
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
@@ -53,6 +58,11 @@ class Proxy:
     def fail_next(self, connections: int) -> None:
         """Answer the next `connections` connections with 503, as an overloaded front end."""
         self._errors_left = connections
+
+    def lose_answer(self, method: bytes, marker: bytes) -> None:
+        """Forward the next `method` request whose request line holds `marker`, then cut
+        its connection before the answer reaches the client (once)."""
+        self._lose = (method, marker)
 
     @staticmethod
     def _answer_503(client: socket.socket) -> None:
@@ -93,8 +103,9 @@ class Proxy:
             self._keep(upstream)
             for end in (client, upstream):  # forward each piece as it comes, as a router does
                 end.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            threading.Thread(target=self._pump, args=(client, upstream, True), daemon=True).start()
-            threading.Thread(target=self._pump, args=(upstream, client, False), daemon=True).start()
+            answer_lost = threading.Event()  # set by the upload side, acted on by the answer side
+            threading.Thread(target=self._pump, args=(client, upstream, True, answer_lost), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, False, answer_lost), daemon=True).start()
 
     def _wait_for_uplink(self, size: int) -> None:
         """A token bucket: bytes go out at total_rate, with up to BURST seconds of unused
@@ -107,15 +118,30 @@ class Proxy:
         if delay > 0:
             time.sleep(delay)
 
-    def _pump(self, source: socket.socket, sink: socket.socket, upload: bool) -> None:
+    def _losing(self, data: bytes) -> bool:
+        """The request starting in `data` is the one whose answer is to be lost."""
+        with self._lock:
+            if self._lose is None:
+                return False
+            method, marker = self._lose
+            line = data.split(b"\r\n", 1)[0]
+            if not (line.startswith(method + b" ") and marker in line):
+                return False
+            self._lose = None
+            self.lost.append(line)
+            return True
+
+    def _pump(self, source: socket.socket, sink: socket.socket, upload: bool, answer_lost: threading.Event) -> None:
         sent = 0
         started = time.monotonic()
         chunk = 16384 if upload and (self.rate or self.total_rate) else 65536
         try:
             while True:
                 data = source.recv(chunk)
-                if not data:
-                    break
+                if not data or (not upload and answer_lost.is_set()):
+                    break  # (the answer is dropped: both ends are shut below)
+                if upload and self._losing(data):
+                    answer_lost.set()
                 if upload and self.stall_after is not None and not self.stalled.is_set() \
                         and sent + len(data) > self.stall_after:
                     self.stalled.set()

@@ -140,6 +140,34 @@ def test_upload_purged_by_the_registry_mid_push_is_sent_again(tmp_path: Path, re
     assert registry.manifest_digest("img00", "latest") == image.digest
 
 
+@pytest.mark.parametrize("lost", ["blob", "manifest"])
+def test_answer_lost_after_the_registry_committed(tmp_path: Path, registry: Registry, lost: str) -> None:
+    """The connection is cut after the registry stored a layer (or the manifest) and
+    before its answer arrives, as a load balancer's idle timeout does while a registry
+    commits a big blob. The registry has it: the layer is not sent again, the image is
+    pushed, and the digest is the registry's."""
+    proxy = Proxy(_target(registry))
+    if lost == "blob":
+        proxy.lose_answer(b"PUT", b"/blobs/uploads/")  # the PUT that completes the first upload
+    else:
+        proxy.lose_answer(b"PUT", b"/manifests/")
+    try:
+        project = simple_project(tmp_path, 1, registry=proxy.address, payload=2_000_000)
+        run = run_pipeline(project, stall_timeout=5, retries=2, retry_backoff=0.5, push_via="direct")
+    finally:
+        proxy.close()
+    assert proxy.lost, "no answer was lost: the test proves nothing"
+    [image] = run.report.images
+    assert image.status is Status.PUSHED, image.error
+    patches = [r for r in registry.requests() if r.method == "PATCH" and r.from_pusher]
+    committed = {r.uri.rpartition("digest=")[2] for r in registry.requests()
+                 if r.method == "PUT" and "/blobs/uploads/" in r.uri and r.from_pusher}
+    assert len(patches) == len(committed), "a blob the registry had stored was uploaded again"
+    if lost == "blob":
+        assert image.push.attempts == 1, "a lost answer to a stored blob cost the whole push"
+    assert registry.manifest_digest("img00", "latest") == image.digest
+
+
 @pytest.fixture
 def token_registry(tmp_path: Path, docker_host: str):
     service = TokenService(tmp_path / "tokens", {"dockpool": "secret-pass"}, lifetime=4)

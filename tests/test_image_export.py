@@ -23,6 +23,7 @@ import pytest
 
 from gui.pipeline.image_export import (DOCKER_MANIFEST, OCI_GZIP_LAYER, OCI_INDEX, OCI_MANIFEST, Blob, Compression,
                                        ExportError, read_export)
+from gui.pipeline.spool import MemoryBudget, Spool
 from tests.helpers import write_image
 
 OCI_TAR_LAYER = "application/vnd.oci.image.layer.v1.tar"
@@ -105,8 +106,13 @@ def read(archive: Path, workdir: Path, saved: dict, wanted=lambda diff_id: True)
     workdir.mkdir(exist_ok=True)
     handed: list[Blob] = []
     with archive.open("rb") as stream:
-        exported = read_export(stream, workdir, saved["diff_ids"], wanted=wanted, ready=handed.append)
+        exported = read_export(stream, workdir, MemoryBudget(), saved["diff_ids"], wanted=wanted, ready=handed.append)
     return exported, handed
+
+
+def contents(spool: Spool) -> bytes:
+    with spool.open() as reader:
+        return b"".join(iter(lambda: reader.read(65536), b""))
 
 
 def compressed(blob: Blob) -> bytes:
@@ -115,10 +121,10 @@ def compressed(blob: Blob) -> bytes:
     compression = blob.compressing
     if compression is None:
         assert blob.raw is not None
-        compression = Compression(blob.raw)
+        compression = Compression(blob.raw, MemoryBudget())
         compression.run()
-    assert compression.done and compression.digest == sha256(compression.target.read_bytes())
-    return compression.target.read_bytes()
+    assert compression.done and compression.digest == sha256(contents(compression.output))
+    return contents(compression.output)
 
 
 def test_classic_layout_hands_over_uncompressed_layers(tmp_path: Path, saved: dict) -> None:
@@ -145,7 +151,7 @@ def test_oci_layout_keeps_compressed_layers_as_they_are(tmp_path: Path, saved: d
     exported, handed = read(archive, tmp_path / "work", saved)
     assert exported.manifest_media_type == OCI_MANIFEST and exported.config == saved["config"]
     assert [(b.digest, b.size, b.media_type) for b in handed] == [(sha256(x), len(x), OCI_GZIP_LAYER) for x in blobs]
-    assert [b.path.read_bytes() for b in handed] == blobs  # type: ignore[union-attr]
+    assert [contents(b.body) for b in handed] == blobs  # type: ignore[arg-type]
     assert all(b.raw is None for b in handed)
     assert [b.diff_id for b in handed] == saved["diff_ids"]  # from the config: the layer cache learns them
 
@@ -155,21 +161,23 @@ def test_compressed_layers_the_registry_has_are_not_handed_over(tmp_path: Path, 
     first, second = saved["diff_ids"]
     exported, handed = read(archive, tmp_path / "work", saved, wanted=lambda diff_id: diff_id != first)
     assert [(b.digest, b.diff_id) for b in handed] == [(sha256(blobs[1]), second)]
-    assert exported.layers[0].path is None and exported.layers[0].diff_id == first
+    assert not exported.layers[0].digest and exported.layers[0].diff_id == first
 
 
 def test_layers_the_registry_has_are_not_handed_over(tmp_path: Path, saved: dict) -> None:
     first, second = saved["diff_ids"]
     exported, handed = read(saved["archive"], tmp_path / "work", saved, wanted=lambda diff_id: diff_id != first)
     assert [b.diff_id for b in handed] == [second] and handed[0].raw is not None
-    assert exported.layers[0].path is None and exported.layers[0].raw is None
+    assert not exported.layers[0].digest and exported.layers[0].raw is None
     assert sorted(p.suffix for p in (tmp_path / "work").iterdir()) == [".tar"]  # the unwanted one is gone
     assert gzip.decompress(compressed(handed[0])) == saved["layers"][1]
 
 
-def test_when_every_layer_is_wanted_each_goes_as_it_arrives(tmp_path: Path, saved: dict) -> None:
+@pytest.mark.parametrize("budget", [64 << 20, 100_000, 0], ids=["in-memory", "head-in-memory", "on-disk"])
+def test_when_every_layer_is_wanted_each_goes_as_it_arrives(tmp_path: Path, saved: dict, budget: int) -> None:
     """A first push needs every layer: each is handed over at its tar header, before its
-    bytes are read (the upload starts at once), and only compressed bytes reach the disk."""
+    bytes are read (the upload starts at once); only compressed bytes are kept, in memory
+    while the push's budget allows, and only what does not fit reaches the disk."""
     seen_at_handover: list[bool] = []
 
     def ready(blob: Blob) -> None:
@@ -179,11 +187,22 @@ def test_when_every_layer_is_wanted_each_goes_as_it_arrives(tmp_path: Path, save
     workdir = tmp_path / "work"
     workdir.mkdir()
     with saved["archive"].open("rb") as stream:
-        exported = read_export(stream, workdir, saved["diff_ids"], wanted=lambda diff_id: True, ready=ready)
+        exported = read_export(stream, workdir, MemoryBudget(budget), saved["diff_ids"], wanted=lambda diff_id: True,
+                               ready=ready)
     assert seen_at_handover == [False, False]
     assert [b.diff_id for b in exported.layers] == saved["diff_ids"]
     assert [gzip.decompress(compressed(b)) for b in exported.layers] == saved["layers"]
-    assert sorted(p.suffix for p in workdir.iterdir()) == [".gz", ".gz"]
+    on_disk = [p.stat().st_size for p in workdir.iterdir()]
+    sizes = [b.compressing.size for b in exported.layers]  # type: ignore[union-attr]
+    heads = [b.compressing.output.head_size for b in exported.layers]  # type: ignore[union-attr]
+    assert sum(heads) <= budget and sum(on_disk) + sum(heads) == sum(sizes)
+    if budget == 0:
+        assert sorted(on_disk) == sorted(sizes)
+    elif budget > sum(sizes):
+        assert on_disk == [], "a layer that fits the budget was written to disk"
+    else:
+        assert sum(heads) > 0 and on_disk, "the split between memory and disk was not exercised"
+
 
 
 def test_an_export_without_a_manifest_says_so(tmp_path: Path, saved: dict) -> None:
@@ -197,16 +216,17 @@ def test_compression_is_read_while_it_is_written(tmp_path: Path, saved: dict) ->
     reads is exactly the final file, and the same layer always gives the same digest."""
     raw = tmp_path / "layer.tar"
     raw.write_bytes(saved["layers"][0] * 20)  # several compressor chunks
-    compression = Compression(raw)
+    compression = Compression(raw, MemoryBudget(300_000))  # the head in memory, the rest in a file
     worker = threading.Thread(target=compression.run)
     worker.start()
     streamed = b"".join(compression.pieces(piece=4096))
     worker.join()
-    assert streamed == compression.target.read_bytes() and gzip.decompress(streamed) == raw.read_bytes()
+    assert 0 < compression.output.head_size < compression.size
+    assert streamed == contents(compression.output) and gzip.decompress(streamed) == raw.read_bytes()
     assert compression.digest == sha256(streamed) and compression.size == len(streamed)
     again = tmp_path / "again.tar"
     again.write_bytes(raw.read_bytes())
-    repeat = Compression(again)
+    repeat = Compression(again, MemoryBudget())
     repeat.run()
     assert repeat.digest == compression.digest
 
@@ -214,7 +234,7 @@ def test_compression_is_read_while_it_is_written(tmp_path: Path, saved: dict) ->
 def test_a_stopped_compression_ends_its_readers(tmp_path: Path, saved: dict) -> None:
     raw = tmp_path / "layer.tar"
     raw.write_bytes(saved["layers"][0] * 20)
-    compression = Compression(raw)
+    compression = Compression(raw, MemoryBudget())
     compression.stop()
     compression.run()
     assert not compression.done
@@ -222,3 +242,21 @@ def test_a_stopped_compression_ends_its_readers(tmp_path: Path, saved: dict) -> 
         b"".join(compression.pieces())
     with pytest.raises(ExportError, match="stopped"):
         compression.wait()
+
+
+def test_a_spool_reads_the_same_bytes_from_any_offset_across_memory_and_file(tmp_path: Path) -> None:
+    """Resuming an upload reads from the registry's offset, which may fall in the
+    memory head, in the file, or on the boundary; the budget is given back at the end."""
+    budget = MemoryBudget(10_000)
+    spool = Spool(tmp_path / "blob.gz", budget)
+    data = bytes(range(256)) * 200  # 51,200 bytes in pieces of 3,000: three fit the budget
+    for start in range(0, len(data), 3000):
+        spool.write(data[start:start + 3000])
+    spool.finish()
+    assert spool.head_size == 9000 and budget.used == 9000
+    assert (tmp_path / "blob.gz").stat().st_size == len(data) - 9000
+    for offset in (0, 1, 8999, 9000, 9001, 30_000, len(data) - 1, len(data)):
+        with spool.open(offset) as reader:
+            assert b"".join(iter(lambda: reader.read(4096), b"")) == data[offset:], offset
+    spool.discard()
+    assert budget.used == 0 and not (tmp_path / "blob.gz").exists()

@@ -1,7 +1,8 @@
-"""Reading a built image out of the engine's export (`docker save`), blob by blob, onto disk.
+"""Reading a built image out of the engine's export (`docker save`), blob by blob.
 
 Engines answer the export in one of two layouts, both read here as a stream
-(never a whole image in memory; memory stays at a few MiB for any image size):
+(never a whole image in memory: a few MiB, plus the compressed layers waiting for
+their upload up to the push's budget, whatever the image's size):
   - Docker's own: manifest.json naming a config file and per-layer tar files
     (`<id>/layer.tar` up to Docker 24, `blobs/sha256/<diffID>` from 25 on);
     layers are uncompressed, so Dockpool compresses them (gzip);
@@ -12,8 +13,9 @@ Engines answer the export in one of two layouts, both read here as a stream
 When no layer of the image is known to be in the registry (the layer cache knows
 none: a first push, a fresh CI runner), an uncompressed layer is handed over as
 soon as its tar header is read and compressed straight from the export into a
-file that the upload reads as it grows (see push_direct): the upload starts within
-milliseconds, and nothing but the compressed bytes is written to disk. When some
+spool (memory, then a file: see spool) that the upload reads as it grows (see
+push_direct): the upload starts within milliseconds, and nothing but the compressed
+bytes beyond the push's memory budget is written to disk. When some
 layers are known to be there, a layer is first spooled to a file while its diffID
 is computed (`<id>/layer.tar` names do not say which layer it is), and only the
 ones the registry still needs are handed over, to be compressed on the uploader's
@@ -33,6 +35,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
+
+from .spool import MemoryBudget, Spool
 
 CHUNK = 1 << 20
 SMALL = 1 << 20  # members up to this size that are not layers stay in memory (configs, manifests)
@@ -64,7 +68,7 @@ class Blob:
     digest: str
     size: int
     media_type: str
-    path: Path | None = None  # its bytes on disk, ready to upload
+    body: Spool | None = None  # its bytes, ready to upload
     diff_id: str = ""  # for layers: the digest of the uncompressed tar
     raw: Path | None = None  # the uncompressed tar, for layers compressed while they upload
     compressing: Compression | None = None
@@ -76,7 +80,7 @@ class ExportedImage:
     config: bytes
     config_media_type: str
     manifest_media_type: str
-    layers: list[Blob]  # in order; path None for layers the caller did not want
+    layers: list[Blob]  # in order; no digest for layers the caller did not want
 
     @property
     def config_digest(self) -> str:
@@ -115,9 +119,9 @@ def _copy(source: IO[bytes], target: IO[bytes]) -> str:
 
 
 class Compression:
-    """gzip of an uncompressed layer into a file beside it, hashed as it goes: made by
-    `run` (from the layer's file, on the uploader's compressor thread) or `run_stream`
-    (from the export, on its reading thread); `pieces` reads that file as it grows. Why
+    """gzip of an uncompressed layer into a spool, hashed as it goes: made by `run`
+    (from the layer's file, on the uploader's compressor thread) or `run_stream` (from
+    the export, on its reading thread); `pieces` reads the spool as it grows. Why
     not in the upload's own thread: an upload that compressed its own body paused the
     socket at every chunk, and a link that waits on its sender loses that time for good
     (2 % of an uplink, measured); the compressor runs well ahead of any uplink, so the
@@ -125,12 +129,11 @@ class Compression:
     bytes (no time or name in the gzip header), so a layer compressed again on another
     run has the same digest."""
 
-    def __init__(self, source: Path, level: int = GZIP_LEVEL) -> None:
+    def __init__(self, source: Path, budget: MemoryBudget, level: int = GZIP_LEVEL) -> None:
         self.source = source
-        self.target = source.with_suffix(source.suffix + ".gz")
-        self.target.touch()
+        self.output = Spool(source.with_suffix(source.suffix + ".gz"), budget)
         self.level = level
-        self.size = 0  # compressed bytes in the file so far
+        self.size = 0  # compressed bytes in the spool so far
         self.done = False
         self._digest = hashlib.sha256()
         self.diff_id = ""  # the uncompressed bytes' digest, once done (run_stream only)
@@ -153,13 +156,13 @@ class Compression:
         self._compress(reader, hashlib.sha256())
 
     def _compress(self, reader: IO[bytes], raw_digest: Any) -> None:
-        """`done` is set once the file is closed (Windows cannot delete a file that is
-        still open), and the diffID before it."""
+        """`done` is set once the spool's file is closed (Windows cannot delete a file
+        that is still open), and the diffID before it."""
         compressor = zlib.compressobj(self.level, zlib.DEFLATED, 31)
         finished = False
         error: BaseException | None = None
         try:
-            with self.target.open("wb") as writer:
+            try:
                 while not self._stopped and not finished:
                     chunk = reader.read(COMPRESS_CHUNK)
                     if raw_digest is not None and chunk:
@@ -168,12 +171,13 @@ class Compression:
                     finished = not chunk
                     if out:
                         self._digest.update(out)
-                        writer.write(out)
-                        writer.flush()  # visible to the upload's own reader
+                        self.output.write(out)
                         with self._changed:
                             self.size += len(out)
                             self._changed.notify_all()
-        except BaseException as exc:  # a full disk, an export cut off: the upload reading the file raises it
+            finally:
+                self.output.finish()
+        except BaseException as exc:  # a full disk, an export cut off: the upload reading the spool raises it
             finished, error = False, exc
         if finished and raw_digest is not None:
             self.diff_id = "sha256:" + raw_digest.hexdigest()
@@ -182,7 +186,7 @@ class Compression:
     def _end(self, finished: bool, error: BaseException | None) -> None:
         with self._changed:
             self.done = finished
-            self._error = error or (None if finished else ExportError(f"compressing {self.target.name} was stopped"))
+            self._error = error or (None if finished else ExportError(f"compressing {self.source.name} was stopped"))
             self._changed.notify_all()
 
     def stop(self) -> None:
@@ -207,15 +211,15 @@ class Compression:
             return self.done
 
     def pieces(self, piece: int = COMPRESS_CHUNK) -> Iterator[bytes]:
-        """The compressed bytes from the start, as soon as each is in the file."""
+        """The compressed bytes from the start, as soon as each is in the spool."""
         read = 0
-        with self.target.open("rb") as reader:
+        with self.output.open() as reader:
             while True:
                 available, done = self._available(read)
                 while read < available:
                     data = reader.read(min(piece, available - read))
                     if not data:
-                        raise ExportError(f"{self.target.name} is shorter than what was compressed into it")
+                        raise ExportError(f"{self.source.name}.gz is shorter than what was compressed into it")
                     read += len(data)
                     yield data
                 if done:
@@ -230,9 +234,10 @@ class Compression:
 class _Reader:
     """One pass over an export; see read_export."""
 
-    def __init__(self, workdir: Path, diff_ids: list[str], wanted: Callable[[str], bool],
+    def __init__(self, workdir: Path, budget: MemoryBudget, diff_ids: list[str], wanted: Callable[[str], bool],
                  ready: Callable[[Blob], None]) -> None:
         self.workdir = workdir
+        self.budget = budget
         self.diff_ids = set(diff_ids)
         self.wanted = wanted
         # No layer is known to be in the registry: a layer may go before it is known which one it is.
@@ -274,7 +279,7 @@ class _Reader:
         every layer is wanted; otherwise hashed first (its diffID), and handed over
         uncompressed if it is wanted."""
         if self.stream_layers:
-            compression = Compression(self._file(".tar"))
+            compression = Compression(self._file(".tar"), self.budget)
             blob = self.layers[name] = Blob("", 0, DOCKER_GZIP_LAYER, None, compressing=compression, estimate=size)
             self.ready(blob)
             compression.run_stream(source)
@@ -348,7 +353,8 @@ class _Reader:
                 raw = self._materialize(name)
                 blob = Blob("", 0, OCI_GZIP_LAYER, None, diff_id, raw, estimate=raw.stat().st_size)
             else:
-                blob = Blob(desc["digest"], int(desc["size"]), media_type, self._materialize(name), diff_id)
+                blob = Blob(desc["digest"], int(desc["size"]), media_type, Spool.of_file(self._materialize(name)),
+                            diff_id)
             self.ready(blob)
             layers.append(blob)
         return ExportedImage(config, config_desc.get("mediaType", OCI_CONFIG),
@@ -382,16 +388,17 @@ def _blob_name(digest: str) -> str:
     return f"blobs/{algorithm}/{hexdigest}"
 
 
-def read_export(stream: IO[bytes], workdir: Path, diff_ids: list[str], wanted: Callable[[str], bool],
-                ready: Callable[[Blob], None]) -> ExportedImage:
-    """Read an export tar stream into blobs under `workdir`.
+def read_export(stream: IO[bytes], workdir: Path, budget: MemoryBudget, diff_ids: list[str],
+                wanted: Callable[[str], bool], ready: Callable[[Blob], None]) -> ExportedImage:
+    """Read an export tar stream into blobs under `workdir` (and, for layers compressed
+    as they are read, into memory while `budget` allows).
 
     `diff_ids`: the image's layers (from the engine's inspect), so layers named by
     their diffID are recognised; `wanted(diff_id)`: whether the registry still
     needs that layer (others are not compressed); `ready(blob)`: called with each
     layer as soon as it can be uploaded.
     """
-    reader = _Reader(workdir, diff_ids, wanted, ready)
+    reader = _Reader(workdir, budget, diff_ids, wanted, ready)
     with tarfile.open(fileobj=stream, mode="r|") as archive:
         for member in archive:
             reader.member(archive, member)

@@ -9,8 +9,9 @@ Here a push is:
   1. inspect the image (its diffIDs and config digest);
   2. for each layer the layer cache knows: HEAD, else a cross-repository mount;
   3. if anything is still missing: export the image from the engine and compress
-     the missing layers, one after another, into files (straight from the export
-     when every layer is missing; see image_export), and upload each one as soon
+     the missing layers, one after another, into spools (memory up to a budget, then
+     files; straight from the export when every layer is missing; see image_export
+     and spool), and upload each one as soon
      as its first bytes are compressed, one blob at a time (so at most `pushers`
      uploads are on the wire); a layer whose compression finished by the time it
      has its upload slot has a digest already, so the registry is asked first
@@ -51,6 +52,7 @@ from .processes import pid_exists
 from .reference import api_repository, registry_host
 from .registry_auth import find_credentials
 from .registry_http import RegistryClient, RegistryError, Upload, dump_json, failure_for
+from .spool import MemoryBudget, Spool
 from .streams import exception_message
 from .tasks import PushTask, export_timeout
 
@@ -139,6 +141,7 @@ class DirectPush:
         self.cache = LayerCache(self.host)
         self.have: dict[str, Blob] = {}  # diffID -> layer the registry has (this repository)
         self.workdir = Path(tempfile.mkdtemp(prefix=f"{_TEMP_PREFIX}{os.getpid()}-"))
+        self.memory = MemoryBudget()  # compressed bytes held until they are uploaded
         # One layer compressed at a time, in the order they upload, ahead of the upload.
         self._compressor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dockpool-gzip")
         self._compressions: list[Compression] = []  # every layer's, stopped by close()
@@ -155,6 +158,8 @@ class DirectPush:
         self._compressor.shutdown(wait=True, cancel_futures=True)  # before its files go
         for thread in self._export_threads:
             thread.join(EXPORT_JOIN)  # it may be compressing into a file: Windows cannot delete an open file
+        for compression in self._compressions:
+            compression.output.discard()  # its memory, at once: the pusher goes on to the next image
         self.registry.close()
         shutil.rmtree(self.workdir, ignore_errors=True)
 
@@ -244,7 +249,7 @@ class DirectPush:
         def handed_over(blob: Blob) -> None:
             """On the export's thread; a layer handed over compressing is compressed by it."""
             if blob.raw is not None and not self._closing:  # compressed from now on, whatever the upload does
-                blob.compressing = Compression(blob.raw)
+                blob.compressing = Compression(blob.raw, self.memory)
                 self._compressor.submit(blob.compressing.run)
             if blob.compressing is not None:
                 self._compressions.append(blob.compressing)
@@ -254,7 +259,7 @@ class DirectPush:
 
         def export() -> None:
             try:
-                ready.put(read_export(response.raw, self.workdir, diff_ids,
+                ready.put(read_export(response.raw, self.workdir, self.memory, diff_ids,
                                       wanted=lambda diff_id: diff_id not in self.have, ready=handed_over))
             except BaseException as exc:  # handed to the uploading thread, which raises it
                 ready.put(exc)
@@ -380,12 +385,12 @@ class DirectPush:
         and the supervisor's stall watch must see that this pusher lives."""
         began = time.monotonic()
         while not compression.wait(EXPORT_HEARTBEAT):
-            self.report.log(f"compressing {compression.target.name}: {time.monotonic() - began:.0f} s so far")
+            self.report.log(f"compressing {compression.source.name}: {time.monotonic() - began:.0f} s so far")
 
     def _compressed(self, blob: Blob, compression: Compression, estimate: int) -> None:
         """The layer is compressed: it has a digest and a size now (the total's estimate
         of its uncompressed size is replaced by the real one)."""
-        blob.digest, blob.size, blob.path = compression.digest, compression.size, compression.target
+        blob.digest, blob.size, blob.body = compression.digest, compression.size, compression.output
         blob.diff_id = blob.diff_id or compression.diff_id  # learnt as it was compressed from the export
         if blob.raw is not None:
             blob.raw.unlink(missing_ok=True)
@@ -396,10 +401,10 @@ class DirectPush:
     def _upload(self, blob: Blob) -> None:
         """Upload one blob (unless the registry has it), resuming or restarting it when
         its transfer stalls or breaks."""
-        assert blob.path is not None
+        assert blob.body is not None
         if self.registry.blob_size(self.repository, blob.digest) is not None:
             self.report.log(f"{blob.digest[7:19]}: exists")
-            self.report.finished_blob(blob.size)
+            self._done_with(blob)
             return
         self._take_the_wire()
         self._uploaded(blob, self._transfer(blob, 0))
@@ -407,13 +412,21 @@ class DirectPush:
     def _uploaded(self, blob: Blob, resumes: int) -> None:
         self.report.log(f"{blob.digest[7:19]}: uploaded ({blob.size / 1e6:.1f} MB)"
                         + (f" after {resumes} resume(s)" if resumes else ""))
+        self._done_with(blob)
+
+    def _done_with(self, blob: Blob) -> None:
+        """The registry has the blob: its bytes are not needed again (their memory goes
+        back to the budget, for the layers after it)."""
+        if blob.body is not None:
+            blob.body.discard()
+            blob.body = None
         self.report.finished_blob(blob.size)
 
     def _transfer(self, blob: Blob, resumes: int, upload: Upload | None = None, offset: int = 0) -> int:
         """The upload itself (in a new upload, or in `upload` from `offset`), resumed at the
         registry's offset or restarted in a new upload when it stalls or breaks (up to
         MAX_RESUMES times); returns the resumes."""
-        assert blob.path is not None
+        assert blob.body is not None
         short = blob.digest[7:19]
         while True:
             if upload is None:
@@ -475,13 +488,12 @@ class DirectPush:
     def _body(self, blob: Blob, offset: int, opened: list[Iterator[bytes]]) -> Callable[[], Iterator[bytes]]:
         """The blob's bytes from `offset`, made anew for each attempt, counted as they leave;
         each reader made is listed in `opened`, for the caller to close (and its file)."""
-        path = blob.path
-        assert path is not None
+        body = blob.body
+        assert body is not None
 
         def read() -> Iterator[bytes]:
             sent = offset
-            with path.open("rb") as source:
-                source.seek(offset)
+            with body.open(offset) as source:
                 while chunk := source.read(SEND_CHUNK):
                     yield chunk
                     sent += len(chunk)
@@ -498,11 +510,10 @@ class DirectPush:
     def _upload_config_and_build_manifest(self, exported: ExportedImage) -> tuple[bytes, str]:
         layers = []
         for blob in exported.layers:
-            if blob.path is None:  # not wanted: the registry had it (self.have)
+            if not blob.digest:  # not wanted: the registry had it (self.have)
                 blob = self.have[blob.diff_id]
             layers.append(blob)
-        config = self.workdir / "config.json"
-        config.write_bytes(exported.config)
+        config = Spool.of_bytes(exported.config)
         digest = exported.config_digest
         self.report.add_total(len(exported.config))
         self._upload(Blob(digest, len(exported.config), exported.config_media_type, config))

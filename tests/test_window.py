@@ -16,7 +16,8 @@ from PySide6.QtWidgets import QApplication, QFileDialog, QLineEdit, QMessageBox,
 
 from gui.devservices import Registry
 from gui.pipeline import events as ev
-from gui.pipeline.project import ImageSpec, load, save
+from gui.pipeline.project import ImageSpec, build_inputs, load, save
+from gui.pipeline.runlogs import format_line
 from gui.window import settings as stored
 from gui.window.background import wait_for_background
 from gui.window.image_model import COL_BUILD, COL_NAME, COL_PUSH, COL_STATUS, COL_TAGS, PROGRESS_ROLE
@@ -259,13 +260,15 @@ def test_cancel_mid_run_and_cancel_one_image(qtbot, window, registry: Registry, 
 
 
 @pytest.mark.docker
-def test_retry_pushes_again_under_fixed_refs_without_rebuilding(qtbot, window, registry: Registry,
-                                                                base_image: str, tmp_path: Path) -> None:
-    """The registry goes away mid-run and the pushes fail; pointed at another registry,
-    "Retry failed" pushes the same builds there (the old window pushed the refs of the
-    build again, to the registry that was gone, and failed again)."""
+def test_retry_pushes_again_under_fixed_refs_and_rebuilds_what_was_changed(qtbot, window, registry: Registry,
+                                                                          base_image: str, tmp_path: Path) -> None:
+    """The registry goes away mid-run and the pushes fail; the user types another registry
+    (not committed) and fixes a build arg of one image, then presses Ctrl+F5. The image
+    left alone is pushed again from its build, to the registry typed (the old window
+    pushed to the registry that was gone); the one whose build arg changed is rebuilt
+    (the old window pushed its stale build)."""
     write_image(tmp_path, "api", base=base_image, run="sleep 2")
-    write_image(tmp_path, "web", base=base_image, run="sleep 2")
+    write_image(tmp_path, "web", base=base_image, run="sleep 2", extra="ARG VERSION\nRUN echo $VERSION > /version")
     open_project(window, write_project(tmp_path, [{"name": "api", "context": "api"},
                                                   {"name": "web", "context": "web"}], registry=registry.address))
     other = Registry(tmp_path / "other-registry")
@@ -277,16 +280,49 @@ def test_retry_pushes_again_under_fixed_refs_without_rebuilding(qtbot, window, r
             registry.stop()
         assert all(status(window, n).startswith("failed: registry unreachable — ") for n in ("api", "web"))
         built = {n: window.model.state(row_of(window, n)).image_id for n in ("api", "web")}
-        window.controls.registry.setText(other.address)
-        window.controls.commit()
-        report = run_to_end(qtbot, window, window.actions.retry.trigger)
+        select(window, "web")
+        window.tabs.setCurrentWidget(window.details)
+        window.details.build_args.setFocus()
+        qtbot.keyClicks(window.details.build_args, "VERSION=2")
+        window.controls.registry.setFocus()
+        window.controls.registry.selectAll()
+        qtbot.keyClicks(window.controls.registry, other.address)  # typed, Enter not pressed
+        report = run_to_end(qtbot, window, lambda: qtbot.keyClick(window, Qt.Key.Key_F5,
+                                                                    Qt.KeyboardModifier.ControlModifier))
         assert report.succeeded, [(i.name, i.error) for i in report.images]
+        results = {image.name: image for image in report.images}
+        assert results["api"].build.attempts == 0, "pushed again, not rebuilt"
+        assert window.model.state(row_of(window, "api")).image_id == built["api"]
+        assert results["web"].build.attempts == 1, "its build arg changed: rebuilt, not its stale build pushed"
+        assert window.model.state(row_of(window, "web")).image_id != built["web"]
         for image in report.images:
-            assert image.build.attempts == 0, "pushed again, not rebuilt"
             assert other.manifest_digest(image.name, "latest") == image.digest
-            assert window.model.state(row_of(window, image.name)).image_id == built[image.name]
     finally:
         other.stop()
+
+
+def test_retry_with_the_registry_just_cleared_builds_again(qtbot, window, tmp_path: Path, monkeypatch) -> None:
+    """A push failed; the user clears the registry field (no Enter) and presses Ctrl+F5:
+    there is nowhere to push, so the run builds. The old window decided which builds to
+    keep before it took what was typed, and handed the run kept builds and no registry:
+    the run broke at once ("images can only be pushed again with a registry")."""
+    write_image(tmp_path, "api")
+    open_project(window, write_project(tmp_path, [{"name": "api", "context": "api"}], registry="127.0.0.1:5999"))
+    uid = window.model.uid(0)
+    window.model.start_rows([uid], [], {}, True,
+                            {uid: build_inputs(window.model.image(0), window.document.project.build)})
+    failure = ev.Failure(ev.FailureKind.UNREACHABLE, "connection refused", "check the registry")
+    window.runs.keys = {"api": uid}  # the records come as the run's session delivers them
+    window.runs.session.eventsReady.emit([ev.BuildStarted("api", 1, 1.0), ev.BuildDone("api", "sha256:abc"),
+                                          ev.PushFailed("api", failure)])
+    handed: list[tuple[str, dict]] = []
+    monkeypatch.setattr(window.runs.session, "start",
+                        lambda project, options, push_only, *rest: handed.append((project.registry, push_only)))
+    window.controls.registry.setFocus()
+    window.controls.registry.selectAll()
+    qtbot.keyClick(window.controls.registry, Qt.Key.Key_Delete)
+    qtbot.keyClick(window, Qt.Key.Key_F5, Qt.KeyboardModifier.ControlModifier)
+    assert handed == [("", {})]
 
 
 @pytest.mark.docker
@@ -309,6 +345,42 @@ def test_registry_checked_before_building_offers_build_only(qtbot, window, regis
     assert status(window, "api") == "built"
 
 
+@pytest.mark.docker
+def test_registry_check_says_when_the_login_is_missing_or_refused(qtbot, window, auth_registry: Registry,
+                                                                 tmp_path: Path, monkeypatch) -> None:
+    """Start against a registry that demands a login: with none stored, then with a wrong
+    password, the check says which before anything is built (the user cancels); with the
+    right one the run builds and pushes."""
+    import base64
+
+    write_image(tmp_path, "api")
+    open_project(window, write_project(tmp_path, [{"name": "api", "context": "api"}],
+                                       registry=auth_registry.address))
+    before = status(window, "api")
+    asked: list[str] = []
+    monkeypatch.setattr(QMessageBox, "exec", lambda box: asked.append(box.informativeText()) or 0)  # Cancel
+    config = Path(os.environ["DOCKER_CONFIG"]) / "config.json"
+
+    def store_login(password: str) -> None:
+        config.parent.mkdir(parents=True, exist_ok=True)
+        secret = base64.b64encode(f"dockpool:{password}".encode()).decode()
+        config.write_text(json.dumps({"auths": {auth_registry.address: {"auth": secret}}}))
+
+    for password, said in ((None, "asks for a login, and none is stored for it"),
+                           ("wrong-pass", "refused the login (401)")):
+        if password:
+            store_login(password)
+        window.actions.start.trigger()
+        qtbot.waitUntil(lambda: len(asked) == (2 if password else 1), timeout=20_000)
+        assert said in asked[-1], asked[-1]
+        QApplication.processEvents()
+        assert not window.runs.busy and status(window, "api") == before, "something ran after Cancel"
+    store_login("secret-pass")
+    report = run_to_end(qtbot, window)
+    assert len(asked) == 2 and report.succeeded and status(window, "api") == "pushed"
+
+
+@pytest.mark.docker
 def test_registry_check_reaches_a_registry_as_the_run_will(qtbot, window, docker_host: str, tmp_path: Path,
                                                            monkeypatch) -> None:
     """A plain-HTTP registry named by a host name that the engine treats as insecure (here
@@ -378,13 +450,34 @@ def test_unreachable_engine_keeps_the_last_results(qtbot, window, tmp_path: Path
                                                    docker_host: str) -> None:
     write_image(tmp_path, "api")
     open_project(window, write_project(tmp_path, [{"name": "api", "context": "api"}]))
-    run_to_end(qtbot, window)
+    last = run_to_end(qtbot, window)
     assert status(window, "api") == "built"
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")
     assert run_to_end(qtbot, window) is None
     assert window.banner.isVisible() and "Docker engine unreachable" in window.banner.text.text()
     assert status(window, "api") == "built", "the last run's results were wiped before the engine answered"
     assert window.actions.start.isEnabled()
+    # ...and so is its report: Export gives the run that happened (it was disabled).
+    assert window.actions.export.isEnabled()
+    target = tmp_path / "report.json"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(target), "JSON report (*.json)"))
+    window.actions.export.trigger()
+    assert json.loads(target.read_text())["started"] == last.started
+
+
+def test_the_banners_retry_repeats_what_was_asked(qtbot, window, tmp_path: Path, monkeypatch) -> None:
+    """"Build or retry this image" on one row with the engine down, then the banner's
+    Retry: that image again, not every image (the old banner called Start)."""
+    for name in ("api", "web", "db"):
+        write_image(tmp_path, name)
+    open_project(window, write_project(tmp_path, [{"name": n, "context": n} for n in ("api", "web", "db")]))
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")
+    select(window, "web")
+    assert run_to_end(qtbot, window, window.actions.build_selected.trigger) is None
+    assert list(window.runs.keys) == ["web"]
+    retry = next(b for b in window.banner.findChildren(QPushButton) if b.text() == "Retry")
+    assert run_to_end(qtbot, window, retry.click) is None
+    assert list(window.runs.keys) == ["web"], "the banner's Retry ran other images"
 
 
 @pytest.mark.docker
@@ -459,6 +552,7 @@ def test_closing_during_a_run_cancels_it_first(qtbot, make_window, base_image: s
     assert not window.runs.session.running and wait_until_dead(pids) == []
 
 
+@pytest.mark.docker
 def test_quitting_the_application_ends_the_run_within_seconds(tmp_path: Path, docker_host: str,
                                                               base_image: str) -> None:
     """Log-off or `kill` (SIGTERM, then QApplication.quit()) during a run: the process ends
@@ -497,10 +591,17 @@ def test_quitting_keeps_what_is_being_typed(qtbot, window, tmp_path: Path) -> No
     path = write_project(tmp_path, [{"name": "api", "context": "api"}])
     open_project(window, path)
     type_without_enter(qtbot, window, 0, COL_TAGS, "typed-not-entered")
+    waits: list[float] = []
+    shutdown = window.runs.shutdown
+    window.runs.shutdown = lambda timeout: waits.append(timeout) or shutdown(timeout)
     window.prepare_to_quit()
     assert window.close()
+    window._application_quits()  # what aboutToQuit calls next
     recovered = stored.read_autosave(path)
     assert recovered is not None and recovered.images[0].tags == ["typed-not-entered"]
+    # The run is waited for once, and for 5 s at most with its thread's last second (a
+    # run slow to end was waited for twice: by the close and again by aboutToQuit).
+    assert len(waits) == 1 and waits[0] + 1 <= 5
 
 
 def test_quitting_while_the_engine_does_not_answer(tmp_path: Path) -> None:
@@ -537,6 +638,25 @@ def test_quitting_while_the_engine_does_not_answer(tmp_path: Path) -> None:
         for connection in held:
             connection.close()
         silent.close()
+
+
+def test_details_never_carry_a_half_typed_line_to_another_image(qtbot, window, tmp_path: Path) -> None:
+    """"VERSION" typed for api (no "=" yet), then web selected: the field shows web's build
+    args. The old panel kept the text (a line without "=" parses to nothing, like web's
+    empty args), and the "=2" typed next gave web VERSION=2."""
+    write_image(tmp_path, "api")
+    write_image(tmp_path, "web")
+    open_project(window, write_project(tmp_path, [{"name": "api", "context": "api"}, {"name": "web", "context": "web"}]))
+    window.tabs.setCurrentWidget(window.details)
+    select(window, "api")
+    window.details.build_args.setFocus()
+    qtbot.keyClicks(window.details.build_args, "VERSION")
+    select(window, "web")
+    assert window.details.title.text() == "<b>web</b>" and window.details.build_args.toPlainText() == ""
+    window.details.build_args.setFocus()
+    qtbot.keyClicks(window.details.build_args, "=2")
+    assert window.model.image(row_of(window, "web")).build_args == {}
+    assert window.model.image(row_of(window, "api")).build_args == {}
 
 
 def test_save_as_round_trip_then_details_still_edit(qtbot, window, tmp_path: Path, monkeypatch) -> None:
@@ -700,14 +820,25 @@ def test_dropped_folders_and_bulk_edits(qtbot, window, tmp_path: Path) -> None:
     data.setUrls([QUrl.fromLocalFile(str(repo))])
     drop = QDropEvent(QPoint(10, 10), Qt.DropAction.CopyAction, data, Qt.MouseButton.LeftButton,
                       Qt.KeyboardModifier.NoModifier)
+    empty = window.table.viewport().grab().toImage()
     window.table.dropEvent(drop)
     qtbot.waitUntil(lambda: window.model.rowCount() == 3, timeout=10000)
+    # The empty table said where to drop (text in the middle of its viewport).
+    middle = [empty.pixelColor(x, empty.height() // 2 + dy).rgb() for x in range(empty.width()) for dy in (-8, 0, 8)]
+    assert len(set(middle)) > 2, "the empty table shows no hint"
+    # Adding is one undo step, and so is a duplicate.
+    qtbot.keyClick(window.table, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert window.model.rowCount() == 0
+    window.actions.redo.trigger()
+    assert window.model.rowCount() == 3
     window.table.selectAll()
     window.actions.disable.trigger()
     assert not any(window.model.image(r).enabled for r in range(3))
     window.actions.enable.trigger()
     window.actions.duplicate.trigger()
     assert window.model.rowCount() == 6 and window.model.image(3).name.endswith("-2")
+    window.actions.undo.trigger()
+    assert window.model.rowCount() == 3
 
 
 def test_a_folder_scan_that_ends_after_a_new_project_adds_nothing_to_it(qtbot, window, tmp_path: Path,
@@ -785,6 +916,48 @@ def test_a_log_that_cannot_be_saved_says_why(qtbot, window, tmp_path: Path, monk
     assert warned and str(target) in warned[0] and "No such file or directory" in warned[0]
 
 
+def test_the_log_says_when_it_shows_only_the_last_lines(qtbot, window, tmp_path: Path) -> None:
+    """One run's log of 30,000 lines shows its last 20,000 and says so (the old view
+    compared a list already cut to 20,000 and never said it); logs of two runs are shown
+    one after the other, each later run's lines under a line naming its folder."""
+    big = tmp_path / "run-1" / "api.log"
+    big.parent.mkdir()
+    big.write_text("".join(f"line {n}\n" for n in range(30_000)))
+    window.log.show_image("api", "api", [big], 30_000)
+    shown = window.log.text.toPlainText().splitlines()
+    assert shown[0] == "line 10000" and shown[-1] == "line 29999"
+    assert "last 20,000 lines" in window.log.title.text()
+    second = tmp_path / "run-2" / "api.log"
+    second.parent.mkdir()
+    second.write_text("again 1\nagain 2\n")
+    small = tmp_path / "run-0" / "api.log"
+    small.parent.mkdir()
+    small.write_text("first 1\n")
+    window.log.show_image("api", "api", [small, second], 2)
+    assert window.log.text.toPlainText().splitlines() == ["first 1", "--- run-2 ---", "again 1", "again 2"]
+    assert window.log.title.text() == "<b>Log — api</b>"
+
+
+def test_shift_enter_searches_the_log_only_from_its_search_box(qtbot, window, tmp_path: Path) -> None:
+    """Shift+Enter in the registry field (or a cell editor) is that field's key; it used to
+    search the log backwards from anywhere in the window."""
+    write_image(tmp_path, "api")
+    open_project(window, write_project(tmp_path, [{"name": "api", "context": "api"}]))
+    log_file = tmp_path / "api.log"
+    log_file.write_text("needle one\nhay\nneedle two\n")
+    window.log.show_image("api", "api", [log_file], 3)
+    window.tabs.setCurrentWidget(window.log)
+    window.log.search.setText("needle")
+    end = window.log.text.textCursor().position()
+    window.controls.registry.setFocus()
+    qtbot.keyClick(window.controls.registry, Qt.Key.Key_Return, Qt.KeyboardModifier.ShiftModifier)
+    assert window.log.text.textCursor().position() == end and not window.log.text.textCursor().hasSelection()
+    window.log.search.setFocus()
+    qtbot.keyClick(window.log.search, Qt.Key.Key_Return, Qt.KeyboardModifier.ShiftModifier)
+    assert window.log.text.textCursor().selectedText() == "needle"
+    assert window.log.text.textCursor().blockNumber() == 2
+
+
 def test_typing_a_limit_counts_once_it_is_typed(qtbot, window) -> None:
     """Typing 12 into Builders sets 12, not 1 then 12 (during a run, 1 would retire
     workers at once)."""
@@ -820,6 +993,15 @@ def test_crash_recovery_per_project(qtbot, make_window, tmp_path: Path, monkeypa
     untitled.document.autosave()
     make_window().close()
     assert stored.read_autosave(None) is not None
+    # Nor does another untitled window that is saved under a name (it used to delete
+    # the untitled autosave, whoever had written it).
+    another = make_window()
+    another.document.add([ImageSpec(name="sketch", context=str(tmp_path / "api"))], "Add")
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(tmp_path / "sketch.toml"), ""))
+    another.actions.save_as.trigger()
+    assert another.windowTitle().startswith("sketch.toml")
+    kept = stored.read_autosave(None)
+    assert kept is not None and [image.name for image in kept.images] == ["draft"]
 
 
 @pytest.mark.docker
@@ -953,13 +1135,28 @@ def test_dark_palette_gives_readable_colours(qtbot, window, tmp_path: Path) -> N
         dark.setColor(role, colour)
     assert theme.is_dark(dark) and not theme.is_dark(light)
     assert theme.error_text(dark).lightness() > 128 > theme.error_text(light).lightness()
-    # The system switches to dark while the window is open: what is tinted follows.
+    # The system switches to dark while the window is open: what is tinted follows (the
+    # registry field, the Details problems and the log's error lines kept light colours).
+    open_project(window, write_project(tmp_path, [{"name": "gone", "context": "no-such-folder"}]))
+    select(window, "gone")
+    log_file = tmp_path / "gone.log"
+    log_file.write_text(format_line("build", "it broke", error=True) + "\n")
+    window.log.show_image("gone", "gone", [log_file], 1)
     qtbot.keyClicks(window.controls.registry, "Bad Registry")
+
+    def colours() -> tuple[QColor, QColor]:
+        problems = window.details.problems
+        ranges = window.log.text.document().firstBlock().layout().formats()
+        error_line = QColor(ranges[0].format.foreground().color())
+        return problems.palette().color(problems.foregroundRole()), error_line
+
+    assert window.details.problems.text() and all(c.lightness() < 128 for c in colours())
     QApplication.setPalette(dark)
     try:
         QApplication.processEvents()
         tint = QColor(window.controls.registry.styleSheet().split("background: ")[1].split(";")[0])
         assert tint.lightness() < 100, "the invalid registry field kept its light-scheme tint"
+        assert all(c.lightness() > 128 for c in colours()), "problems or error lines kept their light colours"
         window.grab().save(str(tmp_path / "dark.png"))
     finally:
         QApplication.setPalette(light)
@@ -970,12 +1167,17 @@ def test_dark_palette_gives_readable_colours(qtbot, window, tmp_path: Path) -> N
 
 def test_layout_is_remembered(qtbot, make_window) -> None:
     first = make_window()
+    first.resize(700, 500)  # within the offscreen screen (800 x 600)
     first.tabs.setCurrentWidget(first.timeline)
     first.table.horizontalHeader().resizeSection(COL_NAME, 311)
+    total = sum(first.splitter.sizes())
+    first.splitter.setSizes([total - 250, 250])
+    sizes = first.splitter.sizes()
     first.close()
     second = make_window()
     assert second.tabs.currentWidget() is second.timeline
     assert second.table.horizontalHeader().sectionSize(COL_NAME) == 311
+    assert second.size() == first.size() and second.splitter.sizes() == sizes
 
 
 def test_timeline_scrolls_for_many_images(qtbot, window, tmp_path: Path) -> None:

@@ -19,7 +19,8 @@ import re
 import tempfile
 import tomllib
 from collections import Counter
-from dataclasses import dataclass, field, replace
+import json
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +75,15 @@ class ImageSpec:
     def needs_buildkit(self) -> list[str]:
         """The keys of this image that only BuildKit can honour."""
         return [key for key in ("secrets", "ssh", "cache_to") if getattr(self, key)]
+
+
+def build_inputs(image: ImageSpec, build: BuildSettings) -> str:
+    """What an image's build depends on, as far as the project says: a build kept from
+    an earlier run is only pushed again while this is unchanged (its name and tags may
+    change: the kept build is tagged anew; Retry after a build arg was fixed rebuilds)."""
+    inputs = {key: value for key, value in asdict(image).items() if key not in ("name", "tags", "enabled", "cache_to")}
+    inputs["build"] = {key: value for key, value in asdict(build).items() if key != "timeout"}
+    return json.dumps(inputs, sort_keys=True)
 
 
 @dataclass

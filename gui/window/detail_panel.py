@@ -8,7 +8,7 @@ save that reloads the model, a remove, an undo).
 
 from __future__ import annotations
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import QEvent, Signal
 from PySide6.QtWidgets import QFormLayout, QLabel, QLineEdit, QPlainTextEdit, QWidget
 
 from ..pipeline.project import ImageSpec
@@ -54,22 +54,34 @@ class DetailPanel(QWidget):
 
     def show_image(self, uid: int | None, image: ImageSpec | None, problems: list[str]) -> None:
         self._loading = True
+        another = (uid if image is not None else None) != self.uid
         self.uid = uid if image is not None else None
         self.setEnabled(image is not None)
         self.title.setText(f"<b>{image.name}</b>" if image else "Select one image to edit its build args and target")
         args = "\n".join(f"{k}={v}" for k, v in (image.build_args if image else {}).items())
-        if parse_build_args(self.build_args.toPlainText()) != (image.build_args if image else {}):
-            self.build_args.setPlainText(args)  # only when it differs: never under the cursor of a typist
-        if self.target.text().strip() != (image.target if image else ""):
+        # The same image: only when it differs, never under the cursor of a typist. Another
+        # image: always (a half-typed line of the last one parses to nothing, like none).
+        if another or parse_build_args(self.build_args.toPlainText()) != (image.build_args if image else {}):
+            self.build_args.setPlainText(args)
+        if another or self.target.text().strip() != (image.target if image else ""):
             self.target.setText(image.target if image else "")
         self.show_problems(problems)
         self._loading = False
 
     def show_problems(self, problems: list[str]) -> None:
         self.problems.setText("\n".join(problems))
+        self._tint()
+
+    def _tint(self) -> None:
         palette = self.problems.palette()
         palette.setColor(self.problems.foregroundRole(), theme.error_text(self.palette()))
         self.problems.setPalette(palette)
+
+    def changeEvent(self, event: QEvent) -> None:
+        """The system's colour scheme changed: the problems' colour follows it."""
+        super().changeEvent(event)
+        if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange):
+            self._tint()
 
     def _args_typed(self) -> None:
         if not self._loading and self.uid is not None:

@@ -84,8 +84,8 @@ class ProjectDocument(QObject):
         if saved is not self.project:  # saved elsewhere: relative paths were rebased in the file
             self._rebase(old_base, saved.base_dir)
             self.project.path = saved.path
-        stored.clear_autosave(old)  # saved: the edits the autosaves held are in the file now
-        stored.clear_autosave(saved.path)
+        if self._owns_autosave:  # saved: the edits it held are in the file now (another
+            stored.clear_autosave(old)  # window's, of the same name, is older than the file)
         self._owns_autosave = False
         stored.remember_project(saved.path)  # type: ignore[arg-type]
         self.undo.setClean()

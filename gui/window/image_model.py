@@ -353,15 +353,17 @@ class ImageTableModel(QAbstractTableModel):
     # --- run state ---------------------------------------------------------------------------
 
     def start_rows(self, uids: list[int], push_only: list[int], refs: dict[int, tuple[str, ...]],
-                   will_push: bool = True) -> None:
-        """A run is about to work on these rows: queued, or (push_only) waiting to push again."""
+                   will_push: bool = True, inputs: dict[int, str] | None = None) -> None:
+        """A run is about to work on these rows: queued (built from `inputs`), or
+        (push_only) waiting to push again."""
         for uid in uids:
             index = self._by_uid[uid]
             old = self._rows[index].state
             if uid in push_only:
                 old.push_again()
             else:
-                self._rows[index].state = RowState(status=ev.Status.QUEUED, log_files=old.log_files)
+                self._rows[index].state = RowState(status=ev.Status.QUEUED, log_files=old.log_files,
+                                                   built_from=(inputs or {}).get(uid, ""))
             self._rows[index].state.refs = refs.get(uid, ())
             self._rows[index].state.log_lines = 0
             self._rows[index].state.will_push = will_push

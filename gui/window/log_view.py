@@ -14,7 +14,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QUrl, Signal
+from PySide6.QtCore import QEvent, Qt, QUrl, Signal
 from PySide6.QtGui import (QDesktopServices, QGuiApplication, QKeySequence, QShortcut, QSyntaxHighlighter,
                            QTextCharFormat, QTextCursor, QTextDocument)
 from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QLineEdit, QMessageBox, QPlainTextEdit,
@@ -43,21 +43,24 @@ class _Highlighter(QSyntaxHighlighter):
         self.setFormat(0, len(text), fmt)
 
 
-def tail_lines(paths: list[Path], count: int) -> tuple[list[str], int]:
-    """The last `count` lines of the files, oldest first, and how many lines they hold."""
+def tail_lines(paths: list[Path], count: int) -> tuple[list[str], list[int]]:
+    """The last `count` lines of the files, oldest first, a line naming each later run's
+    folder before its lines; and how many lines each file holds."""
     kept: deque[str] = deque(maxlen=count)
-    total = 0
+    totals = []
     for number, path in enumerate(paths):
+        total = 0
         try:
             with path.open(encoding="utf-8", errors="replace") as stream:
-                if number and len(paths) > 1:
+                if number:
                     kept.append(f"--- {path.parent.name} ---")
                 for line in stream:
                     kept.append(line.rstrip("\n"))
                     total += 1
         except FileNotFoundError:
-            continue
-    return list(kept), total
+            pass
+        totals.append(total)
+    return list(kept), totals
 
 
 class LogView(QWidget):
@@ -80,7 +83,8 @@ class LogView(QWidget):
         self.search.setAccessibleName("Find in the log")
         self.search.setClearButtonEnabled(True)
         self.search.returnPressed.connect(lambda: self.find(backwards=False))
-        QShortcut(QKeySequence("Shift+Return"), self.search, activated=lambda: self.find(backwards=True))
+        backwards = QShortcut(QKeySequence("Shift+Return"), self.search, activated=lambda: self.find(backwards=True))
+        backwards.setContext(Qt.ShortcutContext.WidgetShortcut)  # in the search box only, not in a cell editor
         QShortcut(QKeySequence.StandardKey.Find, self, activated=self.search.setFocus)
         QShortcut(QKeySequence.StandardKey.FindNext, self, activated=lambda: self.find(backwards=False))
         QShortcut(QKeySequence.StandardKey.FindPrevious, self, activated=lambda: self.find(backwards=True))
@@ -104,6 +108,12 @@ class LogView(QWidget):
         layout.addLayout(buttons)
         self.open_file.setEnabled(False)
 
+    def changeEvent(self, event: QEvent) -> None:
+        """The system's colour scheme changed: lines coloured already take its colours."""
+        super().changeEvent(event)
+        if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange):
+            self._highlighter.rehighlight()
+
     def show_image(self, key: str | None, name: str, files: list[Path], lines_so_far: int) -> None:
         """Show an image's log: its files in one read; `lines_so_far` is how many lines of the
         current run's file the window has been told of (later ones will arrive live)."""
@@ -113,12 +123,11 @@ class LogView(QWidget):
             self.text.clear()
             self.open_file.setEnabled(False)
             return
-        lines, total_current = tail_lines(self.files[-1:], MAX_SHOWN) if self.files else ([], 0)
-        older, _ = tail_lines(self.files[:-1], MAX_SHOWN) if len(self.files) > 1 else ([], 0)
-        shown = (older + lines)[-MAX_SHOWN:]
-        self._skip = max(0, total_current - lines_so_far)
+        shown, totals = tail_lines(self.files, MAX_SHOWN)
+        self._skip = max(0, (totals[-1] if totals else 0) - lines_so_far)
+        cut = sum(totals) + len(totals) - 1 > len(shown)  # (a line names each later run)
         self.title.setText(f"<b>Log — {name}</b>" + (f" (last {MAX_SHOWN:,} lines; the whole log is in its file)"
-                                                      if len(older) + len(lines) > MAX_SHOWN else ""))
+                                                      if cut else ""))
         self.text.setPlainText("\n".join(shown))
         self.text.moveCursor(QTextCursor.MoveOperation.End)
         self.open_file.setEnabled(bool(self.files))

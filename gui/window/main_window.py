@@ -42,6 +42,10 @@ from .timeline import TimelineArea
 
 log = logging.getLogger(__name__)
 
+# Seconds for the run to end when the application quits; with the second its thread may
+# take after that (RunSession.shutdown), the quit is over within 5 s.
+QUIT_WAIT = 4.0
+
 
 class MainWindow(QMainWindow):
     runFinished = Signal(object)  # RunReport (or None), once the window shows the run's end
@@ -57,6 +61,7 @@ class MainWindow(QMainWindow):
         self.actions = Actions(self)
         self._close_after_run = False
         self._quitting = False
+        self._shut_down = False  # the application's quit has ended the run (see _application_quits)
         self._logging_in = False  # the registry is being asked for a login
         self._can_undo = (False, False)  # (undo, redo) as the undo stack last said
         self._build_ui()
@@ -350,7 +355,7 @@ class MainWindow(QMainWindow):
 
     def _engine_unreachable(self, message: str) -> None:
         self.banner.show_message(f"<b>Docker engine unreachable.</b> {message}. Start Docker (or Docker Desktop) "
-                                 "or set DOCKER_HOST, then Retry.", [("Retry", self.runs.start)])
+                                 "or set DOCKER_HOST, then Retry.", [("Retry", self.runs.again)])
 
     def _run_failed(self, message: str) -> None:
         self.banner.show_message(f"<b>The run could not go on.</b> {message}", [])
@@ -402,9 +407,14 @@ class MainWindow(QMainWindow):
         self._quitting = True
 
     def _application_quits(self) -> None:
-        """End the run in order, within seconds, and keep unsaved edits in the autosave."""
+        """End the run in order, within 5 s, and keep unsaved edits in the autosave. Once:
+        the close Qt sends and aboutToQuit both come here, and a run slow to end must not
+        be waited for twice."""
         self._quitting = True
+        if self._shut_down:
+            return
+        self._shut_down = True
         self._commit_typing()
         self.document.autosave()
-        if not self.runs.shutdown(5.0):
-            log.warning("the run had not ended 5 s after the application was told to quit")
+        if not self.runs.shutdown(QUIT_WAIT):
+            log.warning("the run had not ended %.0f s after the application was told to quit", QUIT_WAIT)

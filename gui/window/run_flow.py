@@ -25,7 +25,7 @@ from ..pipeline import events as ev
 from ..pipeline import project as projects
 from ..pipeline import reference
 from ..pipeline.layer_cache import cache_root
-from ..pipeline.project import image_keys
+from ..pipeline.project import build_inputs, image_keys
 from ..pipeline.report import RunReport
 from ..pipeline.runlogs import file_name
 from ..pipeline.supervisor import RunOptions
@@ -86,8 +86,10 @@ class RunFlow(QObject):
         self._closing = False  # the window closes: late answers from the registry check are dropped
         self._checking = False  # the registry check before a run is under way
         self._checks = 0  # registry checks started: a check's answer counts only if it is the latest
-        self._pending: tuple[list[int], dict[int, str], list[str], list[tuple[str, ...]], bool] | None = None
+        # What _launch handed the session, for the rows once the engine answers.
+        self._pending: tuple[list[int], dict[int, str], list[str], list[tuple[str, ...]], list[str], bool] | None = None
         self._run_folder: Path | None = None
+        self._last_request: Callable[[], None] = self.start  # what the banner's Retry repeats
         self.session.started.connect(self._engine_started)
         self.session.eventsReady.connect(self._events)
         self.session.finished.connect(self._finished)
@@ -127,24 +129,33 @@ class RunFlow(QObject):
     def start(self) -> None:
         if self.busy:
             return
+        self._last_request = self.start
         uids = [self.model.uid(row) for row in range(self.model.rowCount()) if self.model.image(row).enabled]
-        self._start_checked(uids, {})
+        self._start_checked(uids, keep_builds=False)
 
     def retry_failed(self) -> None:
         """Rerun failed and cancelled images; one whose build succeeded and whose push failed
-        is only pushed again (to the refs it has now: registry and tags may have been fixed)."""
+        is only pushed again (to the refs it has now: registry and tags may have been fixed),
+        unless what it is built from changed since."""
         if self.busy:
             return
+        self._last_request = self.retry_failed
+        self._commit_typing()  # a value being typed in a table cell decides which rows run
         uids = [self.model.uid(row) for row in range(self.model.rowCount())
                 if self.model.image(row).enabled
                 and self.model.state(row).status in (ev.Status.FAILED, ev.Status.CANCELLED)]
-        if uids:
-            self._start_checked(uids, self._push_only(uids))
+        self._start_checked(uids, keep_builds=True)
 
     def build_one(self, uid: int) -> None:
         """Build (or retry) one image: the context menu's command (a run takes enabled images only)."""
         if not self.busy and self.model.image_by_uid(uid).enabled:
-            self._start_checked([uid], self._push_only([uid]))
+            self._last_request = lambda: self.build_one(uid) if self.model.row_of(uid) is not None else None
+            self._start_checked([uid], keep_builds=True)
+
+    def again(self) -> None:
+        """What the user last asked for (Start, Retry failed or one image), once more: after
+        an engine that did not answer, Retry means that, not every image."""
+        self._last_request()
 
     def cancel(self) -> None:
         """Stop the run, or the registry check before one (its answer is then dropped)."""
@@ -163,9 +174,14 @@ class RunFlow(QObject):
             self.session.cancel_image(key)
 
     def _push_only(self, uids: list[int]) -> dict[int, str]:
-        """Rows whose build is kept: they were built and failed (or were cancelled) pushing."""
+        """Rows whose build is kept: they were built and failed (or were cancelled) pushing,
+        there is a registry to push to, and nothing they are built from changed since."""
+        project = self.document.project
+        if not project.registry:
+            return {}
         return {uid: state.image_id for uid in uids if (state := self.model.state_by_uid(uid)).image_id
-                and state.failed_stage is ev.Stage.PUSH and self.document.project.registry}
+                and state.failed_stage is ev.Stage.PUSH
+                and state.built_from == build_inputs(self.model.image_by_uid(uid), project.build)}
 
     def _refuse_invalid(self, uids: list[int]) -> bool:
         """Start refuses while a row to run (or the registry) is invalid, saying which."""
@@ -184,10 +200,13 @@ class RunFlow(QObject):
 
     # --- the registry check ----------------------------------------------------------------------
 
-    def _start_checked(self, uids: list[int], push_only: dict[int, str]) -> None:
-        """Check the registry (off the GUI thread) before building everything for nothing."""
+    def _start_checked(self, uids: list[int], keep_builds: bool) -> None:
+        """Check the registry (off the GUI thread) before building everything for nothing.
+        `keep_builds`: rows whose push failed are only pushed again (see _push_only),
+        decided once what is being typed is in the project."""
         if not uids or self._refuse_invalid(uids):
             return
+        push_only = self._push_only(uids) if keep_builds else {}
         project = self.document.project
         if not project.registry:
             self._launch(uids, push_only, build_only=False)
@@ -258,12 +277,12 @@ class RunFlow(QObject):
         options = RunOptions.from_project(snapshot)
         keys = image_keys(snapshot.images)
         refs = [tuple(image.refs(snapshot.registry)) for image in snapshot.images]
-        self._pending = (uids, push_only, keys, refs, bool(snapshot.registry))
+        inputs = [build_inputs(image, snapshot.build) for image in snapshot.images]
+        self._pending = (uids, push_only, keys, refs, inputs, bool(snapshot.registry))
         self._run_folder = new_run_folder()
         self.keys = dict(zip(keys, uids))
         self.started_at = time.monotonic()
         self.rows_started = False
-        self.report = None
         push_only_keys = {key: push_only[uid] for key, uid in self.keys.items() if uid in push_only}
         self.session.start(snapshot, options, push_only_keys, self._run_folder, self._worker_log)
         self.message.emit("Connecting to the Docker engine…", 0)
@@ -272,8 +291,9 @@ class RunFlow(QObject):
 
     def _engine_started(self, engine: str, backend: Any) -> None:
         assert self._pending is not None and self._run_folder is not None
-        uids, push_only, keys, refs, will_push = self._pending
-        self.model.start_rows(uids, list(push_only), dict(zip(uids, refs)), will_push)
+        uids, push_only, keys, refs, inputs, will_push = self._pending
+        self.report = None  # the rows show this run now: the last one's report goes with them
+        self.model.start_rows(uids, list(push_only), dict(zip(uids, refs)), will_push, dict(zip(uids, inputs)))
         self.rows_started = True
         for key, uid in zip(keys, uids):
             self.model.add_log_file(uid, self._run_folder / file_name(key))
@@ -285,8 +305,9 @@ class RunFlow(QObject):
         self.eventsApplied.emit(records, changed)
 
     def _finished(self, report: RunReport | None) -> None:
-        self.report = report
-        if report is None:
+        if report is not None:
+            self.report = report
+        if report is None:  # never started: the rows and the report stay the last run's
             self.message.emit("The run did not start", 8000)
         else:
             self.message.emit(f"Run finished: {summary(report)}", 0)

@@ -49,6 +49,7 @@ class RowState:
     image_id: str | None = None
     digest: str | None = None
     refs: tuple[str, ...] = ()  # what the image was tagged and pushed as, in its last run
+    built_from: str = ""  # its last build's inputs (project.build_inputs): a kept build must match them
     error: str | None = None
     error_kind: str | None = None
     hint: str | None = None

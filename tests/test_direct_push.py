@@ -38,17 +38,39 @@ def _record_pids(seen: list[int]):
     return hook
 
 
-def test_stall_held_open_forever_is_resumed_and_pushed(tmp_path: Path, registry: Registry) -> None:
+@pytest.mark.parametrize("memory_mb", ["64", "0.5"], ids=["layer-in-memory", "layer-mostly-on-disk"])
+def test_stall_held_open_forever_is_resumed_and_pushed(tmp_path: Path, registry: Registry, monkeypatch,
+                                                       memory_mb: str) -> None:
+    """Whether the compressed layer waits in memory or (a push allowed 0.5 MB) mostly in
+    its file, the stalled upload is sent again from it, and nothing is left behind."""
+    monkeypatch.setenv("DOCKPOOL_PUSH_MEMORY_MB", memory_mb)
+    temp = own_temp_folder(tmp_path, monkeypatch)
     stalling = Proxy(_target(registry), stall_after=3_000_000)  # never resets, never reads again
     pids: list[int] = []
+    on_disk: list[int] = []  # sizes of compressed layer files seen during the push
+
+    def watch(pipeline, event) -> None:
+        _record_pids(pids)(pipeline, event)
+        if isinstance(event, ev.PushProgress):
+            for path in temp.glob("dockpool-push-*/*.gz"):
+                try:
+                    on_disk.append(path.stat().st_size)
+                except FileNotFoundError:
+                    pass
+
     try:
         project = simple_project(tmp_path, 1, registry=stalling.address, payload=24_000_000)
         started = time.monotonic()
-        run = run_pipeline(project, stall_timeout=3, push_via="direct", on_event=_record_pids(pids))
+        run = run_pipeline(project, stall_timeout=3, push_via="direct", on_event=watch)
         took = time.monotonic() - started
         assert stalling.stalled.is_set(), "the proxy never stalled: the test proves nothing"
     finally:
         stalling.close()
+    if memory_mb == "64":
+        assert on_disk == [], "a layer that fits the push's memory was written to disk"
+    else:
+        assert on_disk and max(on_disk) > 20_000_000, "the layer was not on disk: the test proves nothing"
+    assert left_behind(temp) == []
     [image] = run.report.images
     assert image.status is Status.PUSHED, image.error
     assert image.push.resumes >= 1 and '"resumes": ' in run.report.to_json()

@@ -173,11 +173,12 @@ def test_layers_the_registry_has_are_not_handed_over(tmp_path: Path, saved: dict
     assert gzip.decompress(compressed(handed[0])) == saved["layers"][1]
 
 
-@pytest.mark.parametrize("budget", [64 << 20, 100_000, 0], ids=["in-memory", "head-in-memory", "on-disk"])
+@pytest.mark.parametrize("budget", [64 << 20, 100_000, 0], ids=["in-memory", "one-layer-in-memory", "on-disk"])
 def test_when_every_layer_is_wanted_each_goes_as_it_arrives(tmp_path: Path, saved: dict, budget: int) -> None:
     """A first push needs every layer: each is handed over at its tar header, before its
     bytes are read (the upload starts at once); only compressed bytes are kept, in memory
-    while the push's budget allows, and only what does not fit reaches the disk."""
+    while the push's budget allows, and only what does not fit reaches the disk (a layer
+    split between the two: test_compression_is_read_while_it_is_written)."""
     seen_at_handover: list[bool] = []
 
     def ready(blob: Blob) -> None:
@@ -260,3 +261,11 @@ def test_a_spool_reads_the_same_bytes_from_any_offset_across_memory_and_file(tmp
             assert b"".join(iter(lambda: reader.read(4096), b"")) == data[offset:], offset
     spool.discard()
     assert budget.used == 0 and not (tmp_path / "blob.gz").exists()
+    with pytest.raises(ValueError):  # a compression that outlived its push stops at its next write
+        spool.write(b"late")
+    assert budget.used == 0
+    # A blob of the export (an OCI layer) may be handed over twice: its file is the export's.
+    shared = tmp_path / "layer.blob"
+    shared.write_bytes(data)
+    Spool.of_file(shared).discard()
+    assert shared.read_bytes() == data

@@ -325,6 +325,53 @@ def test_retry_with_the_registry_just_cleared_builds_again(qtbot, window, tmp_pa
     assert handed == [("", {})]
 
 
+def test_a_build_arg_fixed_while_the_registry_is_checked_is_built(qtbot, window, tmp_path: Path,
+                                                                  monkeypatch) -> None:
+    """Ctrl+F5 after a failed push, then a build arg fixed while the registry check waits
+    for a slow registry: the image is rebuilt, not its old build pushed (which builds to
+    keep was decided before the check, and the window stays editable during it)."""
+    import http.server
+    import threading
+
+    class SlowRegistry(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # /v2/, after a while: an open registry
+            time.sleep(1.5)
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), SlowRegistry)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        write_image(tmp_path, "api")
+        open_project(window, write_project(tmp_path, [{"name": "api", "context": "api"}],
+                                           registry=f"127.0.0.1:{server.server_address[1]}"))
+        uid = window.model.uid(0)
+        window.model.start_rows([uid], [], {}, True,
+                                {uid: build_inputs(window.model.image(0), window.document.project.build)})
+        window.runs.keys = {"api": uid}
+        failure = ev.Failure(ev.FailureKind.UNREACHABLE, "connection refused", "check the registry")
+        window.runs.session.eventsReady.emit([ev.BuildStarted("api", 1, 1.0), ev.BuildDone("api", "sha256:abc"),
+                                              ev.PushFailed("api", failure)])
+        handed: list[dict] = []
+        monkeypatch.setattr(window.runs.session, "start",
+                            lambda project, options, push_only, *rest: handed.append(push_only))
+        qtbot.keyClick(window, Qt.Key.Key_F5, Qt.KeyboardModifier.ControlModifier)
+        assert window.runs.busy  # the registry is being checked
+        select(window, "api")
+        window.tabs.setCurrentWidget(window.details)
+        window.details.build_args.setFocus()
+        qtbot.keyClicks(window.details.build_args, "VERSION=2")
+        qtbot.waitUntil(lambda: bool(handed), timeout=20_000)
+        assert handed == [{}], "the old build was kept though its build arg changed"
+    finally:
+        server.shutdown()
+
+
 @pytest.mark.docker
 def test_registry_checked_before_building_offers_build_only(qtbot, window, registry: Registry,
                                                            tmp_path: Path, monkeypatch) -> None:
@@ -933,7 +980,8 @@ def test_the_log_says_when_it_shows_only_the_last_lines(qtbot, window, tmp_path:
     small = tmp_path / "run-0" / "api.log"
     small.parent.mkdir()
     small.write_text("first 1\n")
-    window.log.show_image("api", "api", [small, second], 2)
+    not_yet = tmp_path / "run-3" / "api.log"  # a run that has started: its file comes with its first line
+    window.log.show_image("api", "api", [small, second, not_yet], 0)
     assert window.log.text.toPlainText().splitlines() == ["first 1", "--- run-2 ---", "again 1", "again 2"]
     assert window.log.title.text() == "<b>Log — api</b>"
 
@@ -1156,7 +1204,7 @@ def test_dark_palette_gives_readable_colours(qtbot, window, tmp_path: Path) -> N
         QApplication.processEvents()
         tint = QColor(window.controls.registry.styleSheet().split("background: ")[1].split(";")[0])
         assert tint.lightness() < 100, "the invalid registry field kept its light-scheme tint"
-        assert all(c.lightness() > 128 for c in colours()), "problems or error lines kept their light colours"
+        qtbot.waitUntil(lambda: all(c.lightness() > 128 for c in colours()), timeout=2000)  # problems, error lines
         window.grab().save(str(tmp_path / "dark.png"))
     finally:
         QApplication.setPalette(light)

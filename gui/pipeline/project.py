@@ -13,13 +13,13 @@ at 1,000 rows.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
 import tempfile
 import tomllib
 from collections import Counter
-import json
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any

@@ -141,7 +141,7 @@ class DirectPush:
         self.cache = LayerCache(self.host)
         self.have: dict[str, Blob] = {}  # diffID -> layer the registry has (this repository)
         self.workdir = Path(tempfile.mkdtemp(prefix=f"{_TEMP_PREFIX}{os.getpid()}-"))
-        self.memory = MemoryBudget()  # compressed bytes held until they are uploaded
+        self.memory = MemoryBudget(task.memory_budget)  # compressed bytes held until they are uploaded
         # One layer compressed at a time, in the order they upload, ahead of the upload.
         self._compressor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dockpool-gzip")
         self._compressions: list[Compression] = []  # every layer's, stopped by close()

@@ -12,11 +12,22 @@ for any image size: a layer bigger than what is left of it writes only its tail.
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 from typing import IO
 
 MEMORY_BUDGET = 64 << 20  # bytes per push, for the blobs it holds until they are uploaded
+
+
+def memory_budget_setting() -> int:
+    """DOCKPOOL_PUSH_MEMORY_MB, read by the caller (the window or the CLI) and handed to the
+    pushers: less for a machine short of memory, 0 to keep every layer on disk. Invalid
+    values are ignored."""
+    try:
+        return max(0, int(float(os.environ["DOCKPOOL_PUSH_MEMORY_MB"]) * (1 << 20)))
+    except (KeyError, ValueError):
+        return MEMORY_BUDGET
 
 
 class MemoryBudget:
@@ -48,6 +59,8 @@ class Spool:
         self.path = path  # the tail's file, made when the first byte does not fit (None: all in memory)
         self.size = 0
         self._budget = budget
+        self._owns_file = True  # removed by discard(); not a file the export reader shares
+        self._discarded = False
         self._head = bytearray()
         self._taken = 0  # of the budget, given back by discard()
         self._tail: IO[bytes] | None = None
@@ -58,6 +71,7 @@ class Spool:
         """A blob that is on disk already (an OCI layer kept as it came)."""
         spool = cls(path, None)
         spool.size = path.stat().st_size
+        spool._owns_file = False  # the export's reader may hand the same blob over twice
         return spool
 
     @classmethod
@@ -73,6 +87,8 @@ class Spool:
         return len(self._head)
 
     def write(self, data: bytes) -> None:
+        if self._discarded:  # a compression that outlived its push: it stops here
+            raise ValueError("the spool was discarded")
         if self._tail is None and self._budget is not None and self._budget.take(len(data)):
             self._taken += len(data)
             self._head += data  # readers only ever slice what `size` says is there
@@ -97,13 +113,14 @@ class Spool:
         """The blob is in the registry (or the push is over): its memory goes back to the
         budget and its file is removed (unless a reader still has it open, which Windows
         refuses: the push's folder goes at its end)."""
+        self._discarded = True
         self.finish()
         if self._budget is not None and self._taken:
             self._budget.give(self._taken)
             self._taken = 0
         self._head = bytearray()
         try:
-            if self.path is not None:
+            if self.path is not None and self._owns_file:
                 self.path.unlink(missing_ok=True)
         except OSError:
             pass

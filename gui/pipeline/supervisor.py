@@ -34,6 +34,7 @@ from .event_queue import EventQueue
 from .project import MAX_CONCURRENCY, MIN_CONCURRENCY, ImageSpec, Project, image_keys
 from .report import ImageResult, RunReport
 from .runlogs import RunLogs
+from .spool import memory_budget_setting
 from .tasks import BuildBackend, BuildTask, PushTask, SlotGranted, WorkerConfig, export_timeout
 from .workers import CLOSED, STOP_GRACE, WorkerProcess, kill_process
 
@@ -60,6 +61,7 @@ class RunOptions:
     build_timeout: float | None = None
     network: str = "default"  # for images that do not set their own
     backend: BuildBackend = BuildBackend()
+    push_memory: int = field(default_factory=memory_budget_setting)  # per direct push, see spool
 
     @classmethod
     def from_project(cls, project: Project, **overrides: Any) -> RunOptions:
@@ -526,7 +528,8 @@ class Pipeline:
         result.push.attempts += 1
         return PushTask(result.key, tuple(result.refs), result.push.attempts, self.options.auth,
                         via=self.options.push_via, insecure=self.options.insecure,
-                        stall_timeout=self.options.stall_timeout, image_id=result.image_id or "")
+                        stall_timeout=self.options.stall_timeout, image_id=result.image_id or "",
+                        memory_budget=self.options.push_memory)
 
     # --- failures, deadlines, cancel ----------------------------------------------------------
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .spool import MEMORY_BUDGET
+
 EXPORT_TIMEOUT_FLOOR = 300.0  # an engine may take minutes to prepare a large image's export
 
 
@@ -71,6 +73,7 @@ class PushTask:
     insecure: bool = False  # plain HTTP allowed, TLS not verified
     stall_timeout: float = 60.0
     image_id: str = ""
+    memory_budget: int = MEMORY_BUDGET  # bytes of compressed layers held in memory (see spool)
 
     def __repr__(self) -> str:  # keep credentials out of any log or traceback
         return f"PushTask(image={self.image!r}, refs={self.refs!r}, attempt={self.attempt}, via={self.via!r})"

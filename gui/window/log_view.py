@@ -14,7 +14,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QEvent, Qt, QUrl, Signal
+from PySide6.QtCore import QEvent, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import (QDesktopServices, QGuiApplication, QKeySequence, QShortcut, QSyntaxHighlighter,
                            QTextCharFormat, QTextCursor, QTextDocument)
 from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QLineEdit, QMessageBox, QPlainTextEdit,
@@ -43,24 +43,28 @@ class _Highlighter(QSyntaxHighlighter):
         self.setFormat(0, len(text), fmt)
 
 
-def tail_lines(paths: list[Path], count: int) -> tuple[list[str], list[int]]:
+def tail_lines(paths: list[Path], count: int) -> tuple[list[str], list[int], bool]:
     """The last `count` lines of the files, oldest first, a line naming each later run's
-    folder before its lines; and how many lines each file holds."""
+    folder before its lines; how many lines each file holds (0 for a file not written
+    yet); and whether earlier lines were left out."""
     kept: deque[str] = deque(maxlen=count)
     totals = []
-    for number, path in enumerate(paths):
+    appended = 0
+    for path in paths:
         total = 0
         try:
             with path.open(encoding="utf-8", errors="replace") as stream:
-                if number:
+                if appended:
                     kept.append(f"--- {path.parent.name} ---")
+                    appended += 1
                 for line in stream:
                     kept.append(line.rstrip("\n"))
                     total += 1
         except FileNotFoundError:
             pass
         totals.append(total)
-    return list(kept), totals
+        appended += total
+    return list(kept), totals, appended > count
 
 
 class LogView(QWidget):
@@ -71,6 +75,7 @@ class LogView(QWidget):
         self.key: str | None = None  # the engine's key of the image shown
         self.files: list[Path] = []
         self._skip = 0  # live lines already read from the file
+        self._recolour_pending = False
         self.title = QLabel("Select an image to see its log")
         self.text = QPlainTextEdit()
         self.text.setReadOnly(True)
@@ -109,10 +114,17 @@ class LogView(QWidget):
         self.open_file.setEnabled(False)
 
     def changeEvent(self, event: QEvent) -> None:
-        """The system's colour scheme changed: lines coloured already take its colours."""
+        """The system's colour scheme changed: lines coloured already take its colours
+        (once, though Qt tells of the change twice: up to 20,000 lines are coloured again)."""
         super().changeEvent(event)
-        if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange):
-            self._highlighter.rehighlight()
+        if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange) \
+                and not self._recolour_pending:
+            self._recolour_pending = True
+            QTimer.singleShot(0, self, self._recolour)  # dropped if this view is deleted first
+
+    def _recolour(self) -> None:
+        self._recolour_pending = False
+        self._highlighter.rehighlight()
 
     def show_image(self, key: str | None, name: str, files: list[Path], lines_so_far: int) -> None:
         """Show an image's log: its files in one read; `lines_so_far` is how many lines of the
@@ -123,9 +135,8 @@ class LogView(QWidget):
             self.text.clear()
             self.open_file.setEnabled(False)
             return
-        shown, totals = tail_lines(self.files, MAX_SHOWN)
+        shown, totals, cut = tail_lines(self.files, MAX_SHOWN)
         self._skip = max(0, (totals[-1] if totals else 0) - lines_so_far)
-        cut = sum(totals) + len(totals) - 1 > len(shown)  # (a line names each later run)
         self.title.setText(f"<b>Log — {name}</b>" + (f" (last {MAX_SHOWN:,} lines; the whole log is in its file)"
                                                       if cut else ""))
         self.text.setPlainText("\n".join(shown))

@@ -136,7 +136,7 @@ class RunFlow(QObject):
     def retry_failed(self) -> None:
         """Rerun failed and cancelled images; one whose build succeeded and whose push failed
         is only pushed again (to the refs it has now: registry and tags may have been fixed),
-        unless what it is built from changed since."""
+        unless its build inputs in the project changed since (project.build_inputs)."""
         if self.busy:
             return
         self._last_request = self.retry_failed
@@ -278,6 +278,10 @@ class RunFlow(QObject):
         keys = image_keys(snapshot.images)
         refs = [tuple(image.refs(snapshot.registry)) for image in snapshot.images]
         inputs = [build_inputs(image, snapshot.build) for image in snapshot.images]
+        # What changed while the registry was checked counts too: a build arg fixed meanwhile.
+        built_from = dict(zip(uids, inputs))
+        push_only = {uid: image_id for uid, image_id in push_only.items()
+                     if uid in built_from and self.model.state_by_uid(uid).built_from == built_from[uid]}
         self._pending = (uids, push_only, keys, refs, inputs, bool(snapshot.registry))
         self._run_folder = new_run_folder()
         self.keys = dict(zip(keys, uids))

@@ -5,9 +5,10 @@ Why not a file for everything: a pusher's compressed layers used to go to tempor
 files. When the registry shares the disk (a developer's local registry, a CI service
 container), those writes compete with the syncs the registry makes at the end of
 every upload, and with one pusher each such pause is idle link: 12 images of 24 MB
-took 75.3 s with the files on disk and 73.2 s with them in RAM, where the engine's
-push took 73.3 s (tests/bench/push_bench.py). A budget per push keeps memory bounded
-for any image size: a layer bigger than what is left of it writes only its tail.
+took 74.2 to 74.9 s with the files (the engine's push: 73.0 to 73.3 s), 73.7 to
+73.9 s from memory (the engine's: 73.5 to 73.6 s), three runs each
+(tests/bench/push_bench.py). A budget per push keeps memory bounded for any image
+size: a layer bigger than what is left of it writes only its tail.
 """
 
 from __future__ import annotations

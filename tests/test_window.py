@@ -693,7 +693,8 @@ def test_details_never_carry_a_half_typed_line_to_another_image(qtbot, window, t
     empty args), and the "=2" typed next gave web VERSION=2."""
     write_image(tmp_path, "api")
     write_image(tmp_path, "web")
-    open_project(window, write_project(tmp_path, [{"name": "api", "context": "api"}, {"name": "web", "context": "web"}]))
+    open_project(window, write_project(tmp_path, [{"name": "api", "context": "api"},
+                                                  {"name": "web", "context": "web"}]))
     window.tabs.setCurrentWidget(window.details)
     select(window, "api")
     window.details.build_args.setFocus()

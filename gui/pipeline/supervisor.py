@@ -31,6 +31,7 @@ from . import events as ev
 from . import failures
 from .docker_engine import short_client
 from .event_queue import EventQueue
+from .priority import caller_niceness, lower_this_thread
 from .project import MAX_CONCURRENCY, MIN_CONCURRENCY, ImageSpec, Project, image_keys
 from .report import ImageResult, RunReport
 from .runlogs import RunLogs
@@ -109,7 +110,7 @@ class Pipeline:
         self.options = options
         self.events = EventQueue()
         self._inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._config = WorkerConfig(api_version, worker_log, dict(os.environ))
+        self._config = WorkerConfig(api_version, worker_log, dict(os.environ), caller_niceness())
         self._api_version = api_version
         self._jobs: dict[str, _Job] = {}
         enabled = project.enabled_images
@@ -208,6 +209,7 @@ class Pipeline:
         self.events.put(record)
 
     def _supervise(self) -> None:
+        lower_this_thread(self._config.niceness)  # the window's GUI thread comes first (see priority)
         failure: ev.Failure | None = None
         try:
             self._run()

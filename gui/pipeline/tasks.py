@@ -42,6 +42,7 @@ class WorkerConfig:
     api_version: str | None = None
     log_file: str | None = None
     environment: dict[str, str] = field(default_factory=dict, repr=False)
+    niceness: int | None = None  # POSIX: the caller's, read on its own thread (see priority)
 
 
 @dataclass(frozen=True)

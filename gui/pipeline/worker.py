@@ -19,33 +19,12 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from . import events as ev
+from .priority import lower_this_process
 from .tasks import BuildTask, PushTask, SlotGranted, WorkerConfig
 
 # Loaded by the fork server before it forks any worker (see workers.PRELOAD).
 HEAVY_MODULES = ("gui.pipeline.build_classic", "gui.pipeline.build_buildkit", "gui.pipeline.push_engine",
                  "gui.pipeline.push_direct")
-
-
-WORKER_NICENESS = 10  # POSIX: how far below the caller's priority a worker (and its CLIs) runs
-BELOW_NORMAL_PRIORITY_CLASS = 0x4000  # Windows' SetPriorityClass value
-
-
-def _lower_priority() -> None:
-    """Workers, and the CLIs they start (which inherit it), give way to the window and to
-    the user's other programs when cores are scarce. On 2 cores, 8 builds starting kept
-    the window's GUI thread off the CPU for up to 1.5 s (`make bench-window`: its own
-    CPU time was a tenth of the stall); with workers at niceness 10, 0.4 s. Only
-    contention changes: on an idle core a worker runs as fast as before."""
-    try:
-        if sys.platform == "win32":
-            import ctypes
-
-            kernel32 = ctypes.windll.kernel32  # type: ignore[attr-defined]
-            kernel32.SetPriorityClass(kernel32.GetCurrentProcess(), BELOW_NORMAL_PRIORITY_CLASS)
-        else:
-            os.nice(WORKER_NICENESS)
-    except OSError:
-        pass  # a priority is a courtesy, never a reason to fail
 
 
 def prepare_process(config: WorkerConfig) -> None:
@@ -59,7 +38,7 @@ def prepare_process(config: WorkerConfig) -> None:
     their console windows are hidden here (Windows).
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _lower_priority()
+    lower_this_process(config.niceness)
     if config.environment:
         os.environ.clear()
         os.environ.update(config.environment)

@@ -32,6 +32,7 @@ from typing import Any
 
 from . import events as ev
 from . import worker
+from .priority import lower_this_thread
 from .tasks import BuildTask, PushTask, SlotGranted, WorkerConfig
 
 log = logging.getLogger(__name__)
@@ -145,10 +146,11 @@ class WorkerProcess:
         self.last_activity = time.monotonic()
         self.alive = True
         self.child_pid: int | None = None  # a build's CLI process, to stop with the worker
-        threading.Thread(target=self._read, args=(inbox,), name=f"dockpool-read-{self.process.pid}",
+        threading.Thread(target=self._read, args=(inbox, config.niceness), name=f"dockpool-read-{self.process.pid}",
                          daemon=True).start()
 
-    def _read(self, inbox: SimpleQueue[Any]) -> None:
+    def _read(self, inbox: SimpleQueue[Any], caller_niceness: int | None) -> None:
+        lower_this_thread(caller_niceness)  # the window's GUI thread comes first (see priority)
         try:
             while True:
                 record = self._events.recv()

@@ -47,6 +47,15 @@ def make_project(root: Path, count: int, lines: int, registry: str, builders: in
     return write_project(root, images, registry=registry, builders=builders, pushers=pushers)
 
 
+def run_queue_wait() -> float:
+    """Milliseconds this thread has spent runnable but waiting for a core (Linux; -1 elsewhere)."""
+    try:
+        with open("/proc/thread-self/schedstat") as stat:
+            return int(stat.read().split()[1]) / 1e6
+    except (OSError, IndexError, ValueError):
+        return -1.0
+
+
 def rss_mb() -> float:
     with open("/proc/self/status") as status:
         return next(int(line.split()[1]) for line in status if line.startswith("VmRSS")) / 1024
@@ -92,6 +101,10 @@ def main() -> None:
     # thread waiting for a core (2 cores, 8 builders, the engine), not the window's work.
     busy: list[float] = []
     cpu = [time.thread_time()]
+    # Where a stall's time went, on Linux: the thread's own CPU, its wait for a core (the
+    # scheduler's run-queue time), and the rest, blocked (the GIL, or I/O).
+    queued = [run_queue_wait()]
+    stalls: list[tuple[float, float, float, float]] = []  # lateness, own CPU, wait for a core, at
 
     def beat() -> None:
         now = clock.elapsed()
@@ -100,8 +113,11 @@ def main() -> None:
         spent = time.thread_time()
         busy.append((spent - cpu[0]) * 1000)
         cpu[0] = spent
+        waited = run_queue_wait()
         if gaps[-1] > 100:
             late.append((gaps[-1], now / 1000))
+            stalls.append((gaps[-1], busy[-1], waited - queued[0], now / 1000))
+        queued[0] = waited
         last[0] = now
 
     heartbeat = QTimer(interval=HEARTBEAT_MS, timeout=beat)
@@ -144,6 +160,12 @@ def main() -> None:
         print("stalls over 100 ms (ms at s into the run): "
               + ", ".join(f"{gap:.0f} at {at:.1f}" for gap, at in sorted(late, reverse=True)[:8])
               + f" (of {len(late)})")
+    if stalls and stalls[0][2] >= 0:
+        total = sum(gap + HEARTBEAT_MS for gap, *_ in stalls)
+        own = sum(spent for _, spent, _, _ in stalls)
+        core = sum(wait for _, _, wait, _ in stalls)
+        print(f"the stalls' time: {own / total:.0%} the GUI thread's own CPU, {core / total:.0%} waiting for a "
+              f"core, {1 - (own + core) / total:.0%} blocked (the GIL, or I/O)")
     print(f"window process memory: {at_start:.0f} MB resident with the window open, {at_end:.0f} MB after the run, "
           f"peak {peak:.0f} MB")
 

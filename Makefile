@@ -42,7 +42,7 @@ run-cli: system-deps venv
 # Then the engine's process handling once more with workers started by spawn, as on
 # Windows (the fork server is the default on Linux and macOS).
 SPAWN_TESTS := twelve_images or worker_killed or cancel_stops or dead_idle or forty_builders or lowering_limits \
-	or stall_held_open
+	or (stall_held_open and in-memory) or below_the_callers
 test: system-deps venv
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest
 	DOCKPOOL_START_METHOD=spawn $(PY) -m pytest -q tests/test_pipeline.py tests/test_direct_push.py -k "$(SPAWN_TESTS)"

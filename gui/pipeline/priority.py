@@ -11,13 +11,41 @@ a courtesy, never a reason to fail: errors are ignored.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import threading
+from typing import Any
+
+log = logging.getLogger(__name__)
 
 NICENESS = 10  # POSIX: how far below the caller's priority
 BELOW_NORMAL_PRIORITY_CLASS = 0x4000  # Windows' SetPriorityClass value
 THREAD_PRIORITY_BELOW_NORMAL = -1  # Windows' SetThreadPriority value
+
+
+def _kernel32() -> Any:
+    """kernel32 with its argument and result types declared: undeclared, ctypes passes a
+    pseudo-handle (-1, -2) as a 32-bit int, which 64-bit Windows does not take for the
+    64-bit handle it is, and the call fails without a word."""
+    import ctypes
+    from ctypes import wintypes
+
+    kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)  # type: ignore[attr-defined]
+    kernel32.GetCurrentProcess.restype = wintypes.HANDLE
+    kernel32.GetCurrentThread.restype = wintypes.HANDLE
+    kernel32.SetPriorityClass.argtypes = (wintypes.HANDLE, wintypes.DWORD)
+    kernel32.SetPriorityClass.restype = wintypes.BOOL
+    kernel32.SetThreadPriority.argtypes = (wintypes.HANDLE, ctypes.c_int)
+    kernel32.SetThreadPriority.restype = wintypes.BOOL
+    return kernel32
+
+
+def _windows_said(done: bool, what: str) -> None:
+    if not done:
+        import ctypes
+
+        log.debug("%s failed: Windows error %s", what, ctypes.get_last_error())  # type: ignore[attr-defined]
 
 
 def caller_niceness() -> int | None:
@@ -34,10 +62,9 @@ def lower_this_process(caller: int | None) -> None:
     the thread that started it stood; below its own when that is not known."""
     try:
         if sys.platform == "win32":
-            import ctypes
-
-            kernel32 = ctypes.windll.kernel32  # type: ignore[attr-defined]
-            kernel32.SetPriorityClass(kernel32.GetCurrentProcess(), BELOW_NORMAL_PRIORITY_CLASS)
+            kernel32 = _kernel32()
+            _windows_said(kernel32.SetPriorityClass(kernel32.GetCurrentProcess(), BELOW_NORMAL_PRIORITY_CLASS),
+                          "SetPriorityClass")
         elif caller is None:
             os.nice(NICENESS)
         else:
@@ -53,10 +80,9 @@ def lower_this_thread(caller: int | None) -> None:
     Windows; elsewhere (macOS has no niceness per thread) nothing changes."""
     try:
         if sys.platform == "win32":
-            import ctypes
-
-            kernel32 = ctypes.windll.kernel32  # type: ignore[attr-defined]
-            kernel32.SetThreadPriority(kernel32.GetCurrentThread(), THREAD_PRIORITY_BELOW_NORMAL)
+            kernel32 = _kernel32()
+            _windows_said(kernel32.SetThreadPriority(kernel32.GetCurrentThread(), THREAD_PRIORITY_BELOW_NORMAL),
+                          "SetThreadPriority")
         elif sys.platform.startswith("linux"):
             thread = threading.get_native_id()  # a task of its own, whose niceness is its own
             now = os.getpriority(os.PRIO_PROCESS, thread)

@@ -37,7 +37,7 @@ from .report import ImageResult, RunReport
 from .runlogs import RunLogs
 from .spool import memory_budget_setting
 from .tasks import BuildBackend, BuildTask, PushTask, SlotGranted, WorkerConfig, export_timeout
-from .workers import CLOSED, STOP_GRACE, WorkerProcess, kill_process
+from .workers import CLOSED, STOP_GRACE, WorkerProcess, kill_process, prestart
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +151,7 @@ class Pipeline:
     # --- the caller's side (any thread) ---------------------------------------------------
 
     def start(self) -> None:
+        prestart(wait=True)  # on the caller's thread, not the supervisor's lowered one
         self._thread.start()
 
     def cancel(self) -> None:

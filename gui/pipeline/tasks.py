@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .priority import caller_niceness
 from .spool import MEMORY_BUDGET
 
 EXPORT_TIMEOUT_FLOOR = 300.0  # an engine may take minutes to prepare a large image's export
@@ -42,7 +43,7 @@ class WorkerConfig:
     api_version: str | None = None
     log_file: str | None = None
     environment: dict[str, str] = field(default_factory=dict, repr=False)
-    niceness: int | None = None  # POSIX: the caller's, read on its own thread (see priority)
+    niceness: int | None = field(default_factory=caller_niceness)  # POSIX: the caller's (see priority)
 
 
 @dataclass(frozen=True)

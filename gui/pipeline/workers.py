@@ -93,14 +93,20 @@ def context() -> BaseContext:
         return _context
 
 
-def prestart() -> None:
-    """Start the fork server in the background now, so the first worker forks at once."""
+def prestart(wait: bool = False) -> None:
+    """Start the fork server now, so the first worker forks at once: in the background,
+    or (`wait`) before this returns. Either way from a thread of the caller's priority:
+    the fork server, and every worker forked from it, start at the niceness of the
+    thread that starts it (see priority), never the supervisor's lowered one."""
     if start_method() != "forkserver":
         return
     context()
     from multiprocessing import forkserver
 
-    threading.Thread(target=forkserver.ensure_running, name="dockpool-forkserver-start", daemon=True).start()
+    if wait:
+        forkserver.ensure_running()
+    else:
+        threading.Thread(target=forkserver.ensure_running, name="dockpool-forkserver-start", daemon=True).start()
 
 
 _start_lock = threading.Lock()

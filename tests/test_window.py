@@ -687,6 +687,45 @@ def test_quitting_while_the_engine_does_not_answer(tmp_path: Path) -> None:
         silent.close()
 
 
+def test_quitting_while_the_registry_check_waits(tmp_path: Path) -> None:
+    """Start checks the registry first; a registry that accepts and never answers keeps
+    that check waiting for its 10 s timeout. Quitting then (log-off, SIGTERM) must not
+    wait for it: the process used to outlive its window by about 9 s."""
+    import signal
+    import socket
+    import subprocess
+    import sys
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)  # the kernel accepts; nobody ever reads or answers
+    write_image(tmp_path, "api")
+    path = write_project(tmp_path, [{"name": "api", "context": "api"}],
+                         registry=f"127.0.0.1:{silent.getsockname()[1]}")
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "HOME": str(tmp_path / "home"),
+           "XDG_CONFIG_HOME": str(tmp_path / "config"), "XDG_DATA_HOME": str(tmp_path / "data")}
+    process = subprocess.Popen([sys.executable, "-m", "gui", str(path), "--start"], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    held: list[socket.socket] = []  # kept open: a closed connection would fail at once, not hang
+    try:
+        silent.settimeout(30)
+        held.append(silent.accept()[0])  # the check has reached the registry
+        time.sleep(1)
+        process.send_signal(signal.SIGTERM)
+        quit_at = time.monotonic()
+        output = process.communicate(timeout=20)[0].decode(errors="replace")
+        assert time.monotonic() - quit_at < 5, "quitting waited for the registry check"
+        assert process.returncode == 0, output
+        assert not list(tmp_path.rglob("running-*.pid")), "the exit was not recorded as clean"
+        logged = "".join(log.read_text() for log in tmp_path.rglob("dockpool.log"))
+        assert "not waited for" in logged, logged[-2000:]
+    finally:
+        process.kill()
+        for connection in held:
+            connection.close()
+        silent.close()
+
+
 def test_details_never_carry_a_half_typed_line_to_another_image(qtbot, window, tmp_path: Path) -> None:
     """"VERSION" typed for api (no "=" yet), then web selected: the field shows web's build
     args. The old panel kept the text (a line without "=" parses to nothing, like web's

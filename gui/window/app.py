@@ -33,12 +33,14 @@ from .. import __version__
 from ..pipeline.processes import pid_exists
 from ..pipeline.workers import prestart
 from ..resources import resource_path
+from . import settings as stored
 from .background import wait_for_background
 from .main_window import MainWindow
 
 LOG_NAME = "dockpool.log"
 LOG_ROTATE_BYTES = 2_000_000
 LOG_BACKUPS = 2
+BACKGROUND_WAIT_MS = 3000  # at exit, for a call still under way on Qt's thread pool (see _leave)
 log = logging.getLogger("dockpool")
 
 
@@ -216,6 +218,21 @@ def run(argv: list[str], started: float | None = None) -> int:
     if args.start and opened:
         QTimer.singleShot(0, window.runs.start)
     code = app.exec()
-    wait_for_background()  # a login or a folder scan still under way ends before Python does
+    return _leave(errors, code)
+
+
+def _leave(errors: ErrorLog, code: int) -> int:
+    """The window is gone: end within seconds (the OS may be logging off). A folder scan or
+    a login under way ends first; a registry check or login still waiting for a registry
+    that does not answer is not waited for (its own timeout is 10 s). Python cannot exit
+    while a thread of Qt's pool is in its code, so the process then ends at once, after
+    what must reach the disk has (the error log, the settings; a login writes Docker's
+    config atomically)."""
+    if wait_for_background(BACKGROUND_WAIT_MS):
+        errors.closed()
+        return code
+    log.warning("a registry check or login was still waiting for an answer at exit: not waited for")
     errors.closed()
-    return code
+    stored.settings().sync()
+    logging.shutdown()
+    os._exit(code)

@@ -38,36 +38,51 @@ class RunProgress(QObject):
         self.taskbar = TaskbarProgress(window)
         self._tray: QSystemTrayIcon | None = None
         self._ticker = QTimer(self, interval=1000, timeout=self._tick)
+        self._shown: tuple[object, ...] = ()  # what the bar, the counts and the taskbar show
+        self._left = ""  # the estimate of the time left, made once a second (see _tick)
         runs.launched.connect(self._launched)
         runs.eventsApplied.connect(lambda *_: self.update())
         runs.finished.connect(self._finished)
 
     def update(self) -> None:
+        """Called for every batch of a run's records: only what changed is shown again. A
+        progress bar repaints at once when its value changes, and a label whose text
+        changes lays the status bar out again; the time left changes once a second."""
         pushing = bool(self.document.project.registry)
         counts = self.model.counts()
         total, done = counts["run"], counts["run_done"]
-        self.overall.setRange(0, max(1, total))
-        self.overall.setValue(done)
-        self.overall.setFormat("%v / %m done" if total else "no run yet")
         text = f"built {counts['built']}" + (f", pushed {counts['pushed']}" if pushing else "") + \
             f", failed {counts['failed']}"
         if counts["cancelled"]:
             text += f", cancelled {counts['cancelled']}"
         if self.runs.running and 0 < done < total:
-            elapsed = time.monotonic() - self.runs.started_at
-            left = elapsed / done * (total - done)
-            text += f" — about {int(left) // 60}:{int(left) % 60:02d} left"
+            text += self._left
+        on_taskbar = self.runs.running and self.runs.rows_started  # not while the engine is asked
+        shown = (total, done, text, on_taskbar, counts["run_failed"] > 0)
+        if shown == self._shown:
+            return
+        self._shown = shown
+        self.overall.setRange(0, max(1, total))
+        self.overall.setValue(done)
+        self.overall.setFormat("%v / %m done" if total else "no run yet")
         self.counts.setText(text)
-        if self.runs.running and self.runs.rows_started:  # not while the engine is asked
+        if on_taskbar:
             self.taskbar.show(done, total, counts["run_failed"] > 0)
 
     def _launched(self) -> None:
         self.taskbar.clear()  # the last run's bar is not this one's
+        self._shown, self._left = (), ""
         self._ticker.start()
         self.update()
 
     def _tick(self) -> None:
         self.model.tick_elapsed()
+        counts = self.model.counts()
+        total, done = counts["run"], counts["run_done"]
+        self._left = ""
+        if self.runs.running and 0 < done < total:
+            left = (time.monotonic() - self.runs.started_at) / done * (total - done)
+            self._left = f" — about {int(left) // 60}:{int(left) % 60:02d} left"
         self.update()
         self.ticked.emit()
 

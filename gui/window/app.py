@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import faulthandler
 import logging
+import multiprocessing
 import os
 import signal
 import sys
@@ -223,15 +224,19 @@ def run(argv: list[str], started: float | None = None) -> int:
 
 def _leave(errors: ErrorLog, code: int) -> int:
     """The window is gone: end within seconds (the OS may be logging off). A folder scan or
-    a login under way ends first; a registry check or login still waiting for a registry
-    that does not answer is not waited for (its own timeout is 10 s). Python cannot exit
-    while a thread of Qt's pool is in its code, so the process then ends at once, after
-    what must reach the disk has (the error log, the settings; a login writes Docker's
-    config atomically)."""
+    a login under way ends first; a call still waiting for a registry or an engine that
+    does not answer (its own timeout is 10 s) is not waited for. Python cannot exit while
+    a thread of Qt's pool is in its code, so the process then ends at once, after what
+    must reach the disk has (the error log, the settings; a login writes Docker's config
+    atomically) and any worker left is ended. Not done then: Qt's own teardown (text
+    copied from Dockpool may not outlive it)."""
     if wait_for_background(BACKGROUND_WAIT_MS):
         errors.closed()
         return code
-    log.warning("a registry check or login was still waiting for an answer at exit: not waited for")
+    log.warning("a background call (registry check, login, folder scan or the build backend's probe) "
+                "was still running at exit: not waited for")
+    for child in multiprocessing.active_children():
+        child.kill()
     errors.closed()
     stored.settings().sync()
     logging.shutdown()

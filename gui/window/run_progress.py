@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 
 from PySide6.QtCore import QObject, QTimer, Signal
-from PySide6.QtWidgets import QLabel, QMainWindow, QProgressBar, QSystemTrayIcon
+from PySide6.QtWidgets import QApplication, QLabel, QMainWindow, QProgressBar, QSystemTrayIcon
 
 from ..pipeline import events as ev
 from ..pipeline.report import RunReport
@@ -39,7 +39,7 @@ class RunProgress(QObject):
         self._tray: QSystemTrayIcon | None = None
         self._ticker = QTimer(self, interval=1000, timeout=self._tick)
         self._shown: tuple[object, ...] = ()  # what the bar, the counts and the taskbar show
-        self._left = ""  # the estimate of the time left, made once a second (see _tick)
+        self._elapsed = 0.0  # the run's time at the last tick: the estimate of the time left moves once a second
         runs.launched.connect(self._launched)
         runs.eventsApplied.connect(lambda *_: self.update())
         runs.finished.connect(self._finished)
@@ -55,8 +55,9 @@ class RunProgress(QObject):
             f", failed {counts['failed']}"
         if counts["cancelled"]:
             text += f", cancelled {counts['cancelled']}"
-        if self.runs.running and 0 < done < total:
-            text += self._left
+        if self.runs.running and 0 < done < total and self._elapsed:
+            left = self._elapsed / done * (total - done)
+            text += f" — about {int(left) // 60}:{int(left) % 60:02d} left"
         on_taskbar = self.runs.running and self.runs.rows_started  # not while the engine is asked
         shown = (total, done, text, on_taskbar, counts["run_failed"] > 0)
         if shown == self._shown:
@@ -71,18 +72,14 @@ class RunProgress(QObject):
 
     def _launched(self) -> None:
         self.taskbar.clear()  # the last run's bar is not this one's
-        self._shown, self._left = (), ""
+        self._shown, self._elapsed = (), 0.0
         self._ticker.start()
         self.update()
 
     def _tick(self) -> None:
         self.model.tick_elapsed()
-        counts = self.model.counts()
-        total, done = counts["run"], counts["run_done"]
-        self._left = ""
-        if self.runs.running and 0 < done < total:
-            left = (time.monotonic() - self.runs.started_at) / done * (total - done)
-            self._left = f" — about {int(left) // 60}:{int(left) % 60:02d} left"
+        self._elapsed = time.monotonic() - self.runs.started_at
+        self._shown = ()  # everything once a second, the taskbar's bar included (Explorer may restart)
         self.update()
         self.ticked.emit()
 
@@ -101,6 +98,7 @@ class RunProgress(QObject):
             return
         if self._tray is None:
             self._tray = QSystemTrayIcon(self._window.windowIcon(), self)
+            QApplication.instance().aboutToQuit.connect(self._tray.hide)  # no ghost icon in Windows' tray
         self._tray.show()
         self._tray.showMessage("Dockpool run finished", summary(report),
                                QSystemTrayIcon.MessageIcon.Warning if report.count(ev.Status.FAILED)

@@ -4,9 +4,15 @@ calls; everything else is the real window."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
+import socket
+import subprocess
+import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -301,6 +307,27 @@ def test_retry_pushes_again_under_fixed_refs_and_rebuilds_what_was_changed(qtbot
         other.stop()
 
 
+def _push_failed_after_its_build(window) -> None:
+    """Row 0 ("api") was built (sha256:abc, from what the project says now) and its push
+    failed, as a run's session delivers those records."""
+    uid = window.model.uid(0)
+    window.model.start_rows([uid], [], {}, True,
+                            {uid: build_inputs(window.model.image(0), window.document.project.build)})
+    window.runs.keys = {"api": uid}
+    failure = ev.Failure(ev.FailureKind.UNREACHABLE, "connection refused", "check the registry")
+    window.runs.session.eventsReady.emit([ev.BuildStarted("api", 1, 1.0), ev.BuildDone("api", "sha256:abc"),
+                                          ev.PushFailed("api", failure)])
+
+
+def _runs_handed(window, monkeypatch) -> list[tuple[str, dict]]:
+    """What each run is handed from now on (its registry, the builds it keeps), instead of
+    starting it."""
+    handed: list[tuple[str, dict]] = []
+    monkeypatch.setattr(window.runs.session, "start",
+                        lambda project, options, push_only, *rest: handed.append((project.registry, push_only)))
+    return handed
+
+
 def test_retry_with_the_registry_just_cleared_builds_again(qtbot, window, tmp_path: Path, monkeypatch) -> None:
     """A push failed; the user clears the registry field (no Enter) and presses Ctrl+F5:
     there is nowhere to push, so the run builds. The old window decided which builds to
@@ -308,16 +335,8 @@ def test_retry_with_the_registry_just_cleared_builds_again(qtbot, window, tmp_pa
     the run broke at once ("images can only be pushed again with a registry")."""
     write_image(tmp_path, "api")
     open_project(window, write_project(tmp_path, [{"name": "api", "context": "api"}], registry="127.0.0.1:5999"))
-    uid = window.model.uid(0)
-    window.model.start_rows([uid], [], {}, True,
-                            {uid: build_inputs(window.model.image(0), window.document.project.build)})
-    failure = ev.Failure(ev.FailureKind.UNREACHABLE, "connection refused", "check the registry")
-    window.runs.keys = {"api": uid}  # the records come as the run's session delivers them
-    window.runs.session.eventsReady.emit([ev.BuildStarted("api", 1, 1.0), ev.BuildDone("api", "sha256:abc"),
-                                          ev.PushFailed("api", failure)])
-    handed: list[tuple[str, dict]] = []
-    monkeypatch.setattr(window.runs.session, "start",
-                        lambda project, options, push_only, *rest: handed.append((project.registry, push_only)))
+    _push_failed_after_its_build(window)
+    handed = _runs_handed(window, monkeypatch)
     window.controls.registry.setFocus()
     window.controls.registry.selectAll()
     qtbot.keyClick(window.controls.registry, Qt.Key.Key_Delete)
@@ -350,16 +369,8 @@ def test_a_build_arg_fixed_while_the_registry_is_checked_is_built(qtbot, window,
         write_image(tmp_path, "api")
         open_project(window, write_project(tmp_path, [{"name": "api", "context": "api"}],
                                            registry=f"127.0.0.1:{server.server_address[1]}"))
-        uid = window.model.uid(0)
-        window.model.start_rows([uid], [], {}, True,
-                                {uid: build_inputs(window.model.image(0), window.document.project.build)})
-        window.runs.keys = {"api": uid}
-        failure = ev.Failure(ev.FailureKind.UNREACHABLE, "connection refused", "check the registry")
-        window.runs.session.eventsReady.emit([ev.BuildStarted("api", 1, 1.0), ev.BuildDone("api", "sha256:abc"),
-                                              ev.PushFailed("api", failure)])
-        handed: list[dict] = []
-        monkeypatch.setattr(window.runs.session, "start",
-                            lambda project, options, push_only, *rest: handed.append(push_only))
+        _push_failed_after_its_build(window)
+        handed = _runs_handed(window, monkeypatch)
         qtbot.keyClick(window, Qt.Key.Key_F5, Qt.KeyboardModifier.ControlModifier)
         assert window.runs.busy  # the registry is being checked
         select(window, "api")
@@ -367,7 +378,7 @@ def test_a_build_arg_fixed_while_the_registry_is_checked_is_built(qtbot, window,
         window.details.build_args.setFocus()
         qtbot.keyClicks(window.details.build_args, "VERSION=2")
         qtbot.waitUntil(lambda: bool(handed), timeout=20_000)
-        assert handed == [{}], "the old build was kept though its build arg changed"
+        assert [kept for _, kept in handed] == [{}], "the old build was kept though its build arg changed"
     finally:
         server.shutdown()
 
@@ -457,18 +468,13 @@ def test_registry_check_reaches_a_registry_as_the_run_will(qtbot, window, docker
 def test_while_the_registry_is_checked_nothing_else_starts(qtbot, window, tmp_path: Path, monkeypatch) -> None:
     """The check before a run takes as long as the registry does: meanwhile F5 must not
     start a second check and run, nor may rows be removed or edits undone under it."""
-    import socket
-
-    silent = socket.socket()
-    silent.bind(("127.0.0.1", 0))
-    silent.listen(8)  # accepts, never answers: the check waits for its timeout
     write_image(tmp_path, "api")
-    open_project(window, write_project(tmp_path, [{"name": "api", "context": "api"}],
-                                       registry=f"127.0.0.1:{silent.getsockname()[1]}"))
-    window.document.edit(window.model.uid(0), "tags", ["1.0"])
     checks: list[str] = []
     monkeypatch.setattr(QMessageBox, "exec", lambda box: checks.append(box.informativeText()) or 0)  # Cancel
-    try:
+    with _silent_port() as silent:  # the check waits for its timeout
+        open_project(window, write_project(tmp_path, [{"name": "api", "context": "api"}],
+                                           registry=f"127.0.0.1:{silent.getsockname()[1]}"))
+        window.document.edit(window.model.uid(0), "tags", ["1.0"])
         window.actions.start.trigger()
         select(window, "api")  # a selection change re-applies the action rules
         assert window.runs.busy and not window.actions.start.isEnabled()
@@ -488,8 +494,6 @@ def test_while_the_registry_is_checked_nothing_else_starts(qtbot, window, tmp_pa
         assert wait_for_background(30_000)
         QApplication.processEvents()
         assert len(checks) == 1 and not window.runs.session.running and not window.runs.busy
-    finally:
-        silent.close()
 
 
 @pytest.mark.docker
@@ -532,8 +536,6 @@ def test_cancel_while_the_engine_is_asked_keeps_the_last_results(qtbot, window, 
                                                                  docker_host: str) -> None:
     """Cancel (Shift+F5) while the engine has not answered yet: the run ends, and the rows
     keep the last run's results (they all said "queued" before, results wiped)."""
-    import socket
-
     write_image(tmp_path, "api")
     open_project(window, write_project(tmp_path, [{"name": "api", "context": "api"}]))
     run_to_end(qtbot, window)
@@ -604,16 +606,9 @@ def test_quitting_the_application_ends_the_run_within_seconds(tmp_path: Path, do
                                                               base_image: str) -> None:
     """Log-off or `kill` (SIGTERM, then QApplication.quit()) during a run: the process ends
     within 5 s and leaves no worker behind."""
-    import signal
-    import subprocess
-    import sys
-
     write_image(tmp_path, "slow", base=base_image, run="sleep 60")
     path = write_project(tmp_path, [{"name": "slow", "context": "slow"}])
-    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "HOME": str(tmp_path / "home"),
-           "XDG_CONFIG_HOME": str(tmp_path / "config"), "XDG_DATA_HOME": str(tmp_path / "data")}
-    process = subprocess.Popen([sys.executable, "-m", "gui", str(path), "--start"], env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    process = _start_app(tmp_path, path)
     from tests.test_package import _descendants
 
     deadline = time.monotonic() + 60
@@ -652,79 +647,71 @@ def test_quitting_keeps_what_is_being_typed(qtbot, window, tmp_path: Path) -> No
     assert len(waits) == 1 and waits[0] + 1 <= 5
 
 
-def test_quitting_while_the_engine_does_not_answer(tmp_path: Path) -> None:
-    """An engine that accepts the connection and never answers keeps the run in its
-    pre-flight for 20 s. Quitting then must neither wait for it nor crash."""
-    import signal
-    import socket
-    import subprocess
-    import sys
+def _start_app(tmp_path: Path, project: Path, **env: str) -> subprocess.Popen:
+    """`python -m gui <project> --start`, its settings, data and logs under tmp_path."""
+    environment = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "HOME": str(tmp_path / "home"),
+                   "XDG_CONFIG_HOME": str(tmp_path / "config"), "XDG_DATA_HOME": str(tmp_path / "data"), **env}
+    if "DOCKER_HOST" in env:
+        environment.pop("DOCKER_CONTEXT", None)
+    return subprocess.Popen([sys.executable, "-m", "gui", str(project), "--start"], env=environment,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
+
+@contextlib.contextmanager
+def _silent_port() -> Iterator[socket.socket]:
+    """A port that accepts connections (the kernel does) and never reads or answers."""
     silent = socket.socket()
     silent.bind(("127.0.0.1", 0))
-    silent.listen(8)  # the kernel accepts; nobody ever reads or answers
-    write_image(tmp_path, "api")
-    path = write_project(tmp_path, [{"name": "api", "context": "api"}])
-    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "HOME": str(tmp_path / "home"),
-           "XDG_CONFIG_HOME": str(tmp_path / "config"), "XDG_DATA_HOME": str(tmp_path / "data"),
-           "DOCKER_HOST": f"tcp://127.0.0.1:{silent.getsockname()[1]}"}
-    env.pop("DOCKER_CONTEXT", None)
-    process = subprocess.Popen([sys.executable, "-m", "gui", str(path), "--start"], env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    held: list[socket.socket] = []  # kept open: a closed connection would fail at once, not hang
+    silent.listen(8)
     try:
-        silent.settimeout(30)
-        held.append(silent.accept()[0])  # the run is connecting once the engine's port was reached
-        time.sleep(1)  # well inside the pre-flight's wait for an answer
+        yield silent
+    finally:
+        silent.close()
+
+
+def _quit_once_reached(process: subprocess.Popen, silent: socket.socket) -> tuple[float, str]:
+    """SIGTERM a second after the app reached `silent`; how long it took to end, and what
+    it printed. The connection is held open: a closed one would fail at once, not hang."""
+    silent.settimeout(30)
+    held = silent.accept()[0]
+    try:
+        time.sleep(1)
         process.send_signal(signal.SIGTERM)
         quit_at = time.monotonic()
         output = process.communicate(timeout=20)[0].decode(errors="replace")
-        assert time.monotonic() - quit_at < 8, "quitting waited for the engine"
-        assert process.returncode == 0, output
+        return time.monotonic() - quit_at, output
     finally:
         process.kill()
-        for connection in held:
-            connection.close()
-        silent.close()
+        held.close()
+
+
+def test_quitting_while_the_engine_does_not_answer(tmp_path: Path) -> None:
+    """An engine that accepts the connection and never answers keeps the run in its
+    pre-flight for 20 s. Quitting then must neither wait for it nor crash."""
+    write_image(tmp_path, "api")
+    path = write_project(tmp_path, [{"name": "api", "context": "api"}])
+    with _silent_port() as engine:
+        process = _start_app(tmp_path, path, DOCKER_HOST=f"tcp://127.0.0.1:{engine.getsockname()[1]}")
+        took, output = _quit_once_reached(process, engine)  # the run is connecting to the engine
+    assert took < 8, "quitting waited for the engine"
+    assert process.returncode == 0, output
 
 
 def test_quitting_while_the_registry_check_waits(tmp_path: Path) -> None:
     """Start checks the registry first; a registry that accepts and never answers keeps
     that check waiting for its 10 s timeout. Quitting then (log-off, SIGTERM) must not
     wait for it: the process used to outlive its window by about 9 s."""
-    import signal
-    import socket
-    import subprocess
-    import sys
-
-    silent = socket.socket()
-    silent.bind(("127.0.0.1", 0))
-    silent.listen(8)  # the kernel accepts; nobody ever reads or answers
     write_image(tmp_path, "api")
-    path = write_project(tmp_path, [{"name": "api", "context": "api"}],
-                         registry=f"127.0.0.1:{silent.getsockname()[1]}")
-    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "HOME": str(tmp_path / "home"),
-           "XDG_CONFIG_HOME": str(tmp_path / "config"), "XDG_DATA_HOME": str(tmp_path / "data")}
-    process = subprocess.Popen([sys.executable, "-m", "gui", str(path), "--start"], env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    held: list[socket.socket] = []  # kept open: a closed connection would fail at once, not hang
-    try:
-        silent.settimeout(30)
-        held.append(silent.accept()[0])  # the check has reached the registry
-        time.sleep(1)
-        process.send_signal(signal.SIGTERM)
-        quit_at = time.monotonic()
-        output = process.communicate(timeout=20)[0].decode(errors="replace")
-        assert time.monotonic() - quit_at < 5, "quitting waited for the registry check"
-        assert process.returncode == 0, output
-        assert not list(tmp_path.rglob("running-*.pid")), "the exit was not recorded as clean"
-        logged = "".join(log.read_text() for log in tmp_path.rglob("dockpool.log"))
-        assert "not waited for" in logged, logged[-2000:]
-    finally:
-        process.kill()
-        for connection in held:
-            connection.close()
-        silent.close()
+    with _silent_port() as registry:
+        path = write_project(tmp_path, [{"name": "api", "context": "api"}],
+                             registry=f"127.0.0.1:{registry.getsockname()[1]}")
+        process = _start_app(tmp_path, path)
+        took, output = _quit_once_reached(process, registry)  # the check has reached the registry
+    assert took < 5, "quitting waited for the registry check"
+    assert process.returncode == 0, output
+    assert not list(tmp_path.rglob("running-*.pid")), "the exit was not recorded as clean"
+    logged = "".join(log.read_text() for log in tmp_path.rglob("dockpool.log"))
+    assert "not waited for" in logged, logged[-2000:]
 
 
 def test_details_never_carry_a_half_typed_line_to_another_image(qtbot, window, tmp_path: Path) -> None:

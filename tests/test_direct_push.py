@@ -52,9 +52,9 @@ def test_stall_held_open_forever_is_resumed_and_pushed(tmp_path: Path, registry:
     def watch(pipeline, event) -> None:
         _record_pids(pids)(pipeline, event)
         if isinstance(event, ev.PushProgress):
-            for path in temp.glob("dockpool-push-*/*.gz"):
-                try:
-                    on_disk.append(path.stat().st_size)
+            for folder in temp.glob("dockpool-push-*"):
+                try:  # a push's folder and files go at its end, maybe while they are listed
+                    on_disk.extend(path.stat().st_size for path in folder.iterdir() if path.suffix == ".gz")
                 except FileNotFoundError:
                     pass
 

@@ -18,7 +18,7 @@ import pytest
 
 from gui.devservices import Registry
 from gui.pipeline import events as ev
-from gui.pipeline import supervisor
+from gui.pipeline import supervisor, workers
 from gui.pipeline.events import Status
 from gui.pipeline.project import load
 from gui.pipeline.supervisor import Pipeline, RunOptions
@@ -271,7 +271,7 @@ def test_cancelling_one_image_does_not_wait_behind_a_chatty_build(tmp_path: Path
                 started.add(record.image)
         with pipeline._limits_lock:  # the supervisor stops where its loop reads the limits
             deadline = time.monotonic() + 30
-            while pipeline._inbox.qsize() < 5000 and time.monotonic() < deadline:
+            while pipeline._inbox.qsize() < workers.MAX_UNREAD and time.monotonic() < deadline:
                 time.sleep(0.05)
             backlog = pipeline._inbox.qsize()
             time.sleep(0.2)  # the batch it was handling when it stopped is done
@@ -279,7 +279,8 @@ def test_cancelling_one_image_does_not_wait_behind_a_chatty_build(tmp_path: Path
                 next_event()
             before = chatty_lines
             pipeline.cancel_image("quiet")
-        assert backlog >= 5000, f"the build printed too slowly to test anything ({backlog} waiting)"
+        assert backlog >= workers.MAX_UNREAD >= 2 * supervisor.MAX_BATCH, \
+            f"the build printed too slowly to test anything ({backlog} waiting)"
         while not (isinstance(record := next_event(), ev.Cancelled) and record.image == "quiet"):
             pass
         assert chatty_lines - before <= supervisor.MAX_BATCH, \
@@ -287,6 +288,42 @@ def test_cancelling_one_image_does_not_wait_behind_a_chatty_build(tmp_path: Path
     finally:
         pipeline.cancel()
         assert pipeline.wait(30)
+
+
+@pytest.mark.docker
+def test_a_chatty_build_waits_for_a_busy_supervisor_instead_of_filling_memory(tmp_path: Path,
+                                                                            base_image: str) -> None:
+    """#11: a build that prints faster than the supervisor handles its lines must not grow the
+    supervisor's inbox without limit. The supervisor is held (its limits lock) for 8 s while
+    a build prints 400,000 lines: at most MAX_UNREAD of them wait in memory, the build waits
+    for the rest, and once the supervisor goes on every line reaches the image's log file,
+    in order, and the build succeeds."""
+    write_image(tmp_path / "images", "chatty", base=base_image, run="seq 1 400000")
+    project = load(write_project(tmp_path, [{"name": "chatty", "context": "images/chatty"}], builders=1))
+    logs = tmp_path / "logs"
+    pipeline = Pipeline(project, RunOptions.from_project(project), log_dir=logs)
+    pipeline.start()
+    try:
+        lines = 0
+        while lines < 100:
+            record = pipeline.events.get(timeout=60)
+            lines += isinstance(record, ev.LogLine) and record.image == "chatty"
+        with pipeline._limits_lock:
+            waiting = []
+            for _ in range(16):
+                time.sleep(0.5)
+                waiting.append(pipeline._inbox.qsize())
+        assert max(waiting) <= workers.MAX_UNREAD + 2, f"the inbox grew to {max(waiting)} entries: {waiting}"
+        assert waiting[-1] >= workers.MAX_UNREAD // 2, f"the build printed too slowly to test anything: {waiting}"
+        assert pipeline.wait(180)
+    finally:
+        pipeline.cancel()
+        assert pipeline.wait(30)
+    result = pipeline.report.images[0]
+    assert result.status is Status.BUILT, (result.status, result.error)
+    numbers = [line.split("] ", 1)[1] for line in (logs / "chatty.log").read_text().splitlines()
+               if line.split("] ", 1)[-1].isdigit()]
+    assert numbers == [str(n) for n in range(1, 400_001)], f"{len(numbers)} of 400,000 lines in the log file"
 
 
 def test_cancel_stops_everything_within_five_seconds(tmp_path: Path, docker_client, base_image: str,

@@ -65,13 +65,16 @@ def run_build(clients: Any, task: BuildTask, emit: Any) -> None:
             buildargs=task.build_args or None, target=task.target or None, rm=True, forcerm=True,
             decode=True, network_mode=task.network if task.network != "default" else None,
             platform=task.platform or None, cache_from=list(task.cache_from) or None)
+        lines = _Lines()
         for item in stream:
             if (error := stream_error(item)) is not None:
+                for line in lines.rest():
+                    emit(ev.LogLine(task.image, ev.Stage.BUILD, line))
                 emit(ev.LogLine(task.image, ev.Stage.BUILD, error, error=True))
                 break
             if "aux" in item and isinstance(item["aux"], dict) and "ID" in item["aux"]:
                 image_id = item["aux"]["ID"]
-            for line in _text_lines(item):
+            for line in lines.feed(item):
                 emit(ev.LogLine(task.image, ev.Stage.BUILD, line))
                 if (match := _STEP_RE.match(line)):
                     emit(ev.BuildStep(task.image, int(match[1]), int(match[2]), match[3]))
@@ -79,6 +82,9 @@ def run_build(clients: Any, task: BuildTask, emit: Any) -> None:
                     emit(ev.BuildContainer(task.image, match[1]))
                 elif (match := _BUILT_RE.match(line)) and image_id is None:
                     image_id = match[1]
+        else:
+            for line in lines.rest():
+                emit(ev.LogLine(task.image, ev.Stage.BUILD, line))
         if error is None and image_id is None:
             error = "the build stream ended without an image id"
         if error is None:
@@ -97,10 +103,25 @@ def run_build(clients: Any, task: BuildTask, emit: Any) -> None:
         emit(ev.BuildDone(task.image, str(image_id)))
 
 
-def _text_lines(item: dict[str, Any]) -> list[str]:
-    text = item.get("stream")
-    if text is None and "status" in item:
-        text = f"{item.get('id', '')}: {item['status']}".lstrip(": ")
-    if not text:
-        return []
-    return [line for line in str(text).splitlines() if line.strip()]
+class _Lines:
+    """Whole lines from the build stream's items. The engine cuts a RUN step's output into
+    items wherever its buffer ends, often inside a line ("10" then "41\\n"): a partial line
+    waits for the rest instead of becoming two lines."""
+
+    def __init__(self) -> None:
+        self._partial = ""
+
+    def feed(self, item: dict[str, Any]) -> list[str]:
+        text = item.get("stream")
+        if text is None:
+            if "status" not in item:
+                return []
+            text = f"{item.get('id', '')}: {item['status']}".lstrip(": ") + "\n"  # a whole message
+        parts = (self._partial + str(text)).splitlines(keepends=True)
+        self._partial = parts.pop() if parts and not parts[-1].endswith(("\n", "\r")) else ""
+        return [line.rstrip("\r\n") for line in parts if line.strip()]
+
+    def rest(self) -> list[str]:
+        """The last line, when the stream ended without its newline."""
+        rest, self._partial = self._partial, ""
+        return [rest] if rest.strip() else []

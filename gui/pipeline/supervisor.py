@@ -37,7 +37,7 @@ from .report import ImageResult, RunReport
 from .runlogs import RunLogs
 from .spool import memory_budget_setting
 from .tasks import BuildBackend, BuildTask, PushTask, SlotGranted, WorkerConfig, export_timeout
-from .workers import CLOSED, STOP_GRACE, WorkerProcess, kill_process, prestart
+from .workers import CLOSED, STOP_GRACE, Inbox, WorkerProcess, kill_process, prestart
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ class Pipeline:
             raise ValueError("images can only be pushed again with a registry to push to")
         self.options = options
         self.events = EventQueue()
-        self._inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._inbox = Inbox()
         self._config = WorkerConfig(api_version, worker_log, dict(os.environ), caller_niceness())
         self._api_version = api_version
         self._jobs: dict[str, _Job] = {}
@@ -227,6 +227,7 @@ class Pipeline:
             except Exception:
                 log.exception("supervisor clean-up failed")
             finally:
+                self._inbox.close()  # no reader of a worker still alive waits for room any more
                 if self._logs:
                     self._logs.close()
                 self.report.finished = time.time()
@@ -293,12 +294,13 @@ class Pipeline:
             entry = self._inbox.get(timeout=timeout)
         except queue.Empty:
             return
-        for _ in range(MAX_BATCH):
-            self._accept(*entry)
+        self._accept(*entry)
+        for _ in range(MAX_BATCH - 1):  # never take an entry it will not handle
             try:
                 entry = self._inbox.get_nowait()
             except queue.Empty:
                 return
+            self._accept(*entry)
 
     def _accept(self, w: WorkerProcess | None, record: Any) -> None:
         if w is None:

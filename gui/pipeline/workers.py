@@ -7,10 +7,13 @@ there. DOCKPOOL_START_METHOD=spawn selects spawn on Linux too, so the tests
 cover Windows' behaviour.
 
 Each worker has a reader thread that turns its event pipe into entries of the
-supervisor's one inbox queue. The supervisor thus never calls
+supervisor's one Inbox. The supervisor thus never calls
 multiprocessing.connection.wait, which takes at most 63 handles on Windows,
 however many workers run (the limits allow 64 + 64); it reads workers fairly,
 in arrival order; and a worker's death arrives as an entry (its pipe closes).
+A worker may have at most MAX_UNREAD entries waiting: a build that prints faster
+than the supervisor reads then waits on its pipe (and the engine's stream behind
+it) instead of growing the supervisor's memory.
 """
 
 from __future__ import annotations
@@ -40,6 +43,8 @@ log = logging.getLogger(__name__)
 START_METHOD_ENV = "DOCKPOOL_START_METHOD"
 STOP_GRACE = 2.0
 CLOSED = object()  # an inbox entry: the worker's event pipe closed (it exited or was killed)
+MAX_UNREAD = 1000  # a worker's entries waiting in the inbox before its reader waits too
+UNREAD_CHECK = 0.5  # how often a reader waiting for room looks whether the inbox closed
 # The frozen bundle's Qt-free worker executable (packaging/dockpool.spec).
 WORKER_EXECUTABLE = "dockpool-worker.exe" if sys.platform == "win32" else "dockpool-worker"
 
@@ -133,10 +138,45 @@ def _main_left_out() -> Iterator[None]:
             main.__spec__ = None
 
 
+class Inbox:
+    """The supervisor's one queue of (worker, record) entries; (None, anything) wakes it.
+
+    Taking a worker's entry gives its reader room for one more (see WorkerProcess._read).
+    Once closed (the run is over and nobody reads any more), readers no longer wait for
+    room, so none of their threads is left blocked."""
+
+    def __init__(self) -> None:
+        self._entries: SimpleQueue[tuple[Any, Any]] = SimpleQueue()
+        self.closed = threading.Event()
+
+    def put(self, entry: tuple[Any, Any]) -> None:
+        self._entries.put(entry)
+
+    def get(self, timeout: float | None = None) -> tuple[Any, Any]:
+        """Raises queue.Empty after `timeout`."""
+        return self._taken(self._entries.get(timeout=timeout))
+
+    def get_nowait(self) -> tuple[Any, Any]:
+        return self._taken(self._entries.get_nowait())
+
+    def qsize(self) -> int:
+        return self._entries.qsize()
+
+    def close(self) -> None:
+        self.closed.set()
+
+    @staticmethod
+    def _taken(entry: tuple[Any, Any]) -> tuple[Any, Any]:
+        sender, record = entry
+        if sender is not None and record is not CLOSED:
+            sender.room.release()
+        return entry
+
+
 class WorkerProcess:
     """One worker process, its two pipes, and the thread that reads it into the inbox."""
 
-    def __init__(self, role: ev.Stage, config: WorkerConfig, inbox: SimpleQueue[Any]) -> None:
+    def __init__(self, role: ev.Stage, config: WorkerConfig, inbox: Inbox) -> None:
         ctx = context()
         task_reader, self._tasks = ctx.Pipe(duplex=False)
         self._events, event_writer = ctx.Pipe(duplex=False)
@@ -152,13 +192,18 @@ class WorkerProcess:
         self.last_activity = time.monotonic()
         self.alive = True
         self.child_pid: int | None = None  # a build's CLI process, to stop with the worker
+        self.room = threading.Semaphore(MAX_UNREAD)  # entries it may still have waiting in the inbox
         threading.Thread(target=self._read, args=(inbox, config.niceness), name=f"dockpool-read-{self.process.pid}",
                          daemon=True).start()
 
-    def _read(self, inbox: SimpleQueue[Any], caller_niceness: int | None) -> None:
+    def _read(self, inbox: Inbox, caller_niceness: int | None) -> None:
         lower_this_thread(caller_niceness)  # the window's GUI thread comes first (see priority)
         try:
             while True:
+                while not self.room.acquire(timeout=UNREAD_CHECK) and not inbox.closed.is_set():
+                    # The supervisor has not read this worker's last MAX_UNREAD entries yet: the
+                    # worker is busy and healthy, not stalled, however long it waits here.
+                    self.last_activity = time.monotonic()
                 record = self._events.recv()
                 # Stamped on arrival, not when the supervisor gets to it: a backlog in the
                 # inbox must never make a busy, healthy worker look stalled.

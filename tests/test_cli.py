@@ -253,3 +253,26 @@ def test_terminals_without_ansi_get_lines(tmp_path: Path, setting: dict[str, str
     text = _run_in_terminal([sys.executable, "-m", "gui", "run", str(project.path)], rows=24, env=setting)
     assert "\x1b[" not in text
     assert re.search(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d built +img00", text, re.M)
+
+
+@pytest.mark.docker
+def test_ci_logs_get_a_progress_line_for_the_whole_run(tmp_path: Path, base_image: str) -> None:
+    """#11: in a CI log of hundreds of images, each image's own lines do not say how far the
+    run is. Line output adds one progress line every --progress-every seconds (30 by
+    default; 0: none), counting every image by state."""
+    images = []
+    for index in range(3):
+        write_image(tmp_path, f"slow{index}", base=base_image, run="sleep 3")
+        images.append({"name": f"slow{index}", "context": f"slow{index}"})
+    path = write_project(tmp_path, images, builders=2)
+    result = dockpool("run", str(path), "--progress-every", "1")
+    assert result.returncode == 0, result.stdout + result.stderr
+    progress = re.findall(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d progress +(.*)$", result.stdout, re.M)
+    assert progress, result.stdout
+    assert any(re.fullmatch(r"0/3 done, 2 building, 1 queued, \d\d:\d\d elapsed", line) for line in progress), \
+        progress
+    assert any(re.fullmatch(r"2/3 done \(2 built\), 1 building, \d\d:\d\d elapsed", line) for line in progress), \
+        progress
+    quiet = dockpool("run", str(path), "--progress-every", "0")
+    assert quiet.returncode == 0 and " progress " not in quiet.stdout, quiet.stdout
+    assert dockpool("run", str(path), "--progress-every", "soon").returncode == 2

@@ -26,7 +26,8 @@ from ..pipeline.docker_engine import EngineUnreachable, connect
 from ..pipeline.report import RunReport
 from ..pipeline.supervisor import Pipeline, RunOptions
 from ..pipeline.workers import prestart
-from .render import LineRenderer, LiveRenderer, Renderer, summary_table, terminal_can_redraw
+from .render import (PROGRESS_EVERY, LineRenderer, LiveRenderer, Renderer, summary_table,
+                     terminal_can_redraw)
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -65,6 +66,17 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _interval(text: str) -> float:
+    """Seconds, where 0 means never."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number of seconds") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="dockpool", description="Build many Docker images at once and push "
                      "them through a small pool of pushers. Without arguments, opens the window.")
@@ -93,6 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--password-stdin", action="store_true",
                      help="read the registry password or token from standard input")
     run.add_argument("--verbose", "-v", action="store_true", help="print every build and push log line")
+    run.add_argument("--progress-every", type=_interval, default=PROGRESS_EVERY, metavar="S",
+                     help=f"without live bars (CI logs, pipes): a line counting the images by state every "
+                          f"S seconds (default {PROGRESS_EVERY:.0f}; 0: none)")
     return parser
 
 
@@ -173,7 +188,7 @@ def run_command(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO 
     pipeline = Pipeline(project, options, api_version=engine.api_version, log_dir=args.log_dir,
                         worker_log=worker_log)
     renderer: Renderer = (LiveRenderer(out, pipeline.report) if terminal_can_redraw(out)
-                          else LineRenderer(out, pipeline.report, verbose=args.verbose))
+                          else LineRenderer(out, pipeline.report, args.verbose, args.progress_every))
     with _Interrupts() as interrupts:  # until the report is written, Ctrl+C never tears it down
         report = _drive(pipeline, renderer, args.verbose, interrupts)
         renderer.close()

@@ -23,6 +23,7 @@ from ..pipeline import events as ev
 from ..pipeline.report import RunReport
 
 REDRAW_INTERVAL = 0.1
+PROGRESS_EVERY = 30.0  # seconds between progress lines in line output (--progress-every)
 
 
 class Renderer(Protocol):
@@ -96,12 +97,31 @@ def _megabytes(count: int) -> str:
     return f"{count / 1e6:.1f} MB"
 
 
-class LineRenderer:
-    """Plain timestamped lines, for logs and pipes where bars would be garbage."""
+def progress_line(report: RunReport, elapsed: float) -> str:
+    """'37/1000 done (30 pushed, 2 failed), 2 pushing, 5 waiting to push, 8 building, 948 queued, 02:15 elapsed'."""
+    counts = {status: report.count(status) for status in ev.Status}
+    finished = [f"{counts[s]} {s.value}" for s in ev.Status if s.final and counts[s]]
+    unfinished = [f"{counts[s]} {s.value}" for s in reversed(ev.Status) if not s.final and counts[s]]  # nearest done first
+    done = f"{sum(counts[s] for s in ev.Status if s.final)}/{len(report.images)} done"
+    if finished:
+        done += f" ({', '.join(finished)})"
+    seconds = int(elapsed)
+    return ", ".join([done, *unfinished, f"{seconds // 60:02d}:{seconds % 60:02d} elapsed"])
 
-    def __init__(self, out: TextIO, report: RunReport, verbose: bool = False) -> None:
+
+class LineRenderer:
+    """Plain timestamped lines, for logs and pipes where bars would be garbage; every
+    `progress_every` seconds (0: never) a line counting the whole run's images by state,
+    so a CI log of hundreds of images says how far the run is."""
+
+    def __init__(self, out: TextIO, report: RunReport, verbose: bool = False,
+                 progress_every: float = PROGRESS_EVERY) -> None:
         self.out = out
         self.verbose = verbose
+        self.report = report
+        self.progress_every = progress_every
+        self.started = time.monotonic()
+        self.next_progress = self.started + progress_every
 
     def handle(self, record: Any, context: list[str]) -> None:
         if self.verbose and isinstance(record, ev.LogLine):
@@ -115,6 +135,7 @@ class LineRenderer:
             for line in context:
                 self._line(f"  {record.image} | {line}")
             self._line(text)
+        self.tick()  # a busy run may leave no quiet moment for the caller's tick
 
     def _line(self, text: str) -> None:
         for part in text.splitlines():
@@ -124,7 +145,10 @@ class LineRenderer:
         self._line(text)
 
     def tick(self) -> None:
-        pass
+        now = time.monotonic()
+        if self.progress_every and now >= self.next_progress:
+            self.next_progress = now + self.progress_every
+            self._line(f"progress        {progress_line(self.report, now - self.started)}")
 
     def close(self) -> None:
         pass

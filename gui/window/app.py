@@ -41,7 +41,7 @@ from .main_window import MainWindow
 LOG_NAME = "dockpool.log"
 LOG_ROTATE_BYTES = 2_000_000
 LOG_BACKUPS = 2
-BACKGROUND_WAIT_MS = 3000  # at exit, for a call still under way on Qt's thread pool (see _leave)
+BACKGROUND_WAIT = 3.0  # seconds, at exit, for a call still under way on Qt's thread pool (see _leave)
 log = logging.getLogger("dockpool")
 
 
@@ -219,22 +219,26 @@ def run(argv: list[str], started: float | None = None) -> int:
     if args.start and opened:
         QTimer.singleShot(0, window.runs.start)
     code = app.exec()
-    return _leave(errors, code)
+    deadline = window.quit_deadline or time.monotonic() + BACKGROUND_WAIT
+    return _leave(errors, code, deadline, window.run_left_running)
 
 
-def _leave(errors: ErrorLog, code: int) -> int:
-    """The window is gone: end within seconds (the OS may be logging off). A folder scan or
-    a login under way ends first; a call still waiting for a registry or an engine that
-    does not answer (its own timeout is 10 s) is not waited for. Python cannot exit while
-    a thread of Qt's pool is in its code, so the process then ends at once, after what
-    must reach the disk has (the error log, the settings; a login writes Docker's config
-    atomically) and any worker left is ended. Not done then: Qt's own teardown (text
-    copied from Dockpool may not outlive it)."""
-    if wait_for_background(BACKGROUND_WAIT_MS):
+def _leave(errors: ErrorLog, code: int, deadline: float, run_left_running: bool) -> int:
+    """The window is gone: end within seconds (the OS may be logging off), by `deadline`
+    (the one quitting set for the run's end too). A folder scan or a login under way ends
+    first; a call still waiting for a registry or an engine that does not answer (its own
+    timeout is 10 s) is not waited for, nor a run whose clean-up waits for a hung engine.
+    Python cannot exit while a thread of Qt's pool or the run's thread is in its code, so
+    the process then ends at once, after what must reach the disk has (the error log, the
+    settings; a login writes Docker's config atomically) and any worker left is ended.
+    Not done then: Qt's own teardown (text copied from Dockpool may not outlive it)."""
+    background_done = wait_for_background(max(0, int((deadline - time.monotonic()) * 1000)))
+    if background_done and not run_left_running:
         errors.closed()
         return code
-    log.warning("a background call (registry check, login, folder scan or the build backend's probe) "
-                "was still running at exit: not waited for")
+    if not background_done:
+        log.warning("a background call (registry check, login, folder scan or the build backend's probe) "
+                    "was still running at exit: not waited for")
     for child in multiprocessing.active_children():
         child.kill()
     errors.closed()

@@ -14,6 +14,7 @@ a window can: closing, quitting, its layout.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from PySide6.QtCore import QByteArray, QEvent, QModelIndex, Qt, Signal
@@ -44,7 +45,9 @@ log = logging.getLogger(__name__)
 
 # Seconds for the run to end when the application quits; with the second its thread may
 # take after that (RunSession.shutdown), the quit is over within 5 s.
-QUIT_WAIT = 4.0
+# The application quits (log-off): the run ends and background calls are waited for until
+# this long after; the process then ends at once (app._leave), within the 5 s a log-off allows.
+QUIT_WITHIN = 3.5
 
 
 class MainWindow(QMainWindow):
@@ -62,6 +65,8 @@ class MainWindow(QMainWindow):
         self._close_after_run = False
         self._quitting = False
         self._shut_down = False  # the application's quit has ended the run (see _application_quits)
+        self.quit_deadline: float | None = None  # time.monotonic() by which quitting must be done
+        self.run_left_running = False  # quitting could not end the run by the deadline
         self._logging_in = False  # the registry is being asked for a login
         self._can_undo = (False, False)  # (undo, redo) as the undo stack last said
         self._build_ui()
@@ -414,7 +419,9 @@ class MainWindow(QMainWindow):
         if self._shut_down:
             return
         self._shut_down = True
+        self.quit_deadline = time.monotonic() + QUIT_WITHIN
         self._commit_typing()
         self.document.autosave()
-        if not self.runs.shutdown(QUIT_WAIT):
-            log.warning("the run had not ended %.0f s after the application was told to quit", QUIT_WAIT)
+        if not self.runs.shutdown(self.quit_deadline):
+            self.run_left_running = True
+            log.warning("the run had not ended %.1f s after the application was told to quit", QUIT_WITHIN)

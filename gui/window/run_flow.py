@@ -120,9 +120,9 @@ class RunFlow(QObject):
         """The window closes: an answer of the registry check that comes later is dropped."""
         self._closing = True
 
-    def shutdown(self, timeout: float) -> bool:
+    def shutdown(self, deadline: float) -> bool:
         """The application quits: end the run now (see RunSession.shutdown)."""
-        return self.session.shutdown(timeout)
+        return self.session.shutdown(deadline)
 
     # --- what to run ------------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ application (log-off, SIGTERM, QApplication.quit()), or the run simply ending.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -74,13 +75,14 @@ class RunSession(QObject):
     def worker_pids(self) -> list[int]:
         return self._controller.worker_pids() if self._controller else []
 
-    def shutdown(self, timeout: float = 5.0) -> bool:
-        """Cancel and wait for the run to end (no worker, thread or build left), for the
-        application's own quit where no event loop turn is left. True when it ended."""
+    def shutdown(self, deadline: float) -> bool:
+        """Cancel and wait, until `deadline` (time.monotonic()), for the run to end (no
+        worker, thread or build left), for the application's own quit where no event loop
+        turn is left. True when it ended and its thread is finished."""
         if self._thread is None or self._controller is None:
             return True
         self.cancel()
-        ended = self._controller.ended.wait(timeout)
+        ended = self._controller.ended.wait(max(0.0, deadline - time.monotonic()))
         self._thread.quit()
-        self._thread.wait(1000)
-        return ended
+        finished = self._thread.wait(max(100, int((deadline - time.monotonic()) * 1000)))
+        return ended and finished

@@ -1330,3 +1330,37 @@ def test_save_keeps_the_project_when_the_disk_refuses(qtbot, window, tmp_path: P
     assert not window.files.save_as()
     assert shown and "missing-folder" in shown[0] and window.document.modified
     save(window.document.project, path)
+
+
+@pytest.mark.parametrize("block", [7, 64, 1 << 20])
+def test_a_selected_images_log_is_read_from_its_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    block: int) -> None:
+    """Selecting an image reads its log files' last lines from their ends, not the whole
+    files (a 400,000-line log took 130 ms on the GUI thread, now 44 ms, most of it counting
+    lines in C). Whatever the block size, what is shown is what reading every line shows:
+    lines cut by a block, multi-byte characters, a last line without its newline, an
+    empty file, a file not written yet, and each later run's separator."""
+    from gui.window import log_view
+
+    monkeypatch.setattr(log_view, "READ_BLOCK", block)
+    runs = [tmp_path / name / "api.log" for name in ("run-1", "run-2", "run-3", "run-4")]
+    for path in runs:
+        path.parent.mkdir()
+    runs[0].write_text("".join(f"first run, line {n}: ünïcödé ✓\n" for n in range(40)), encoding="utf-8")
+    runs[1].write_text("", encoding="utf-8")
+    runs[3].write_text("".join(f"last run, line {n} €\n" for n in range(25)) + "no newline yet", encoding="utf-8")
+
+    def every_line(count: int) -> list[str]:
+        lines: list[str] = []
+        for path in runs:
+            if path.exists():
+                if lines:
+                    lines.append(f"--- {path.parent.name} ---")
+                lines += path.read_text(encoding="utf-8").splitlines()
+        return lines[-count:]
+
+    for count in (1, 5, 26, 27, 30, 66, 68, 1000):
+        shown, totals, cut = log_view.tail_lines(runs, count)
+        assert shown == every_line(count), count
+        assert totals == [40, 0, 0, 26]
+        assert cut == (count < 68), count

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import deque
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from PySide6.QtCore import QEvent, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import (QDesktopServices, QGuiApplication, QKeySequence, QShortcut, QSyntaxHighlighter,
@@ -43,6 +43,37 @@ class _Highlighter(QSyntaxHighlighter):
         self.setFormat(0, len(text), fmt)
 
 
+READ_BLOCK = 1 << 20  # bytes read at a time, counting lines or going back for the last ones
+
+
+def _line_count(stream: BinaryIO) -> int:
+    """Lines in the file, a last one without its newline included (counted in C, in blocks:
+    a log of millions of lines takes milliseconds)."""
+    total, last = 0, b"\n"
+    while block := stream.read(READ_BLOCK):
+        total += block.count(b"\n")
+        last = block[-1:]
+    return total + (last != b"\n")
+
+
+def _last_lines(stream: BinaryIO, count: int) -> list[str]:
+    """The file's last `count` lines, read from its end: what is shown never costs more than
+    reading what is shown, however long the log."""
+    position = stream.seek(0, 2)
+    data = b""
+    while position > 0 and data.count(b"\n") <= count:
+        step = min(READ_BLOCK, position)
+        position -= step
+        stream.seek(position)
+        data = stream.read(step) + data
+    lines = data.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()  # the last line's newline
+    if position > 0:
+        lines = lines[1:]  # the first one read may be cut
+    return [line.decode("utf-8", "replace") for line in lines[-count:]] if count else []
+
+
 def tail_lines(paths: list[Path], count: int) -> tuple[list[str], list[int], bool]:
     """The last `count` lines of the files, oldest first, a line naming each later run's
     folder before its lines; how many lines each file holds (0 for a file not written
@@ -53,13 +84,12 @@ def tail_lines(paths: list[Path], count: int) -> tuple[list[str], list[int], boo
     for path in paths:
         total = 0
         try:
-            with path.open(encoding="utf-8", errors="replace") as stream:
+            with path.open("rb") as stream:
                 if appended:
                     kept.append(f"--- {path.parent.name} ---")
                     appended += 1
-                for line in stream:
-                    kept.append(line.rstrip("\n"))
-                    total += 1
+                total = _line_count(stream)
+                kept.extend(_last_lines(stream, min(total, count)))
         except FileNotFoundError:
             pass
         totals.append(total)

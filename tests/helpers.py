@@ -71,6 +71,10 @@ class Run:
     def of(self, kind: type, image: str | None = None) -> list[Any]:
         return [e for e in self.events if isinstance(e, kind) and (image is None or e.image == image)]
 
+    def log(self, image: str | None = None) -> list[str]:
+        """The log lines, one per line (a LogLine may carry a burst of lines)."""
+        return [line for record in self.of(ev.LogLine, image) for line in record.text.splitlines()]
+
 
 def run_pipeline(project: Project, *, timeout: float = 240, on_event=None, push_only: tuple[str, ...] = (),
                  log_dir: Path | None = None, **overrides: Any) -> Run:

@@ -144,7 +144,7 @@ def test_failing_run_is_a_build_step_with_its_output(tmp_path: Path, base_image:
     assert image.status is Status.FAILED and image.error_kind == "build-step", image.error
     assert image.build.attempts == 1, "a failing RUN is not retried"
     assert "exit code: 7" in image.error
-    log = [line.text for line in run.of(ev.LogLine, "broken")]
+    log = run.log("broken")
     assert any("step-output-7" in line for line in log)
     assert any(line.error and "exit code: 7" in line.text for line in run.of(ev.LogLine, "broken"))
 

@@ -93,7 +93,7 @@ def test_failing_run_step_fails_only_that_image(tmp_path: Path, registry: Regist
     [failed] = run.of(ev.BuildFailed, "bad")
     assert failed.failure.hint
     # The RUN output and the error are in the image's log.
-    log = [line.text for line in run.of(ev.LogLine, "bad")]
+    log = run.log("bad")
     assert "about to fail" in log
     assert any(line.endswith("returned a non-zero code: 3") for line in log)
     assert registry.manifest_digest("bad", "latest") is None
@@ -241,6 +241,11 @@ def test_workers_run_below_the_callers_priority(tmp_path: Path, base_image: str)
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == caller, "the caller's thread was lowered"
 
 
+def unread_lines(pipeline: Pipeline) -> int:
+    """Log lines (and other records) the workers have sent that wait in the supervisor's inbox."""
+    return sum(w.unread for w in list(pipeline._workers))
+
+
 @pytest.mark.docker
 def test_cancelling_one_image_does_not_wait_behind_a_chatty_build(tmp_path: Path, base_image: str) -> None:
     """A build that prints fast can leave thousands of lines waiting for the supervisor;
@@ -254,13 +259,15 @@ def test_cancelling_one_image_does_not_wait_behind_a_chatty_build(tmp_path: Path
                                             {"name": "quiet", "context": "images/quiet"}], builders=2))
     pipeline = Pipeline(project, RunOptions.from_project(project))
     pipeline.start()
-    chatty_lines = 0
+    chatty_lines = burst = 0  # lines seen; the most one record held (a burst travels as one)
 
     def next_event(timeout: float = 60) -> object:
-        nonlocal chatty_lines
+        nonlocal chatty_lines, burst
         record = pipeline.events.get(timeout=timeout)
         if getattr(record, "image", None) == "chatty":
-            chatty_lines += 1 if isinstance(record, ev.LogLine) else getattr(record, "skipped", 0)
+            lines = ev.record_lines(record) if isinstance(record, ev.LogLine) else getattr(record, "skipped", 0)
+            chatty_lines += lines
+            burst = max(burst, lines if isinstance(record, ev.LogLine) else 0)
         return record
 
     try:
@@ -271,9 +278,9 @@ def test_cancelling_one_image_does_not_wait_behind_a_chatty_build(tmp_path: Path
                 started.add(record.image)
         with pipeline._limits_lock:  # the supervisor stops where its loop reads the limits
             deadline = time.monotonic() + 30
-            while pipeline._inbox.qsize() < workers.MAX_UNREAD and time.monotonic() < deadline:
+            while unread_lines(pipeline) < workers.MAX_UNREAD and time.monotonic() < deadline:
                 time.sleep(0.05)
-            backlog = pipeline._inbox.qsize()
+            backlog = unread_lines(pipeline)
             time.sleep(0.2)  # the batch it was handling when it stopped is done
             while not pipeline.events.empty():
                 next_event()
@@ -283,8 +290,9 @@ def test_cancelling_one_image_does_not_wait_behind_a_chatty_build(tmp_path: Path
             f"the build printed too slowly to test anything ({backlog} waiting)"
         while not (isinstance(record := next_event(), ev.Cancelled) and record.image == "quiet"):
             pass
-        assert chatty_lines - before <= supervisor.MAX_BATCH, \
-            f"the cancel waited behind {chatty_lines - before} of the {backlog} lines waiting"
+        print("handled before the cancel", chatty_lines - before, "backlog", backlog, "burst", burst)  # pytest -s
+        assert chatty_lines - before <= supervisor.MAX_BATCH + burst < backlog, \
+            f"the cancel waited behind {chatty_lines - before} of the {backlog} lines waiting (bursts of {burst})"
     finally:
         pipeline.cancel()
         assert pipeline.wait(30)
@@ -295,7 +303,7 @@ def test_a_chatty_build_waits_for_a_busy_supervisor_instead_of_filling_memory(tm
                                                                             base_image: str) -> None:
     """#11: a build that prints faster than the supervisor handles its lines must not grow the
     supervisor's inbox without limit. The supervisor is held (its limits lock) for 8 s while
-    a build prints 400,000 lines: at most MAX_UNREAD of them wait in memory, the build waits
+    a build prints 400,000 lines: about MAX_UNREAD of them wait in memory, the build waits
     for the rest, and once the supervisor goes on every line reaches the image's log file,
     in order, and the build succeeds."""
     write_image(tmp_path / "images", "chatty", base=base_image, run="seq 1 400000")
@@ -312,8 +320,11 @@ def test_a_chatty_build_waits_for_a_busy_supervisor_instead_of_filling_memory(tm
             waiting = []
             for _ in range(16):
                 time.sleep(0.5)
-                waiting.append(pipeline._inbox.qsize())
-        assert max(waiting) <= workers.MAX_UNREAD + 2, f"the inbox grew to {max(waiting)} entries: {waiting}"
+                waiting.append(unread_lines(pipeline))
+        # One record beyond the bound at most: a burst of lines (a 64 KB read of the CLI's
+        # output or one item of the engine's stream; seq's short lines make up to ~10,000).
+        print("waiting", waiting)  # pytest -s
+        assert max(waiting) <= workers.MAX_UNREAD + 12_000, f"the inbox grew to {max(waiting)} lines: {waiting}"
         assert waiting[-1] >= workers.MAX_UNREAD // 2, f"the build printed too slowly to test anything: {waiting}"
         assert pipeline.wait(180)
     finally:

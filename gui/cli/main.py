@@ -255,7 +255,8 @@ def _drive(pipeline: Pipeline, renderer: Renderer, verbose: bool, interrupts: _I
         if isinstance(record, ev.RunFinished):
             return record.report
         if isinstance(record, ev.LogLine):
-            recent.setdefault(record.image, deque(maxlen=FAILURE_CONTEXT_LINES)).append(record.text)
+            recent.setdefault(record.image, deque(maxlen=FAILURE_CONTEXT_LINES)).extend(
+                record.text.splitlines() or [""])  # a record may hold a burst of lines
         context: Any = ()
         if isinstance(record, (ev.BuildFailed, ev.PushFailed)):
             lines = recent.pop(record.image, ())

@@ -125,7 +125,8 @@ class LineRenderer:
 
     def handle(self, record: Any, context: list[str]) -> None:
         if self.verbose and isinstance(record, ev.LogLine):
-            self._line(f"{record.image} | {record.stage.value} | {record.text}")
+            for line in record.text.splitlines() or [""]:  # a record may hold a burst of lines
+                self._line(f"{record.image} | {record.stage.value} | {line}")
         elif self.verbose and isinstance(record, ev.LogGap):
             self._line(f"{record.image} | … {record.skipped} log lines not shown (output fell behind; "
                        "--log-dir keeps every line)")

@@ -28,8 +28,10 @@ from typing import Any
 
 from . import events as ev
 from .failures import classify
+from .streams import LineBatch
 from .tasks import BuildTask
 
+READ_SIZE = 65536  # bytes of the CLI's output read at once: what has arrived, up to this
 _STEP_RE = re.compile(r"^#(\d+) \[(?:([^\]\s]+) )?(\d+)/(\d+)\] (.*)$")
 _NOISE_RE = re.compile(r"^#\d+ sha256:[0-9a-f]{64}$")
 _VERTEX_ERROR_RE = re.compile(r"^#\d+ ERROR: (.*)$")
@@ -186,8 +188,15 @@ def run_build(clients: Any, task: BuildTask, emit: Any) -> None:
             return
         emit(ev.BuildProcess(task.image, process.pid))
         assert process.stdout is not None
-        for raw in process.stdout:
-            progress.feed(raw.decode("utf-8", "replace").rstrip("\r\n"), emit)
+        batch = LineBatch(emit)  # the lines of one read go as one record
+        partial = b""
+        while chunk := process.stdout.read1(READ_SIZE):
+            *lines, partial = (partial + chunk).split(b"\n")
+            for raw in lines:
+                progress.feed(raw.decode("utf-8", "replace").rstrip("\r"), batch)
+            batch.flush()
+        if partial:
+            progress.feed(partial.decode("utf-8", "replace").rstrip("\r"), emit)
         code = process.wait()
         image_id = Path(iidfile).read_text().strip() if os.path.exists(iidfile) else ""
     if code == 0 and image_id:

@@ -19,7 +19,7 @@ from docker.api.build import process_dockerfile
 
 from . import events as ev
 from .failures import classify
-from .streams import exception_message, split_ref, stream_error
+from .streams import LineBatch, exception_message, split_ref, stream_error
 from .tasks import BuildTask
 
 _STEP_RE = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
@@ -66,6 +66,7 @@ def run_build(clients: Any, task: BuildTask, emit: Any) -> None:
             decode=True, network_mode=task.network if task.network != "default" else None,
             platform=task.platform or None, cache_from=list(task.cache_from) or None)
         lines = _Lines()
+        batch = LineBatch(emit)  # an item's lines go as one record (flushed before anything else)
         for item in stream:
             if (error := stream_error(item)) is not None:
                 for line in lines.rest():
@@ -75,13 +76,14 @@ def run_build(clients: Any, task: BuildTask, emit: Any) -> None:
             if "aux" in item and isinstance(item["aux"], dict) and "ID" in item["aux"]:
                 image_id = item["aux"]["ID"]
             for line in lines.feed(item):
-                emit(ev.LogLine(task.image, ev.Stage.BUILD, line))
+                batch(ev.LogLine(task.image, ev.Stage.BUILD, line))
                 if (match := _STEP_RE.match(line)):
-                    emit(ev.BuildStep(task.image, int(match[1]), int(match[2]), match[3]))
+                    batch(ev.BuildStep(task.image, int(match[1]), int(match[2]), match[3]))
                 elif (match := _RUNNING_RE.match(line)):
-                    emit(ev.BuildContainer(task.image, match[1]))
+                    batch(ev.BuildContainer(task.image, match[1]))
                 elif (match := _BUILT_RE.match(line)) and image_id is None:
                     image_id = match[1]
+            batch.flush()
         else:
             for line in lines.rest():
                 emit(ev.LogLine(task.image, ev.Stage.BUILD, line))

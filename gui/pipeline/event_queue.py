@@ -65,7 +65,7 @@ class EventQueue:
                 slot.skipped += ev.file_lines(record.text)
                 return
             elif isinstance(record, ev.LogLine):
-                self._log_lines += 1
+                self._log_lines += ev.file_lines(record.text)  # a record may hold a burst of lines
                 self._open_gap.pop(record.image, None)
                 self._items.append(record)
             else:  # a record that changes the image's state: nothing later may overtake it
@@ -91,7 +91,7 @@ class EventQueue:
                     del self._open_gap[item.image]
                 return item.progress if item.progress is not None else ev.LogGap(item.image, item.skipped)
             if isinstance(item, ev.LogLine):
-                self._log_lines -= 1
+                self._log_lines -= ev.file_lines(item.text)
             return item
 
     def get_nowait(self) -> Any:

@@ -96,6 +96,12 @@ def file_lines(text: str) -> int:
     return len(text.splitlines()) or 1
 
 
+def record_lines(record: object) -> int:
+    """How much a record weighs where records wait: its lines for a LogLine (a burst of a
+    chatty build's lines travels as one), else 1."""
+    return file_lines(record.text) if isinstance(record, LogLine) else 1
+
+
 @dataclass(frozen=True)
 class LogLine(Event):
     stage: Stage

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
+
+from .events import LogLine
 
 
 def split_ref(ref: str) -> tuple[str, str]:
@@ -24,3 +28,34 @@ def stream_error(item: dict[str, Any]) -> str | None:
 def exception_message(exc: BaseException) -> str:
     explanation = getattr(exc, "explanation", None)
     return str(explanation or exc) or type(exc).__name__
+
+
+class LineBatch:
+    """An emit() that sends consecutive log lines of one image as one LogLine (their texts
+    joined by newlines; every reader splits them again, see events.file_lines) until
+    flush() or any other record. A chatty build's lines arrive in bursts (a stream item or
+    a pipe read holds hundreds); one record per burst instead of one per line is what
+    keeps the supervisor's and the window's work per line small."""
+
+    def __init__(self, emit: Callable[[Any], None]) -> None:
+        self._emit = emit
+        self._lines: list[str] = []
+        self._first: Any = None  # the first LogLine of the batch: its image, stage and error flag
+
+    def __call__(self, record: Any) -> None:
+        if isinstance(record, LogLine) and record.text.strip() and "\n" not in record.text:
+            first = self._first
+            if first is not None and (first.image, first.stage, first.error) != \
+                    (record.image, record.stage, record.error):
+                self.flush()
+            if self._first is None:
+                self._first = record
+            self._lines.append(record.text)
+            return
+        self.flush()
+        self._emit(record)
+
+    def flush(self) -> None:
+        if self._first is not None:
+            self._emit(replace(self._first, text="\n".join(self._lines)) if len(self._lines) > 1 else self._first)
+            self._first, self._lines = None, []

@@ -42,7 +42,7 @@ from .workers import CLOSED, STOP_GRACE, Inbox, WorkerProcess, kill_process, pre
 log = logging.getLogger(__name__)
 
 MAX_WAIT = 0.5  # the longest the supervisor sleeps without a message
-MAX_BATCH = 500  # messages handled per wake-up before deadlines and dispatch are looked at again
+MAX_BATCH = 2000  # lines (events.record_lines) handled per wake-up before cancels, deadlines and dispatch
 LOG_FLUSH_INTERVAL = 0.5
 PUSHER_SAFETY_MARGIN = 60.0  # beyond a direct push's longest own timeout, before its pusher counts as hung
 _WAKE = object()  # an inbox entry from the caller's thread: a cancel or new limits to look at
@@ -288,19 +288,23 @@ class Pipeline:
         return export_timeout(self.options.stall_timeout) + PUSHER_SAFETY_MARGIN
 
     def _receive(self, timeout: float) -> None:
-        """Wait up to `timeout` for messages, then handle those that arrived (fairly:
-        in arrival order, at most MAX_BATCH before deadlines are looked at again)."""
+        """Wait up to `timeout` for messages, then handle those that arrived (fairly: in
+        arrival order, about MAX_BATCH lines' worth before cancels and deadlines are looked
+        at again)."""
         try:
             entry = self._inbox.get(timeout=timeout)
         except queue.Empty:
             return
-        self._accept(*entry)
-        for _ in range(MAX_BATCH - 1):  # never take an entry it will not handle
+        handled = 0
+        while True:
+            self._accept(*entry)
+            handled += ev.record_lines(entry[1]) if entry[0] is not None else 1
+            if handled >= MAX_BATCH:
+                return  # never take an entry it will not handle
             try:
                 entry = self._inbox.get_nowait()
             except queue.Empty:
                 return
-            self._accept(*entry)
 
     def _accept(self, w: WorkerProcess | None, record: Any) -> None:
         if w is None:

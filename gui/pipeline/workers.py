@@ -11,9 +11,9 @@ supervisor's one Inbox. The supervisor thus never calls
 multiprocessing.connection.wait, which takes at most 63 handles on Windows,
 however many workers run (the limits allow 64 + 64); it reads workers fairly,
 in arrival order; and a worker's death arrives as an entry (its pipe closes).
-A worker may have at most MAX_UNREAD entries waiting: a build that prints faster
-than the supervisor reads then waits on its pipe (and the engine's stream behind
-it) instead of growing the supervisor's memory.
+A worker may have at most MAX_UNREAD log lines (and other records) waiting: a
+build that prints faster than the supervisor reads then waits on its pipe (and
+the engine's stream behind it) instead of growing the supervisor's memory.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 START_METHOD_ENV = "DOCKPOOL_START_METHOD"
 STOP_GRACE = 2.0
 CLOSED = object()  # an inbox entry: the worker's event pipe closed (it exited or was killed)
-MAX_UNREAD = 1000  # a worker's entries waiting in the inbox before its reader waits too
+MAX_UNREAD = 10_000  # a worker's lines (see events.record_lines) waiting in the inbox before its reader waits
 UNREAD_CHECK = 0.5  # how often a reader waiting for room looks whether the inbox closed
 # The frozen bundle's Qt-free worker executable (packaging/dockpool.spec).
 WORKER_EXECUTABLE = "dockpool-worker.exe" if sys.platform == "win32" else "dockpool-worker"
@@ -141,7 +141,7 @@ def _main_left_out() -> Iterator[None]:
 class Inbox:
     """The supervisor's one queue of (worker, record) entries; (None, anything) wakes it.
 
-    Taking a worker's entry gives its reader room for one more (see WorkerProcess._read).
+    Taking a worker's entry gives its reader room for more (see WorkerProcess._read).
     Once closed (the run is over and nobody reads any more), readers no longer wait for
     room, so none of their threads is left blocked."""
 
@@ -169,7 +169,7 @@ class Inbox:
     def _taken(entry: tuple[Any, Any]) -> tuple[Any, Any]:
         sender, record = entry
         if sender is not None and record is not CLOSED:
-            sender.room.release()
+            sender.taken(record)
         return entry
 
 
@@ -192,7 +192,8 @@ class WorkerProcess:
         self.last_activity = time.monotonic()
         self.alive = True
         self.child_pid: int | None = None  # a build's CLI process, to stop with the worker
-        self.room = threading.Semaphore(MAX_UNREAD)  # entries it may still have waiting in the inbox
+        self.unread = 0  # its lines waiting in the inbox (events.record_lines)
+        self._room = threading.Condition()
         threading.Thread(target=self._read, args=(inbox, config.niceness), name=f"dockpool-read-{self.process.pid}",
                          daemon=True).start()
 
@@ -200,14 +201,17 @@ class WorkerProcess:
         lower_this_thread(caller_niceness)  # the window's GUI thread comes first (see priority)
         try:
             while True:
-                while not self.room.acquire(timeout=UNREAD_CHECK) and not inbox.closed.is_set():
-                    # The supervisor has not read this worker's last MAX_UNREAD entries yet: the
-                    # worker is busy and healthy, not stalled, however long it waits here.
-                    self.last_activity = time.monotonic()
                 record = self._events.recv()
                 # Stamped on arrival, not when the supervisor gets to it: a backlog in the
                 # inbox must never make a busy, healthy worker look stalled.
                 self.last_activity = time.monotonic()
+                with self._room:
+                    while self.unread >= MAX_UNREAD and not inbox.closed.is_set():
+                        # The supervisor has not read this worker's last lines yet: the worker
+                        # is busy and healthy, not stalled, however long it waits here.
+                        self._room.wait(UNREAD_CHECK)
+                        self.last_activity = time.monotonic()
+                    self.unread += ev.record_lines(record)
                 inbox.put((self, record))
         except (EOFError, OSError):
             pass
@@ -216,6 +220,12 @@ class WorkerProcess:
         finally:
             self._events.close()
             inbox.put((self, CLOSED))
+
+    def taken(self, record: Any) -> None:
+        """The supervisor took one of this worker's records from the inbox."""
+        with self._room:
+            self.unread -= ev.record_lines(record)
+            self._room.notify()
 
     @property
     def pid(self) -> int | None:

@@ -69,8 +69,9 @@ class RunLogs:
                 _, oldest = self._open.popitem(last=False)
                 oldest.close()
         self._open[image_key] = stream
-        for part in text.splitlines() or [""]:
-            stream.write(format_line(stage, part, error) + "\n")
+        prefix = format_line(stage, "", error)  # one time stamp for a burst of lines
+        # One write: the line-buffered file then makes one system call for the whole burst.
+        stream.write("".join(f"{prefix}{part}\n" for part in text.splitlines() or [""]))
 
     def flush(self) -> None:
         for stream in self._open.values():

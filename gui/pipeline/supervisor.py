@@ -463,11 +463,13 @@ class Pipeline:
         return [w for w in self._workers if w.role is role]
 
     def _fill(self, role: ev.Stage, waiting: deque[str], limit: int) -> None:
+        if not waiting:
+            return  # the usual case on a wake-up: nothing to look at (is_alive costs a system call)
         mine = self._mine(role)
         busy = sum(1 for w in mine if w.job is not None)
-        idle = [w for w in mine if w.job is None and w.alive and w.process.is_alive()]
         while waiting and busy < limit:
-            spare = idle.pop() if idle else self._spawn(role)
+            spare = next((w for w in mine if w.job is None and w.alive and w.process.is_alive()), None) \
+                or self._spawn(role)
             key = waiting.popleft()
             if not self._assign(spare, self._jobs[key]):
                 waiting.appendleft(key)  # the worker was dead: the task never left

@@ -68,3 +68,45 @@ def test_a_caller_far_behind_keeps_memory_bounded() -> None:
 def test_get_waits_and_times_out() -> None:
     with pytest.raises(queue.Empty):
         EventQueue().get(timeout=0.05)
+
+
+def test_a_burst_of_lines_counts_as_its_lines_against_the_cap() -> None:
+    """A burst (one record, many lines) must not let the queue hold the cap in records."""
+    events = EventQueue(max_log_lines=10)
+    burst = ev.LogLine("a", ev.Stage.BUILD, "\n".join(str(n) for n in range(10)))
+    events.put(burst)
+    events.put(ev.LogLine("a", ev.Stage.BUILD, "later"))  # over the cap: counted, not queued
+    assert drain(events) == [burst, ev.LogGap("a", 1)]
+
+
+def test_line_batches_keep_order_and_never_mix_errors_images_or_stages() -> None:
+    from gui.pipeline.streams import LineBatch
+
+    sent: list[object] = []
+    batch = LineBatch(sent.append)
+    line = lambda text, image="a", error=False, stage=ev.Stage.BUILD: ev.LogLine(image, stage, text, error)  # noqa: E731
+    for record in (line("1"), line("2"), ev.BuildStep("a", 1, 2, "RUN x"), line("3"), line("boom", error=True),
+                   line("4"), line("b1", image="b"), line("p", stage=ev.Stage.PUSH), line(""), line("5\n6"),
+                   line("7")):
+        batch(record)
+    batch.flush()
+    batch.flush()  # nothing left: sends nothing
+    assert sent == [line("1\n2"), ev.BuildStep("a", 1, 2, "RUN x"), line("3"), line("boom", error=True), line("4"),
+                    line("b1", image="b"), line("p", stage=ev.Stage.PUSH), line(""), line("5\n6"), line("7")]
+
+
+def test_the_classic_builders_lines_are_whole_lines() -> None:
+    """The engine cuts a RUN step's output into stream items anywhere, even inside a line
+    or between a \\r and its \\n; a pull status is a message of its own."""
+    from gui.pipeline import build_classic
+
+    lines = build_classic._Lines()
+    assert lines.feed({"stream": "Step 1/2 : RUN seq 3\n1\n2\n10"}) == ["Step 1/2 : RUN seq 3", "1", "2"]
+    assert lines.feed({"stream": "41\r"}) == ["1041"]
+    assert lines.feed({"stream": "\npage\x0c"}) == ["page"]  # \r\n split across items: no blank line
+    assert lines.feed({"stream": "half"}) == []
+    assert lines.feed({"status": "Downloading", "id": "x1"}) == ["half", "x1: Downloading"]
+    assert lines.feed({"aux": {"ID": "sha256:1"}}) == []
+    assert lines.feed({"stream": "x" * (build_classic.MAX_PARTIAL + 1)}) == ["x" * (build_classic.MAX_PARTIAL + 1)]
+    assert lines.feed({"stream": "no newline at the end"}) == []
+    assert lines.rest() == ["no newline at the end"] and lines.rest() == []

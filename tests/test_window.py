@@ -679,9 +679,9 @@ def test_quitting_keeps_what_is_being_typed(qtbot, window, tmp_path: Path) -> No
     window._application_quits()  # what aboutToQuit calls next
     recovered = stored.read_autosave(path)
     assert recovered is not None and recovered.images[0].tags == ["typed-not-entered"]
-    # The run is waited for once, and well within 5 s, its thread included (a run slow to
-    # end was waited for twice: by the close and again by aboutToQuit).
-    assert len(waits) == 1 and waits[0] <= 4
+    # The run is waited for once (a run slow to end was waited for twice: by the close and
+    # again by aboutToQuit).
+    assert len(waits) == 1
 
 
 def _start_app(tmp_path: Path, project: Path, **env: str) -> subprocess.Popen:
@@ -1338,8 +1338,9 @@ def test_a_selected_images_log_is_read_from_its_end(tmp_path: Path, monkeypatch:
     """Selecting an image reads its log files' last lines from their ends, not the whole
     files (a 400,000-line log took 130 ms on the GUI thread, now 44 ms, most of it counting
     lines in C). Whatever the block size, what is shown is what reading every line shows:
-    lines cut by a block, multi-byte characters, a last line without its newline, an
-    empty file, a file not written yet, and each later run's separator."""
+    lines cut by a block, multi-byte characters, an empty file, a file not written yet,
+    and each later run's separator. A last line still being written (no newline yet) is
+    neither shown nor counted: it arrives live, and would otherwise be shown twice."""
     from gui.window import log_view
 
     monkeypatch.setattr(log_view, "READ_BLOCK", block)
@@ -1348,7 +1349,7 @@ def test_a_selected_images_log_is_read_from_its_end(tmp_path: Path, monkeypatch:
         path.parent.mkdir()
     runs[0].write_text("".join(f"first run, line {n}: ünïcödé ✓\n" for n in range(40)), encoding="utf-8")
     runs[1].write_text("", encoding="utf-8")
-    runs[3].write_text("".join(f"last run, line {n} €\n" for n in range(25)) + "no newline yet", encoding="utf-8")
+    runs[3].write_text("".join(f"last run, line {n} €\n" for n in range(25)) + "being written", encoding="utf-8")
 
     def every_line(count: int) -> list[str]:
         lines: list[str] = []
@@ -1357,10 +1358,10 @@ def test_a_selected_images_log_is_read_from_its_end(tmp_path: Path, monkeypatch:
                 if lines:
                     lines.append(f"--- {path.parent.name} ---")
                 lines += path.read_text(encoding="utf-8").splitlines()
-        return lines[-count:]
+        return [line for line in lines if line != "being written"][-count:]
 
-    for count in (1, 5, 26, 27, 30, 66, 68, 1000):
+    for count in (1, 5, 25, 26, 30, 66, 67, 1000):
         shown, totals, cut = log_view.tail_lines(runs, count)
         assert shown == every_line(count), count
-        assert totals == [40, 0, 0, 26]
-        assert cut == (count < 68), count
+        assert totals == [40, 0, 0, 25]
+        assert cut == (count < 67), count

@@ -192,6 +192,9 @@ def run_build(clients: Any, task: BuildTask, emit: Any) -> None:
         partial = b""
         while chunk := process.stdout.read1(READ_SIZE):
             *lines, partial = (partial + chunk).split(b"\n")
+            if len(partial) > READ_SIZE:  # a step printing megabytes without a newline: in pieces
+                lines.append(partial)
+                partial = b""
             for raw in lines:
                 progress.feed(raw.decode("utf-8", "replace").rstrip("\r"), batch)
             batch.flush()

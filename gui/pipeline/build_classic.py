@@ -24,6 +24,7 @@ from .tasks import BuildTask
 
 _STEP_RE = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
 _RUNNING_RE = re.compile(r"^ ---> Running in ([0-9a-f]{12,64})$")
+MAX_PARTIAL = 65536  # characters of a line without its newline kept back for the rest of it
 _BUILT_RE = re.compile(r"^Successfully built ([0-9a-f]{12,64})$")
 
 
@@ -57,6 +58,7 @@ def run_build(clients: Any, task: BuildTask, emit: Any) -> None:
     image_id: str | None = None
     error: str | None = None
     archive = None
+    lines = _Lines()
     try:
         client = clients.stream
         archive, dockerfile = _context_archive(task)
@@ -65,7 +67,6 @@ def run_build(clients: Any, task: BuildTask, emit: Any) -> None:
             buildargs=task.build_args or None, target=task.target or None, rm=True, forcerm=True,
             decode=True, network_mode=task.network if task.network != "default" else None,
             platform=task.platform or None, cache_from=list(task.cache_from) or None)
-        lines = _Lines()
         batch = LineBatch(emit)  # an item's lines go as one record (flushed before anything else)
         for item in stream:
             if (error := stream_error(item)) is not None:
@@ -95,6 +96,8 @@ def run_build(clients: Any, task: BuildTask, emit: Any) -> None:
                 client.tag(image_id, repository, tag)
     except Exception as exc:  # docker, requests and urllib3 errors all end up here
         error = exception_message(exc)
+        for line in lines.rest():  # often the last thing the step printed before it broke
+            emit(ev.LogLine(task.image, ev.Stage.BUILD, line))
         emit(ev.LogLine(task.image, ev.Stage.BUILD, error, error=True))
     finally:
         if archive is not None:
@@ -108,7 +111,8 @@ def run_build(clients: Any, task: BuildTask, emit: Any) -> None:
 class _Lines:
     """Whole lines from the build stream's items. The engine cuts a RUN step's output into
     items wherever its buffer ends, often inside a line ("10" then "41\\n"): a partial line
-    waits for the rest instead of becoming two lines."""
+    waits for the rest instead of becoming two lines, up to MAX_PARTIAL characters (a step
+    printing megabytes without a newline still shows, in pieces)."""
 
     def __init__(self) -> None:
         self._partial = ""
@@ -118,10 +122,14 @@ class _Lines:
         if text is None:
             if "status" not in item:
                 return []
-            text = f"{item.get('id', '')}: {item['status']}".lstrip(": ") + "\n"  # a whole message
+            # A status (a base image's pull) is a whole message: a half line before it is done.
+            return self.rest() + [f"{item.get('id', '')}: {item['status']}".lstrip(": ")]
         parts = (self._partial + str(text)).splitlines(keepends=True)
-        self._partial = parts.pop() if parts and not parts[-1].endswith(("\n", "\r")) else ""
-        return [line.rstrip("\r\n") for line in parts if line.strip()]
+        self._partial = parts.pop() if parts and parts[-1].splitlines()[0] == parts[-1] else ""
+        if len(self._partial) > MAX_PARTIAL:
+            parts.append(self._partial)
+            self._partial = ""
+        return [part.splitlines()[0] for part in parts if part.strip()]
 
     def rest(self) -> list[str]:
         """The last line, when the stream ended without its newline."""

@@ -159,9 +159,6 @@ class Inbox:
     def get_nowait(self) -> tuple[Any, Any]:
         return self._taken(self._entries.get_nowait())
 
-    def qsize(self) -> int:
-        return self._entries.qsize()
-
     def close(self) -> None:
         self.closed.set()
 

@@ -46,29 +46,32 @@ class _Highlighter(QSyntaxHighlighter):
 READ_BLOCK = 1 << 20  # bytes read at a time, counting lines or going back for the last ones
 
 
-def _line_count(stream: BinaryIO) -> int:
-    """Lines in the file, a last one without its newline included (counted in C, in blocks:
-    a log of millions of lines takes milliseconds)."""
-    total, last = 0, b"\n"
+def _line_count(stream: BinaryIO) -> tuple[int, int]:
+    """Whole lines in the file, and where the last one ends. Counted in C, in blocks: a log
+    of millions of lines takes milliseconds. The run may be writing a burst right now; a
+    line without its newline yet is not there yet (it will arrive live)."""
+    total = end = position = 0
     while block := stream.read(READ_BLOCK):
-        total += block.count(b"\n")
-        last = block[-1:]
-    return total + (last != b"\n")
+        newlines = block.count(b"\n")
+        if newlines:
+            total += newlines
+            end = position + block.rindex(b"\n") + 1
+        position += len(block)
+    return total, end
 
 
-def _last_lines(stream: BinaryIO, count: int) -> list[str]:
-    """The file's last `count` lines, read from its end: what is shown never costs more than
-    reading what is shown, however long the log."""
-    position = stream.seek(0, 2)
+def _last_lines(stream: BinaryIO, count: int, end: int) -> list[str]:
+    """The last `count` lines before `end`, read backwards from there: what is shown never
+    costs more than reading what is shown, however long the log, and lines written since
+    the count are left to arrive live."""
+    position = end
     data = b""
     while position > 0 and data.count(b"\n") <= count:
         step = min(READ_BLOCK, position)
         position -= step
         stream.seek(position)
         data = stream.read(step) + data
-    lines = data.split(b"\n")
-    if lines and lines[-1] == b"":
-        lines.pop()  # the last line's newline
+    lines = data[:end - position].split(b"\n")[:-1]  # the last piece is after the last newline
     if position > 0:
         lines = lines[1:]  # the first one read may be cut
     return [line.decode("utf-8", "replace") for line in lines[-count:]] if count else []
@@ -88,8 +91,8 @@ def tail_lines(paths: list[Path], count: int) -> tuple[list[str], list[int], boo
                 if appended:
                     kept.append(f"--- {path.parent.name} ---")
                     appended += 1
-                total = _line_count(stream)
-                kept.extend(_last_lines(stream, min(total, count)))
+                total, end = _line_count(stream)
+                kept.extend(_last_lines(stream, min(total, count), end))
         except FileNotFoundError:
             pass
         totals.append(total)

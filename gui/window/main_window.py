@@ -43,8 +43,6 @@ from .timeline import TimelineArea
 
 log = logging.getLogger(__name__)
 
-# Seconds for the run to end when the application quits; with the second its thread may
-# take after that (RunSession.shutdown), the quit is over within 5 s.
 # The application quits (log-off): the run ends and background calls are waited for until
 # this long after; the process then ends at once (app._leave), within the 5 s a log-off allows.
 QUIT_WITHIN = 3.5

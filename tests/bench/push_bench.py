@@ -107,10 +107,13 @@ def push_run(root: Path, images: list[tuple[str, str]], via: str, pushers: int, 
             pass
         took = time.monotonic() - started
         report = record.report
-        uploads = [(r.start, r.end) for r in registry.requests() if r.from_pusher and r.method in ("PATCH", "PUT")
-                   and "/blobs/" in r.uri]
+        blob_requests = [r for r in registry.requests() if r.from_pusher and "/blobs/" in r.uri]
+        uploads = [(r.start, r.end) for r in blob_requests if r.method in ("PATCH", "PUT")]
+        bodies = [(r.start, r.end) for r in blob_requests if r.method == "PATCH"]
+        commits = sorted(r.duration for r in blob_requests if r.method == "PUT")
         return {"via": via, "pushers": pushers, "seconds": took, "bytes": uplink.uploaded,
                 "on_wire": max_concurrent(uploads) if uploads else 0, "stalled": uplink.stalled.is_set(),
+                "idle": idle_time(bodies), "commit_median": commits[len(commits) // 2] if commits else 0.0,
                 "pushed": report.count(ev.Status.PUSHED), "failed": report.count(ev.Status.FAILED),
                 "errors": sorted({i.error_kind for i in report.images if i.error_kind}),
                 "resumes": sum(i.push.resumes for i in report.images),
@@ -127,12 +130,30 @@ def push_run(root: Path, images: list[tuple[str, str]], via: str, pushers: int, 
                 pass
 
 
+def idle_time(intervals: list[tuple[float, float]]) -> float:
+    """Seconds between the first body upload's start and the last one's end when no blob
+    body was on its way (what the wire waits for: exports, HEADs, commits, manifests)."""
+    if not intervals:
+        return 0.0
+    covered, reach = 0.0, None
+    for start, end in sorted(intervals):
+        if reach is None or start > reach:
+            covered += end - start
+            reach = end
+        elif end > reach:
+            covered += end - reach
+            reach = end
+    return max(end for _, end in intervals) - min(start for start, _ in intervals) - covered
+
+
 def show(result: dict) -> None:
     outcome = f"{result['pushed']} pushed" + (f", {result['failed']} failed {result['errors']}"
                                               if result["failed"] else "")
     print(f"{result['via']:6} pushers {result['pushers']}: {result['seconds']:6.1f} s, "
           f"{result['bytes'] / MB:6.1f} MB sent, at most {result['on_wire']} uploads on the wire, "
-          f"{result['resumes']} resumes, {result['retries']} retries, {outcome}", flush=True)
+          f"{result['resumes']} resumes, {result['retries']} retries, {outcome}; no blob body on the wire "
+          f"for {result['idle']:.2f} s, a blob's commit (PUT) {result['commit_median'] * 1000:.0f} ms (median)",
+          flush=True)
 
 
 def main() -> int:

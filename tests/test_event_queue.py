@@ -87,12 +87,13 @@ def test_line_batches_keep_order_and_never_mix_errors_images_or_stages() -> None
     line = lambda text, image="a", error=False, stage=ev.Stage.BUILD: ev.LogLine(image, stage, text, error)  # noqa: E731
     for record in (line("1"), line("2"), ev.BuildStep("a", 1, 2, "RUN x"), line("3"), line("boom", error=True),
                    line("4"), line("b1", image="b"), line("p", stage=ev.Stage.PUSH), line(""), line("5\n6"),
-                   line("7")):
+                   line("7"), line("page\x0c"), line("8")):
         batch(record)
     batch.flush()
     batch.flush()  # nothing left: sends nothing
     assert sent == [line("1\n2"), ev.BuildStep("a", 1, 2, "RUN x"), line("3"), line("boom", error=True), line("4"),
-                    line("b1", image="b"), line("p", stage=ev.Stage.PUSH), line(""), line("5\n6"), line("7")]
+                    line("b1", image="b"), line("p", stage=ev.Stage.PUSH), line(""), line("5\n6"), line("7"),
+                    line("page\x0c"), line("8")]  # a form feed ends a line for splitlines(): sent alone
 
 
 def test_the_classic_builders_lines_are_whole_lines() -> None:

@@ -1365,3 +1365,25 @@ def test_a_selected_images_log_is_read_from_its_end(tmp_path: Path, monkeypatch:
         assert shown == every_line(count), count
         assert totals == [40, 0, 0, 25]
         assert cut == (count < 67), count
+
+
+def test_a_burst_written_while_the_log_is_read_is_not_shown_twice(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The run appends to a running image's log while the view reads it: lines written after
+    they were counted must not be shown (they arrive live and would appear twice)."""
+    from gui.window import log_view
+
+    path = tmp_path / "run-1" / "api.log"
+    path.parent.mkdir()
+    path.write_text("".join(f"line {n}\n" for n in range(10)), encoding="utf-8")
+    count = log_view._line_count
+
+    def count_then_the_run_writes(stream):  # type: ignore[no-untyped-def]
+        counted = count(stream)
+        with path.open("a", encoding="utf-8") as log:
+            log.write("written meanwhile 1\nwritten meanwhile 2\n")
+        return counted
+
+    monkeypatch.setattr(log_view, "_line_count", count_then_the_run_writes)
+    shown, totals, cut = log_view.tail_lines([path], 5)
+    assert (shown, totals, cut) == ([f"line {n}" for n in range(5, 10)], [10], True)

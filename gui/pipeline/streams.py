@@ -43,7 +43,9 @@ class LineBatch:
         self._first: Any = None  # the first LogLine of the batch: its image, stage and error flag
 
     def __call__(self, record: Any) -> None:
-        if isinstance(record, LogLine) and record.text.strip() and "\n" not in record.text:
+        # Only a text that every reader's splitlines() sees as one line (not "" nor one
+        # holding a \r or a form feed) joins a burst: the counts stay the same as sent alone.
+        if isinstance(record, LogLine) and record.text.strip() and record.text.splitlines() == [record.text]:
             first = self._first
             if first is not None and (first.image, first.stage, first.error) != \
                     (record.image, record.stage, record.error):

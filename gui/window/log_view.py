@@ -65,13 +65,15 @@ def _last_lines(stream: BinaryIO, count: int, end: int) -> list[str]:
     costs more than reading what is shown, however long the log, and lines written since
     the count are left to arrive live."""
     position = end
-    data = b""
-    while position > 0 and data.count(b"\n") <= count:
+    blocks: list[bytes] = []
+    newlines = 0
+    while position > 0 and newlines <= count:
         step = min(READ_BLOCK, position)
         position -= step
         stream.seek(position)
-        data = stream.read(step) + data
-    lines = data[:end - position].split(b"\n")[:-1]  # the last piece is after the last newline
+        blocks.append(stream.read(step))
+        newlines += blocks[-1].count(b"\n")
+    lines = b"".join(reversed(blocks)).split(b"\n")[:-1]  # the last piece is after the last newline
     if position > 0:
         lines = lines[1:]  # the first one read may be cut
     return [line.decode("utf-8", "replace") for line in lines[-count:]] if count else []

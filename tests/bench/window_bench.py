@@ -36,7 +36,10 @@ def make_project(root: Path, count: int, lines: int, registry: str, builders: in
     chatty.mkdir(parents=True)
     (chatty / "Dockerfile").write_text(
         "FROM dockpool-busybox\n"
-        f"RUN echo {nonce}; for i in $(seq 1 {lines}); do echo \"log line $i of the chatty image\"; done\n")
+        # 200 lines (7 KB) every 0.1 s: under BuildKit's default 100 KiB/s, above which the
+        # engine clips a step's output and most lines would never reach the window.
+        f"RUN echo {nonce}; for i in $(seq 1 {lines}); do echo \"log line $i of the chatty image\"; "
+        f"if [ $((i % 200)) = 0 ]; then sleep 0.1; fi; done\n")
     images = [{"name": "load/chatty", "context": "chatty"}]
     for index in range(count - 1):
         folder = root / f"img{index:04d}"

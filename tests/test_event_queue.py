@@ -109,5 +109,9 @@ def test_the_classic_builders_lines_are_whole_lines() -> None:
     assert lines.feed({"status": "Downloading", "id": "x1"}) == ["half", "x1: Downloading"]
     assert lines.feed({"aux": {"ID": "sha256:1"}}) == []
     assert lines.feed({"stream": "x" * (build_classic.MAX_PARTIAL + 1)}) == ["x" * (build_classic.MAX_PARTIAL + 1)]
+    # A RUN step's stderr comes wrapped in colour codes, the reset after the newline.
+    assert lines.feed({"stream": "\x1b[91m/bin/sh: curl: not found\n"}) == ["/bin/sh: curl: not found"]
+    assert lines.feed({"stream": "\x1b[0m"}) == []
+    assert lines.feed({"stream": "about to fail\n"}) == ["about to fail"]
     assert lines.feed({"stream": "no newline at the end"}) == []
     assert lines.rest() == ["no newline at the end"] and lines.rest() == []

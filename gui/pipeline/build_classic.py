@@ -25,6 +25,9 @@ from .tasks import BuildTask
 _STEP_RE = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
 _RUNNING_RE = re.compile(r"^ ---> Running in ([0-9a-f]{12,64})$")
 MAX_PARTIAL = 65536  # characters of a line without its newline kept back for the rest of it
+# The engine wraps a RUN step's stderr in colour codes ("\x1b[91m" ... "\n\x1b[0m"): the reset
+# lands at the start of the next line. Logs are plain text; colour codes are dropped.
+_COLOUR_RE = re.compile(r"\x1b\[[0-9;]*m")
 _BUILT_RE = re.compile(r"^Successfully built ([0-9a-f]{12,64})$")
 
 
@@ -129,9 +132,10 @@ class _Lines:
         if len(self._partial) > MAX_PARTIAL:
             parts.append(self._partial)
             self._partial = ""
-        return [part.splitlines()[0] for part in parts if part.strip()]
+        lines = (_COLOUR_RE.sub("", part.splitlines()[0]) for part in parts)
+        return [line for line in lines if line.strip()]
 
     def rest(self) -> list[str]:
         """The last line, when the stream ended without its newline."""
-        rest, self._partial = self._partial, ""
+        rest, self._partial = _COLOUR_RE.sub("", self._partial), ""
         return [rest] if rest.strip() else []

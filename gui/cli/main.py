@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import math
 import queue
 import signal
 import sys
@@ -56,25 +57,19 @@ def _bounded(low: int, high: int):
     return parse
 
 
-def _seconds(text: str) -> float:
+def _seconds(text: str, zero_allowed: bool = False) -> float:
+    """A finite number of seconds, more than 0 (or 0 and more: 0 then means never)."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"'{text}' is not a number of seconds") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0, not {text}")
+    if not math.isfinite(value) or value < 0 or (value == 0 and not zero_allowed):
+        raise argparse.ArgumentTypeError(f"must be {'0 or more' if zero_allowed else 'more than 0'}, not {text}")
     return value
 
 
 def _interval(text: str) -> float:
-    """Seconds, where 0 means never."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a number of seconds") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, not {text}")
-    return value
+    return _seconds(text, zero_allowed=True)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -67,6 +67,47 @@ def test_records_drive_status_and_progress(tmp_path: Path, qapp) -> None:
     assert set(changed) == {0, 1}
 
 
+def test_log_lines_alone_repaint_no_row(tmp_path: Path, qapp) -> None:
+    """A build printing thousands of lines a second changes nothing a row shows: its rows
+    are not repainted for them (the window's table painting was a tenth of the GUI
+    thread while one image streamed), yet the log view still learns the row changed."""
+    model = model_for(tmp_path, qapp)
+    keys = {"api": model.uid(0), "web": model.uid(1)}
+    model.start_rows([model.uid(0), model.uid(1)], [], {})
+    model.apply_events([ev.BuildStarted("api", 1, 100.0)], keys)
+    changed: list[int] = []
+    model.dataChanged.connect(lambda top, bottom, roles=(): changed.append(top.row()))
+    lines = [ev.LogLine("api", ev.Stage.BUILD, f"line {n}") for n in range(50)] + [ev.LogGap("api", 9)]
+    assert model.apply_events(lines, keys) == {model.uid(0)}
+    assert changed == []
+    assert model.state(0).log_lines == 59
+    assert model.apply_events([ev.LogLine("web", ev.Stage.BUILD, "x"), ev.BuildStep("api", 1, 3, "RUN y")],
+                              keys) == {model.uid(0), model.uid(1)}
+    assert changed == [0]  # the step shows; web's line does not
+
+
+def test_the_elapsed_tick_repaints_rows_under_way_only(tmp_path: Path, qapp) -> None:
+    model = model_for(tmp_path, qapp)
+    keys = {"api": model.uid(0), "web": model.uid(1)}
+    ticked: list[int] = []
+    model.dataChanged.connect(lambda top, bottom, roles=(): ticked.append(top.row()))
+    model.start_rows([model.uid(0), model.uid(1)], [], {})
+    model.apply_events([ev.BuildStarted("web", 1, 100.0)], keys)
+    ticked.clear()
+    model.tick_elapsed()
+    assert ticked == [1]  # api is queued: its time does not move
+    model.apply_events([ev.BuildDone("web", "sha256:1"), ev.PushStarted("web", 1, 101.0),
+                        ev.BuildStarted("api", 1, 100.0)], keys)
+    ticked.clear()
+    model.tick_elapsed()
+    assert sorted(ticked) == [0, 1]
+    model.apply_events([ev.PushDone("web", "sha256:d")], keys)
+    model.take_rows([model.uid(0)])  # api removed while it builds
+    ticked.clear()
+    model.tick_elapsed()
+    assert ticked == []
+
+
 def test_edits_become_commands_and_revalidate_only_what_they_touch(tmp_path: Path, qapp) -> None:
     from gui.window.document import ProjectDocument
 

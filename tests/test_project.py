@@ -8,7 +8,7 @@ import pytest
 
 from gui.pipeline import dockerfile, reference
 from gui.pipeline.build_classic import read_ignore_file
-from gui.pipeline.project import BuildSettings, ImageSpec, Project, ProjectError, load, save
+from gui.pipeline.project import BuildSettings, ImageSpec, Project, ProjectError, build_inputs, load, save
 from tests.helpers import loopback_name, write_image, write_project
 
 
@@ -313,3 +313,21 @@ def test_docker_hub_names_map_to_its_api() -> None:
     assert reference.api_repository("docker.io", "alpine") == "library/alpine"
     assert reference.api_repository("docker.io", "team/api") == "team/api"
     assert reference.api_repository("registry.example.com", "api") == "api"
+
+
+def test_an_image_copy_shares_no_list_or_dict_with_the_original() -> None:
+    """A run keeps copies of its images while the project is edited: an edit made during
+    the run must not reach them, nor the build inputs recorded for them."""
+    image = ImageSpec("api", "api", tags=["1.0"], build_args={"A": "1"}, secrets={"s": "f"}, ssh=["default"],
+                      cache_from=["x"], cache_to=["type=local,dest=c"])
+    kept = image.copy()
+    inputs = build_inputs(kept, BuildSettings())
+    assert kept == image
+    image.tags.append("2.0")
+    image.build_args["A"] = "2"
+    image.secrets.clear()
+    image.ssh.append("other")
+    image.cache_from.clear()
+    assert kept == ImageSpec("api", "api", tags=["1.0"], build_args={"A": "1"}, secrets={"s": "f"}, ssh=["default"],
+                             cache_from=["x"], cache_to=["type=local,dest=c"])
+    assert build_inputs(kept, BuildSettings()) == inputs != build_inputs(image, BuildSettings())

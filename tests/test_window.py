@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QMimeData, QPoint, Qt, QUrl
+from PySide6.QtCore import QEvent, QMimeData, QObject, QPoint, Qt, QUrl
 from PySide6.QtGui import QColor, QDropEvent, QGuiApplication, QPalette
 from PySide6.QtWidgets import QApplication, QFileDialog, QLineEdit, QMessageBox, QPushButton
 
@@ -1387,3 +1387,36 @@ def test_a_burst_written_while_the_log_is_read_is_not_shown_twice(tmp_path: Path
     monkeypatch.setattr(log_view, "_line_count", count_then_the_run_writes)
     shown, totals, cut = log_view.tail_lines([path], 5)
     assert (shown, totals, cut) == ([f"line {n}" for n in range(5, 10)], [10], True)
+
+
+class _PaintCounter(QObject):
+    def __init__(self) -> None:
+        super().__init__()
+        self.paints = 0
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.Paint:
+            self.paints += 1
+        return False
+
+
+def test_the_run_bar_is_painted_with_the_window_not_inside_each_batch(window, qtbot, tmp_path: Path) -> None:
+    """QProgressBar repaints at once when its value moves: a few milliseconds inside every
+    batch of records, on the GUI thread, on top of the window's own paint. It must wait
+    for the window's next paint like every other widget."""
+    for name in ("a", "b"):
+        write_image(tmp_path, name)
+    open_project(window, write_project(tmp_path, [{"name": "a", "context": "a"}, {"name": "b", "context": "b"}]))
+    qtbot.waitExposed(window)
+    uids = [window.model.uid(0), window.model.uid(1)]
+    window.model.start_rows(uids, [], {})
+    bar = window.progress.overall
+    counter = _PaintCounter()
+    bar.installEventFilter(counter)
+    qtbot.wait(50)  # any paint already due is done
+    counter.paints = 0
+    records = [ev.Cancelled("a", ev.Stage.BUILD)]
+    window.runs.eventsApplied.emit(records, window.model.apply_events(records, {"a": uids[0], "b": uids[1]}))
+    assert bar.value() == 1 and bar.maximum() == 2
+    assert counter.paints == 0
+    qtbot.waitUntil(lambda: counter.paints > 0, timeout=2000)

@@ -20,7 +20,7 @@ import re
 import tempfile
 import tomllib
 from collections import Counter
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +71,13 @@ class ImageSpec:
         repo = reference.repository(registry, self.name)
         return [f"{repo}:{tag}" for tag in self.tags]
 
+    def copy(self) -> ImageSpec:
+        """A copy with lists and dicts of its own (they hold only strings): what a run keeps
+        while the project is edited, made for a thousand images in a few milliseconds
+        where deepcopy took 150."""
+        return replace(self, **{name: type(value)(value) for name, value in _fields(self).items()
+                                if isinstance(value, (list, dict))})
+
     @property
     def needs_buildkit(self) -> list[str]:
         """The keys of this image that only BuildKit can honour."""
@@ -81,9 +88,14 @@ def build_inputs(image: ImageSpec, build: BuildSettings) -> str:
     """What an image's build depends on, as far as the project says: a build kept from
     an earlier run is only pushed again while this is unchanged (its name and tags may
     change: the kept build is tagged anew; Retry after a build arg was fixed rebuilds)."""
-    inputs = {key: value for key, value in asdict(image).items() if key not in ("name", "tags", "enabled", "cache_to")}
-    inputs["build"] = {key: value for key, value in asdict(build).items() if key != "timeout"}
+    inputs = {key: value for key, value in _fields(image).items() if key not in ("name", "tags", "enabled", "cache_to")}
+    inputs["build"] = {key: value for key, value in _fields(build).items() if key != "timeout"}
     return json.dumps(inputs, sort_keys=True)
+
+
+def _fields(value: ImageSpec | BuildSettings) -> dict[str, Any]:
+    """A flat dataclass's fields as they are (asdict would deep-copy every list and dict)."""
+    return {item.name: getattr(value, item.name) for item in fields(value)}
 
 
 @dataclass
@@ -546,11 +558,11 @@ def rebase_field(name: str, value: Any, old_base: Path, new_base: Path) -> Any:
 
 def _rebase_cache(spec: str, old_base: Path, new_base: Path) -> str:
     """A `type=local` cache's src/dest folder rebased; image references and other backends as they are."""
-    fields = spec.split(",")
-    if "type=local" not in fields:
+    parts = spec.split(",")
+    if "type=local" not in parts:
         return spec
     rebased = []
-    for part in fields:
+    for part in parts:
         key, sep, folder = part.partition("=")
         rebased.append(key + sep + _rebase_path(folder, old_base, new_base) if key in ("src", "dest") else part)
     return ",".join(rebased)

@@ -211,16 +211,17 @@ class RunFlow(QObject):
         if not project.registry:
             self._launch(uids, push_only, build_only=False)
             return
-        from ..pipeline.docker_engine import engine_insecure_registries
-        from ..pipeline.registry_http import check_registry
-
         repository = self.model.image_by_uid(uids[0]).name
         registry, insecure = project.registry, project.insecure
 
         def check() -> str | None:
             """As the run will reach it: over plain HTTP when the engine lists it as insecure.
             An engine that does not answer leaves that unknown: no verdict, and the run's
-            own pre-flight says what is wrong with the engine."""
+            own pre-flight says what is wrong with the engine. The HTTP client is imported
+            here, on the background thread: a tenth of a second the window keeps."""
+            from ..pipeline.docker_engine import engine_insecure_registries
+            from ..pipeline.registry_http import check_registry
+
             plain = insecure or reference.is_insecure(registry)  # loopback: the engine's list is moot
             if not plain:
                 listed = engine_insecure_registries()
@@ -273,7 +274,7 @@ class RunFlow(QObject):
         snapshot = projects.Project(registry="" if build_only else source.registry, builders=source.builders,
                                     pushers=source.pushers, path=source.path, push=source.push,
                                     insecure=source.insecure, build=copy.deepcopy(source.build),
-                                    images=[copy.deepcopy(source.images[row]) for row in rows])
+                                    images=[source.images[row].copy() for row in rows])
         options = RunOptions.from_project(snapshot)
         keys = image_keys(snapshot.images)
         refs = [tuple(image.refs(snapshot.registry)) for image in snapshot.images]

@@ -45,9 +45,9 @@ class RunProgress(QObject):
         runs.finished.connect(self._finished)
 
     def update(self) -> None:
-        """Called for every batch of a run's records: only what changed is shown again. A
-        progress bar repaints at once when its value changes, and a label whose text
-        changes lays the status bar out again; the time left changes once a second."""
+        """Called for every batch of a run's records: only what changed is shown again (a
+        label whose text changes lays the status bar out again); the time left changes
+        once a second."""
         pushing = bool(self.document.project.registry)
         counts = self.model.counts()
         total, done = counts["run"], counts["run_done"]
@@ -63,9 +63,13 @@ class RunProgress(QObject):
         if shown == self._shown:
             return
         self._shown = shown
+        # QProgressBar repaints at once, inside this batch, when its value moves; with its
+        # updates off for the change it is painted with the rest of the window instead.
+        self.overall.setUpdatesEnabled(False)
         self.overall.setRange(0, max(1, total))
         self.overall.setValue(done)
         self.overall.setFormat("%v / %m done" if total else "no run yet")
+        self.overall.setUpdatesEnabled(True)  # schedules the paint
         self.counts.setText(text)
         if on_taskbar:
             self.taskbar.show(done, total, counts["run_failed"] > 0)

@@ -87,25 +87,42 @@ def test_log_lines_alone_repaint_no_row(tmp_path: Path, qapp) -> None:
 
 
 def test_the_elapsed_tick_repaints_rows_under_way_only(tmp_path: Path, qapp) -> None:
+    """The tick walks the rows under way, a set kept as records, runs, removals and undo
+    change rows: a row under way must tick, a queued or finished one must not."""
     model = model_for(tmp_path, qapp)
-    keys = {"api": model.uid(0), "web": model.uid(1)}
+    api, web = model.uid(0), model.uid(1)
+    keys = {"api": api, "web": web}
     ticked: list[int] = []
-    model.dataChanged.connect(lambda top, bottom, roles=(): ticked.append(top.row()))
-    model.start_rows([model.uid(0), model.uid(1)], [], {})
+    model.dataChanged.connect(lambda top, bottom, roles=(): ticked.append(model.uid(top.row())))
+
+    def tick() -> list[int]:
+        ticked.clear()
+        model.tick_elapsed()
+        return sorted(ticked)
+
+    assert tick() == []
+    model.start_rows([api, web], [], {})
     model.apply_events([ev.BuildStarted("web", 1, 100.0)], keys)
-    ticked.clear()
-    model.tick_elapsed()
-    assert ticked == [1]  # api is queued: its time does not move
-    model.apply_events([ev.BuildDone("web", "sha256:1"), ev.PushStarted("web", 1, 101.0),
-                        ev.BuildStarted("api", 1, 100.0)], keys)
-    ticked.clear()
-    model.tick_elapsed()
-    assert sorted(ticked) == [0, 1]
-    model.apply_events([ev.PushDone("web", "sha256:d")], keys)
-    model.take_rows([model.uid(0)])  # api removed while it builds
-    ticked.clear()
-    model.tick_elapsed()
-    assert ticked == []
+    assert tick() == [web]  # api is queued: its time does not move
+    failure = ev.Failure(ev.FailureKind.NETWORK, "EOF", "retrying usually helps")
+    model.apply_events([ev.BuildStarted("api", 1, 100.0), ev.RetryScheduled("web", ev.Stage.BUILD, 2, 4.0, failure)],
+                       keys)
+    assert tick() == [api]  # web went back to the queue
+    model.apply_events([ev.BuildStarted("web", 2, 105.0), ev.BuildDone("web", "sha256:1"),
+                        ev.PushStarted("web", 1, 106.0)], keys)
+    assert tick() == sorted([api, web])
+    model.apply_events([ev.PushFailed("web", failure)], keys)
+    assert tick() == [api]
+    taken = model.take_rows([api])  # removed while it builds...
+    assert tick() == []
+    for position, row in taken:  # ...and brought back by undo
+        model.insert_rows(position, [row])
+    assert tick() == [api]
+    model.apply_events([ev.BuildFailed("api", failure)], keys)
+    model.start_rows([web], [web], {})  # Retry failed: web's kept build is pushed again
+    assert tick() == [web]  # waiting to push counts
+    model.set_project(model._project)
+    assert tick() == []
 
 
 def test_edits_become_commands_and_revalidate_only_what_they_touch(tmp_path: Path, qapp) -> None:

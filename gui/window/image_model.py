@@ -9,7 +9,8 @@ Edits from the views become undo commands (commands.py); the model only
 applies them. Validation is incremental: an edit re-checks its own row, plus
 the rows whose duplicate status changed (one linear pass), and Dockerfiles are
 parsed once per change on disk (project.DockerfileCache). Engine records arrive
-in batches from the controller; each batch ends in one dataChanged per row.
+in batches from the controller; each batch ends in one dataChanged per range of
+adjacent rows it changed, log lines aside (they change no cell).
 """
 
 from __future__ import annotations
@@ -387,7 +388,7 @@ class ImageTableModel(QAbstractTableModel):
     def apply_events(self, records: list[Any], keys: dict[str, int]) -> set[int]:
         """Fold a batch of engine records in; returns the uids that changed. Log lines
         change no cell (only the row's line count), so a chatty build does not repaint
-        its row ten times a second: only rows whose cells changed are repainted."""
+        its row ten times a second for them."""
         changed: set[int] = set()
         shown: set[int] = set()
         for record in records:
@@ -408,7 +409,7 @@ class ImageTableModel(QAbstractTableModel):
 
     def tick_elapsed(self) -> None:
         """Running rows' elapsed time moves without events: once a second, for the rows
-        under way only (walking a thousand rows took 20 ms of the GUI thread)."""
+        under way only, however many rows the project has."""
         for uid in list(self._ticking):
             index = self._by_uid.get(uid)
             if index is None:

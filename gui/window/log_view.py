@@ -186,7 +186,8 @@ class LogView(QWidget):
                 parts = record.text.splitlines() or [""]
                 skipped = min(self._skip, len(parts))  # already read from the file
                 self._skip -= skipped
-                lines.extend(format_line(record.stage.value, part, record.error) for part in parts[skipped:])
+                prefix = format_line(record.stage.value, "", record.error)  # one time stamp for a burst
+                lines.extend(prefix + part for part in parts[skipped:])
             elif isinstance(record, ev.LogGap) and record.image == self.key:
                 if self._skip >= record.skipped:
                     self._skip -= record.skipped

@@ -73,7 +73,7 @@ class ImageSpec:
 
     def copy(self) -> ImageSpec:
         """A copy with lists and dicts of its own (they hold only strings): what a run keeps
-        while the project is edited; twice as fast as deepcopy."""
+        while the project is edited, or a duplicate; twice as fast as deepcopy."""
         return replace(self, **{name: type(value)(value) for name, value in _fields(self).items()
                                 if isinstance(value, (list, dict))})
 

@@ -8,7 +8,6 @@ the project unmodified again, and nothing that changed nothing marks it.
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 from typing import Any
 
@@ -154,7 +153,7 @@ class ProjectDocument(QObject):
         copies = []
         taken = {image.name for image in self.project.images}
         for uid in uids:
-            twin = copy.deepcopy(self.model.image_by_uid(uid))
+            twin = self.model.image_by_uid(uid).copy()
             twin.name = self.model.free_name(twin.name)
             while twin.name in taken:
                 twin.name = self.model.free_name(twin.name)

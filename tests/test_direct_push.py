@@ -348,3 +348,36 @@ def test_at_most_pushers_uploads_on_the_wire(tmp_path: Path, registry: Registry)
     uploads = [(r.start, r.end) for r in registry.requests() if r.method == "PATCH" and r.from_pusher]
     assert len(uploads) >= 6
     assert max_concurrent(uploads) == 2, "uploads never overlapped (test too weak) or exceeded the limit"
+
+
+def test_the_next_upload_is_opened_while_a_blob_is_on_the_wire(tmp_path: Path, registry: Registry) -> None:
+    """With one pusher the link carries one blob at a time; the registry's answer to the
+    next blob's POST (it creates the upload's files) must not add to the pause between
+    two blobs, so that upload is opened while the blob before it still streams. No
+    session opened that way is left behind: each ends in a commit or a cancel."""
+    folder = tmp_path / "images" / "layers"
+    folder.mkdir(parents=True)
+    lines = ["FROM scratch"]
+    for layer in range(3):
+        (folder / f"layer{layer}.bin").write_bytes(os.urandom(1_000_000))
+        lines.append(f"COPY layer{layer}.bin /layer{layer}.bin")
+    (folder / "Dockerfile").write_text("\n".join(lines) + "\n")
+    slow = Proxy(_target(registry), rate=2_000_000)  # each layer on the wire for about half a second
+    try:
+        project = load(write_project(tmp_path, [{"name": "layers", "context": "images/layers"}],
+                                     registry=slow.address, builders=1, pushers=1))
+        run = run_pipeline(project, push_via="direct")
+    finally:
+        slow.close()
+    assert run.report.succeeded, run.log()
+    requests = [r for r in registry.requests() if r.from_pusher and "/blobs/" in r.uri]
+    bodies = [r for r in requests if r.method == "PATCH"]
+    opened = [r for r in requests if r.method == "POST"]
+    assert len(bodies) == 4  # three layers and the config
+    assert max_concurrent([(r.start, r.end) for r in requests if r.method in ("PATCH", "PUT")]) == 1
+    bodies.sort(key=lambda r: r.start)
+    pauses = [(before.end, after.start) for before, after in zip(bodies, bodies[1:])]
+    in_pauses = [post for post in opened if any(start < post.start and post.end < end for start, end in pauses)]
+    assert len(opened) >= 4 and not in_pauses, "uploads were opened in the pause between two blobs"
+    ended = [r for r in requests if r.method == "DELETE" or (r.method == "PUT" and "digest=" in r.uri)]
+    assert len(opened) == len(ended), "an upload opened ahead was left open in the registry"

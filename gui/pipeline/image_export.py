@@ -140,6 +140,7 @@ class Compression:
         self._error: BaseException | None = None
         self._stopped = False
         self._changed = threading.Condition()
+        self.on_done: Callable[[Compression], None] | None = None  # called on the compressing thread
 
     def run(self) -> None:
         """Compress the layer's file; the compressor thread's work."""
@@ -188,6 +189,8 @@ class Compression:
             self.done = finished
             self._error = error or (None if finished else ExportError(f"compressing {self.source.name} was stopped"))
             self._changed.notify_all()
+        if finished and self.on_done is not None:
+            self.on_done(self)
 
     def stop(self) -> None:
         """End `run` at its next chunk (the push is over, its files are about to go)."""

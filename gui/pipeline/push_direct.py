@@ -15,7 +15,9 @@ Here a push is:
      as its first bytes are compressed, one blob at a time (so at most `pushers`
      uploads are on the wire); a layer whose compression finished by the time it
      has its upload slot has a digest already, so the registry is asked first
-     (HEAD) and the upload has a length and can resume;
+     (HEAD) and the upload has a length and can resume; the next blob's upload is
+     opened (POST) and that HEAD asked while the blob before it is on the wire, so
+     neither round trip pauses the link between two blobs;
   4. PUT the manifest for every tag; the digest reported is the sha256 of the
      bytes sent, checked against what the registry answers.
 
@@ -36,7 +38,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
@@ -62,6 +64,7 @@ MAX_RESUMES = 3  # per blob, inside one push attempt; then the supervisor's retr
 _TEMP_PREFIX = "dockpool-push-"
 EXPORT_HEARTBEAT = 30.0  # seconds between "still exporting" lines
 EXPORT_JOIN = 10.0  # the longest wait for the export thread to stop once its stream is closed
+OPENED_AHEAD_MAX_AGE = 60.0  # seconds an upload opened ahead may wait for its blob; then a new one
 
 MOUNT_REFUSALS = (ev.FailureKind.AUTH, ev.FailureKind.OTHER)  # answers after which a layer is uploaded
 
@@ -146,6 +149,11 @@ class DirectPush:
         self._compressor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dockpool-gzip")
         self._compressions: list[Compression] = []  # every layer's, stopped by close()
         self._export_threads: list[threading.Thread] = []  # joined by close(), before the files go
+        # The next blob's upload, opened while the blob before it is on the wire (see _open_ahead).
+        self._opener = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dockpool-open")
+        self._ahead: tuple[Future[Upload], float] | None = None
+        self._asked: dict[str, tuple[Future[int | None], float]] = {}  # digest -> HEAD asked ahead (_ask_ahead)
+        self._streamed: set[Compression] = set()  # layers uploaded as they are compressed: no HEAD
         self._closing = False
 
     def close(self) -> None:
@@ -160,6 +168,7 @@ class DirectPush:
             thread.join(EXPORT_JOIN)  # it may be compressing into a file: Windows cannot delete an open file
         for compression in self._compressions:
             compression.output.discard()  # its memory, at once: the pusher goes on to the next image
+        self._cancel_opened_ahead()
         self.registry.close()
         shutil.rmtree(self.workdir, ignore_errors=True)
 
@@ -186,6 +195,66 @@ class DirectPush:
         if not self.report.started:
             self.report.started = True
             self.report.emit(ev.PushStarted(self.task.image, self.task.attempt, time.time()))
+
+    def _open_ahead(self) -> None:
+        """Open the next blob's upload now, while this blob's bytes are on the wire (or, for
+        an image's first blob, while the engine prepares its export): the POST's round trip
+        and the registry's work on it (it creates the upload's files) then no longer pause
+        the link between two blobs, which with one pusher carries one blob at a time. An
+        open upload carries no bytes: the limit on the wire is untouched. Called once a
+        blob's first bytes have left: a POST made on the opener's thread at the same time
+        as the PATCH starts would hold the GIL just when the PATCH needs it."""
+        if self._ahead is None and not self._closing:
+            self._ahead = (self._opener.submit(self.registry.start_upload, self.repository), time.monotonic())
+
+    def _new_upload(self) -> Upload:
+        """An upload for the next blob: the one opened ahead, if any (its failure is the one a
+        POST made now would meet), unless it waited so long that the registry may have
+        dropped it; else a new one."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None:
+            future, opened_at = ahead
+            if time.monotonic() - opened_at < OPENED_AHEAD_MAX_AGE:
+                return future.result()
+            self._cancel(future)
+        return self.registry.start_upload(self.repository)
+
+    def _ask_ahead(self, digest: str) -> None:
+        """Ask the registry now whether it has a blob that will be uploaded after the one on
+        the wire (a layer just compressed, the config once the export is read): like the
+        POST above, the HEAD's round trip then no longer pauses the link. Called from the
+        export's and compressor's threads."""
+        if self._closing:
+            return
+        try:
+            self._asked[digest] = (self._opener.submit(self.registry.blob_size, self.repository, digest),
+                                   time.monotonic())
+        except RuntimeError:  # the push ended meanwhile: its opener takes nothing more
+            pass
+
+    def _registry_size(self, digest: str) -> int | None:
+        """The blob's size if the registry has it: the answer asked ahead when it is recent,
+        else asked now."""
+        asked = self._asked.pop(digest, None)
+        if asked is not None and time.monotonic() - asked[1] < OPENED_AHEAD_MAX_AGE:
+            return asked[0].result()
+        return self.registry.blob_size(self.repository, digest)
+
+    def _cancel_opened_ahead(self) -> None:
+        """An upload opened ahead that no blob needed (the last one turned out to be in the
+        registry, or the push failed) is cancelled, not left for the registry's purge. One
+        still waiting for its answer (a registry that stopped answering) is left to time out."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None and ahead[0].done():
+            self._cancel(ahead[0])
+        self._opener.shutdown(wait=False, cancel_futures=True)
+
+    def _cancel(self, future: Future[Upload]) -> None:
+        try:
+            upload = future.result()
+        except (httpx.HTTPError, RegistryError):
+            return
+        self._abandon(upload)
 
     def run(self) -> dict[str, str]:
         self.registry.connect()
@@ -243,6 +312,7 @@ class DirectPush:
 
     def _export_and_upload(self, image_id: str, diff_ids: list[str]) -> ExportedImage:
         self.report.log(f"exporting {image_id[7:19]} from the engine")
+        self._open_ahead()
         ready: queue.Queue[Any] = queue.Queue()
         client, response = self._open_export(image_id)
 
@@ -250,17 +320,28 @@ class DirectPush:
             """On the export's thread; a layer handed over compressing is compressed by it."""
             if blob.raw is not None and not self._closing:  # compressed from now on, whatever the upload does
                 blob.compressing = Compression(blob.raw, self.memory)
+                blob.compressing.on_done = compressed
                 self._compressor.submit(blob.compressing.run)
+            elif blob.compressing is not None:
+                blob.compressing.on_done = compressed
             if blob.compressing is not None:
                 self._compressions.append(blob.compressing)
                 if self._closing:  # the push is over: a layer compressed from the export stops at once
                     blob.compressing.stop()
             ready.put(blob)
 
+        def compressed(compression: Compression) -> None:
+            """On the compressing thread: a layer compressed before its upload started is
+            asked for with a HEAD first (see _upload_layer), asked ahead from here."""
+            if compression not in self._streamed:
+                self._ask_ahead(compression.digest)
+
         def export() -> None:
             try:
-                ready.put(read_export(response.raw, self.workdir, self.memory, diff_ids,
-                                      wanted=lambda diff_id: diff_id not in self.have, ready=handed_over))
+                exported = read_export(response.raw, self.workdir, self.memory, diff_ids,
+                                       wanted=lambda diff_id: diff_id not in self.have, ready=handed_over)
+                self._ask_ahead(exported.config_digest)
+                ready.put(exported)
             except BaseException as exc:  # handed to the uploading thread, which raises it
                 ready.put(exc)
 
@@ -283,7 +364,7 @@ class DirectPush:
                     if item.compressing is not None:
                         self._upload_layer(item)
                     else:
-                        self._upload(item)
+                        self._upload(item, more_to_come=True)
                     if item.diff_id:
                         self.cache.put(item.diff_id, item.digest, item.size, item.media_type, self.repository)
                 elif isinstance(item, ExportedImage):
@@ -327,8 +408,9 @@ class DirectPush:
             self._take_the_wire()
         if compression.done:  # only ever set for a compression that ended without an error
             self._compressed(blob, compression, estimate)
-            self._upload(blob)
+            self._upload(blob, more_to_come=True)
         else:
+            self._streamed.add(compression)
             self._upload_compressing(blob, compression, estimate)
 
     def _upload_compressing(self, blob: Blob, compression: Compression, estimate: int) -> None:
@@ -345,6 +427,8 @@ class DirectPush:
             sent = 0
             for piece in pieces:
                 yield piece
+                if not sent:
+                    self._open_ahead()  # the config, at least, comes after a layer
                 sent += len(piece)
                 if compression.done and counted[0] != compression.size:
                     self.report.add_total(compression.size - counted[0])
@@ -353,7 +437,7 @@ class DirectPush:
 
         upload: Upload | None = None
         try:
-            upload = self.registry.start_upload(self.repository)
+            upload = self._new_upload()
             end = self.registry.send_chunk(self.repository, upload, body, 0, None, whole=True)
             if not compression.done or (end is not None and end != compression.size):
                 raise RegistryError(ev.Failure(ev.FailureKind.NETWORK, "the registry did not take the whole layer",
@@ -372,7 +456,7 @@ class DirectPush:
                 return
             upload, offset = self._resume_point(exc, blob, upload, sent)
             self.report.emit(ev.UploadResumed(self.task.image, blob.digest[7:19], offset, failure.message))
-            self._uploaded(blob, self._transfer(blob, 1, upload, offset))
+            self._uploaded(blob, self._transfer(blob, 1, True, upload, offset))
             return
         finally:
             for pieces in opened:
@@ -398,16 +482,16 @@ class DirectPush:
         blob.compressing = None
         self.report.add_total(blob.size - estimate)
 
-    def _upload(self, blob: Blob) -> None:
+    def _upload(self, blob: Blob, more_to_come: bool) -> None:
         """Upload one blob (unless the registry has it), resuming or restarting it when
-        its transfer stalls or breaks."""
+        its transfer stalls or breaks; `more_to_come`: another blob follows it."""
         assert blob.body is not None
-        if self.registry.blob_size(self.repository, blob.digest) is not None:
+        if self._registry_size(blob.digest) is not None:
             self.report.log(f"{blob.digest[7:19]}: exists")
             self._done_with(blob)
             return
         self._take_the_wire()
-        self._uploaded(blob, self._transfer(blob, 0))
+        self._uploaded(blob, self._transfer(blob, 0, more_to_come))
 
     def _uploaded(self, blob: Blob, resumes: int) -> None:
         self.report.log(f"{blob.digest[7:19]}: uploaded ({blob.size / 1e6:.1f} MB)"
@@ -422,23 +506,25 @@ class DirectPush:
             blob.body = None
         self.report.finished_blob(blob.size)
 
-    def _transfer(self, blob: Blob, resumes: int, upload: Upload | None = None, offset: int = 0) -> int:
+    def _transfer(self, blob: Blob, resumes: int, more_to_come: bool, upload: Upload | None = None,
+                  offset: int = 0) -> int:
         """The upload itself (in a new upload, or in `upload` from `offset`), resumed at the
         registry's offset or restarted in a new upload when it stalls or breaks (up to
-        MAX_RESUMES times); returns the resumes."""
+        MAX_RESUMES times); returns the resumes. `more_to_come`: the next blob's upload is
+        opened while this one's bytes are on the wire."""
         assert blob.body is not None
         short = blob.digest[7:19]
         while True:
             if upload is None:
-                upload, offset = self.registry.start_upload(self.repository), 0
+                upload, offset = self._new_upload(), 0
             opened: list[Iterator[bytes]] = []
             try:
+                body = self._body(blob, offset, opened, more_to_come)
                 if offset:
-                    end = self.registry.send_chunk(self.repository, upload, self._body(blob, offset, opened),
-                                                   offset, blob.size - offset, whole=False)
+                    end = self.registry.send_chunk(self.repository, upload, body, offset, blob.size - offset,
+                                                   whole=False)
                 else:
-                    end = self.registry.send_chunk(self.repository, upload, self._body(blob, 0, opened), 0,
-                                                   blob.size, whole=True)
+                    end = self.registry.send_chunk(self.repository, upload, body, 0, blob.size, whole=True)
                 if end is not None and end != blob.size:
                     raise RegistryError(ev.Failure(
                         ev.FailureKind.NETWORK, f"{short}: the registry holds {end} of {blob.size} bytes after "
@@ -485,9 +571,11 @@ class DirectPush:
         except (httpx.HTTPError, RegistryError):
             return False
 
-    def _body(self, blob: Blob, offset: int, opened: list[Iterator[bytes]]) -> Callable[[], Iterator[bytes]]:
+    def _body(self, blob: Blob, offset: int, opened: list[Iterator[bytes]],
+              more_to_come: bool) -> Callable[[], Iterator[bytes]]:
         """The blob's bytes from `offset`, made anew for each attempt, counted as they leave;
-        each reader made is listed in `opened`, for the caller to close (and its file)."""
+        each reader made is listed in `opened`, for the caller to close (and its file).
+        `more_to_come`: the next blob's upload is opened once the first bytes have left."""
         body = blob.body
         assert body is not None
 
@@ -496,6 +584,8 @@ class DirectPush:
             with body.open(offset) as source:
                 while chunk := source.read(SEND_CHUNK):
                     yield chunk
+                    if more_to_come and sent == offset:
+                        self._open_ahead()
                     sent += len(chunk)
                     self.report.progress(sent)
 
@@ -516,7 +606,7 @@ class DirectPush:
         config = Spool.of_bytes(exported.config)
         digest = exported.config_digest
         self.report.add_total(len(exported.config))
-        self._upload(Blob(digest, len(exported.config), exported.config_media_type, config))
+        self._upload(Blob(digest, len(exported.config), exported.config_media_type, config), more_to_come=False)
         return self._manifest(exported.manifest_media_type, digest, len(exported.config), layers)
 
     def _manifest(self, media_type: str, config_digest: str, config_size: int,

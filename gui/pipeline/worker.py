@@ -23,8 +23,10 @@ from .priority import lower_this_process
 from .tasks import BuildTask, PushTask, SlotGranted, WorkerConfig
 
 # Loaded by the fork server before it forks any worker (see workers.PRELOAD).
+# httpcore: httpx imports its transport only when the first client is made (34 ms of a
+# direct pusher's first push, measured, otherwise).
 HEAVY_MODULES = ("gui.pipeline.build_classic", "gui.pipeline.build_buildkit", "gui.pipeline.push_engine",
-                 "gui.pipeline.push_direct")
+                 "gui.pipeline.push_direct", "httpcore")
 
 
 def prepare_process(config: WorkerConfig) -> None:

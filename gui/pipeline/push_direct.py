@@ -17,7 +17,7 @@ Here a push is:
      has its upload slot has a digest already, so the registry is asked first
      (HEAD) and the upload has a length and can resume; the next blob's upload is
      opened (POST) and that HEAD asked while the blob before it is on the wire, so
-     neither round trip pauses the link between two blobs;
+     neither round trip pauses the link between two blobs (see upload_ahead);
   4. PUT the manifest for every tag; the digest reported is the sha256 of the
      bytes sent, checked against what the registry answers.
 
@@ -38,7 +38,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
@@ -57,6 +57,7 @@ from .registry_http import RegistryClient, RegistryError, Upload, dump_json, fai
 from .spool import MemoryBudget, Spool
 from .streams import exception_message
 from .tasks import PushTask, export_timeout
+from .upload_ahead import AheadRequests
 
 SEND_CHUNK = 256 * 1024
 PROGRESS_INTERVAL = 0.1
@@ -64,7 +65,6 @@ MAX_RESUMES = 3  # per blob, inside one push attempt; then the supervisor's retr
 _TEMP_PREFIX = "dockpool-push-"
 EXPORT_HEARTBEAT = 30.0  # seconds between "still exporting" lines
 EXPORT_JOIN = 10.0  # the longest wait for the export thread to stop once its stream is closed
-OPENED_AHEAD_MAX_AGE = 60.0  # seconds an upload opened ahead may wait for its blob; then a new one
 
 MOUNT_REFUSALS = (ev.FailureKind.AUTH, ev.FailureKind.OTHER)  # answers after which a layer is uploaded
 
@@ -149,10 +149,8 @@ class DirectPush:
         self._compressor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dockpool-gzip")
         self._compressions: list[Compression] = []  # every layer's, stopped by close()
         self._export_threads: list[threading.Thread] = []  # joined by close(), before the files go
-        # The next blob's upload, opened while the blob before it is on the wire (see _open_ahead).
-        self._opener = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dockpool-open")
-        self._ahead: tuple[Future[Upload], float] | None = None
-        self._asked: dict[str, tuple[Future[int | None], float]] = {}  # digest -> HEAD asked ahead (_ask_ahead)
+        # The next blob's upload session and HEAD, made while the blob before it is on the wire.
+        self.ahead = AheadRequests(self.registry, self.repository)
         self._streamed: set[Compression] = set()  # layers uploaded as they are compressed: no HEAD
         self._closing = False
 
@@ -168,9 +166,8 @@ class DirectPush:
             thread.join(EXPORT_JOIN)  # it may be compressing into a file: Windows cannot delete an open file
         for compression in self._compressions:
             compression.output.discard()  # its memory, at once: the pusher goes on to the next image
-        self._cancel_opened_ahead()
-        self.registry.close()
         shutil.rmtree(self.workdir, ignore_errors=True)
+        self.ahead.close()  # and the registry client, after the last request made ahead
 
     def leave_the_wire(self) -> None:
         """Give the upload slot back: after PushDone or PushFailed has been sent, so the next
@@ -195,66 +192,6 @@ class DirectPush:
         if not self.report.started:
             self.report.started = True
             self.report.emit(ev.PushStarted(self.task.image, self.task.attempt, time.time()))
-
-    def _open_ahead(self) -> None:
-        """Open the next blob's upload now, while this blob's bytes are on the wire (or, for
-        an image's first blob, while the engine prepares its export): the POST's round trip
-        and the registry's work on it (it creates the upload's files) then no longer pause
-        the link between two blobs, which with one pusher carries one blob at a time. An
-        open upload carries no bytes: the limit on the wire is untouched. Called once a
-        blob's first bytes have left: a POST made on the opener's thread at the same time
-        as the PATCH starts would hold the GIL just when the PATCH needs it."""
-        if self._ahead is None and not self._closing:
-            self._ahead = (self._opener.submit(self.registry.start_upload, self.repository), time.monotonic())
-
-    def _new_upload(self) -> Upload:
-        """An upload for the next blob: the one opened ahead, if any (its failure is the one a
-        POST made now would meet), unless it waited so long that the registry may have
-        dropped it; else a new one."""
-        ahead, self._ahead = self._ahead, None
-        if ahead is not None:
-            future, opened_at = ahead
-            if time.monotonic() - opened_at < OPENED_AHEAD_MAX_AGE:
-                return future.result()
-            self._cancel(future)
-        return self.registry.start_upload(self.repository)
-
-    def _ask_ahead(self, digest: str) -> None:
-        """Ask the registry now whether it has a blob that will be uploaded after the one on
-        the wire (a layer just compressed, the config once the export is read): like the
-        POST above, the HEAD's round trip then no longer pauses the link. Called from the
-        export's and compressor's threads."""
-        if self._closing:
-            return
-        try:
-            self._asked[digest] = (self._opener.submit(self.registry.blob_size, self.repository, digest),
-                                   time.monotonic())
-        except RuntimeError:  # the push ended meanwhile: its opener takes nothing more
-            pass
-
-    def _registry_size(self, digest: str) -> int | None:
-        """The blob's size if the registry has it: the answer asked ahead when it is recent,
-        else asked now."""
-        asked = self._asked.pop(digest, None)
-        if asked is not None and time.monotonic() - asked[1] < OPENED_AHEAD_MAX_AGE:
-            return asked[0].result()
-        return self.registry.blob_size(self.repository, digest)
-
-    def _cancel_opened_ahead(self) -> None:
-        """An upload opened ahead that no blob needed (the last one turned out to be in the
-        registry, or the push failed) is cancelled, not left for the registry's purge. One
-        still waiting for its answer (a registry that stopped answering) is left to time out."""
-        ahead, self._ahead = self._ahead, None
-        if ahead is not None and ahead[0].done():
-            self._cancel(ahead[0])
-        self._opener.shutdown(wait=False, cancel_futures=True)
-
-    def _cancel(self, future: Future[Upload]) -> None:
-        try:
-            upload = future.result()
-        except (httpx.HTTPError, RegistryError):
-            return
-        self._abandon(upload)
 
     def run(self) -> dict[str, str]:
         self.registry.connect()
@@ -312,7 +249,7 @@ class DirectPush:
 
     def _export_and_upload(self, image_id: str, diff_ids: list[str]) -> ExportedImage:
         self.report.log(f"exporting {image_id[7:19]} from the engine")
-        self._open_ahead()
+        self.ahead.open_upload()  # while the engine prepares the export
         ready: queue.Queue[Any] = queue.Queue()
         client, response = self._open_export(image_id)
 
@@ -334,13 +271,13 @@ class DirectPush:
             """On the compressing thread: a layer compressed before its upload started is
             asked for with a HEAD first (see _upload_layer), asked ahead from here."""
             if compression not in self._streamed:
-                self._ask_ahead(compression.digest)
+                self.ahead.ask(compression.digest)
 
         def export() -> None:
             try:
                 exported = read_export(response.raw, self.workdir, self.memory, diff_ids,
                                        wanted=lambda diff_id: diff_id not in self.have, ready=handed_over)
-                self._ask_ahead(exported.config_digest)
+                self.ahead.ask(exported.config_digest)
                 ready.put(exported)
             except BaseException as exc:  # handed to the uploading thread, which raises it
                 ready.put(exc)
@@ -428,7 +365,7 @@ class DirectPush:
             for piece in pieces:
                 yield piece
                 if not sent:
-                    self._open_ahead()  # the config, at least, comes after a layer
+                    self.ahead.open_upload()  # the config, at least, comes after a layer
                 sent += len(piece)
                 if compression.done and counted[0] != compression.size:
                     self.report.add_total(compression.size - counted[0])
@@ -437,7 +374,7 @@ class DirectPush:
 
         upload: Upload | None = None
         try:
-            upload = self._new_upload()
+            upload = self.ahead.new_upload()
             end = self.registry.send_chunk(self.repository, upload, body, 0, None, whole=True)
             if not compression.done or (end is not None and end != compression.size):
                 raise RegistryError(ev.Failure(ev.FailureKind.NETWORK, "the registry did not take the whole layer",
@@ -448,6 +385,7 @@ class DirectPush:
             if not _worth_another_upload(exc, failure):
                 self._abandon(upload)
                 raise RegistryError(failure) from exc  # close() stops the compression
+            self.ahead.drop_upload()
             sent = self.report.current
             self._wait_for(compression)
             self._compressed(blob, compression, counted[0])
@@ -486,7 +424,7 @@ class DirectPush:
         """Upload one blob (unless the registry has it), resuming or restarting it when
         its transfer stalls or breaks; `more_to_come`: another blob follows it."""
         assert blob.body is not None
-        if self._registry_size(blob.digest) is not None:
+        if self.ahead.blob_size(blob.digest) is not None:
             self.report.log(f"{blob.digest[7:19]}: exists")
             self._done_with(blob)
             return
@@ -516,7 +454,7 @@ class DirectPush:
         short = blob.digest[7:19]
         while True:
             if upload is None:
-                upload, offset = self._new_upload(), 0
+                upload, offset = self.ahead.new_upload(), 0
             opened: list[Iterator[bytes]] = []
             try:
                 body = self._body(blob, offset, opened, more_to_come)
@@ -535,6 +473,7 @@ class DirectPush:
                 if not _worth_another_upload(exc, failure) or resumes >= MAX_RESUMES:
                     self._abandon(upload)
                     raise RegistryError(failure) from exc
+                self.ahead.drop_upload()
                 if self._registry_has(blob):  # the answer to the final PUT was lost, not the blob
                     return resumes
                 resumes += 1
@@ -585,7 +524,7 @@ class DirectPush:
                 while chunk := source.read(SEND_CHUNK):
                     yield chunk
                     if more_to_come and sent == offset:
-                        self._open_ahead()
+                        self.ahead.open_upload()
                     sent += len(chunk)
                     self.report.progress(sent)
 

@@ -157,14 +157,14 @@ class Pipeline:
     def cancel(self) -> None:
         """Stop everything: running workers are killed, their builds stopped."""
         self._cancel.set()
-        self._inbox.put((None, _WAKE))
+        self._inbox.put((None, _WAKE, 1))
 
     def cancel_image(self, key: str) -> None:
         """Stop one image, wherever it is (queued, building, pushing); the run goes on.
         Taken before the messages already waiting in the inbox: a chatty build's backlog
         of log lines never stands between the user and the cancel."""
         self._cancel_requests.put(key)
-        self._inbox.put((None, _WAKE))
+        self._inbox.put((None, _WAKE, 1))
 
     def set_limits(self, builders: int | None = None, pushers: int | None = None) -> None:
         """Change the concurrency limits (None keeps one); applied at the next dispatch.
@@ -175,7 +175,7 @@ class Pipeline:
             current = self._limits
             self._limits = (builders if builders is not None else current[0],
                             pushers if pushers is not None else current[1])
-        self._inbox.put((None, _WAKE))
+        self._inbox.put((None, _WAKE, 1))
 
     @property
     def limits(self) -> tuple[int, int]:
@@ -297,8 +297,9 @@ class Pipeline:
             return
         handled = 0
         while True:
-            self._accept(*entry)
-            handled += ev.record_lines(entry[1]) if entry[0] is not None else 1
+            sender, record, lines = entry
+            self._accept(sender, record)
+            handled += lines
             if handled >= MAX_BATCH:
                 return  # never take an entry it will not handle
             try:

@@ -139,34 +139,35 @@ def _main_left_out() -> Iterator[None]:
 
 
 class Inbox:
-    """The supervisor's one queue of (worker, record) entries; (None, anything) wakes it.
+    """The supervisor's one queue of (worker, record, lines) entries, `lines` the record's
+    weight (events.record_lines), counted once as it arrives; (None, anything, 1) wakes it.
 
     Taking a worker's entry gives its reader room for more (see WorkerProcess._read).
     Once closed (the run is over and nobody reads any more), readers no longer wait for
     room, so none of their threads is left blocked."""
 
     def __init__(self) -> None:
-        self._entries: SimpleQueue[tuple[Any, Any]] = SimpleQueue()
+        self._entries: SimpleQueue[tuple[Any, Any, int]] = SimpleQueue()
         self.closed = threading.Event()
 
-    def put(self, entry: tuple[Any, Any]) -> None:
+    def put(self, entry: tuple[Any, Any, int]) -> None:
         self._entries.put(entry)
 
-    def get(self, timeout: float | None = None) -> tuple[Any, Any]:
+    def get(self, timeout: float | None = None) -> tuple[Any, Any, int]:
         """Raises queue.Empty after `timeout`."""
         return self._taken(self._entries.get(timeout=timeout))
 
-    def get_nowait(self) -> tuple[Any, Any]:
+    def get_nowait(self) -> tuple[Any, Any, int]:
         return self._taken(self._entries.get_nowait())
 
     def close(self) -> None:
         self.closed.set()
 
     @staticmethod
-    def _taken(entry: tuple[Any, Any]) -> tuple[Any, Any]:
-        sender, record = entry
+    def _taken(entry: tuple[Any, Any, int]) -> tuple[Any, Any, int]:
+        sender, record, lines = entry
         if sender is not None and record is not CLOSED:
-            sender.taken(record)
+            sender.taken(lines)
         return entry
 
 
@@ -208,20 +209,21 @@ class WorkerProcess:
                         # is busy and healthy, not stalled, however long it waits here.
                         self._room.wait(UNREAD_CHECK)
                         self.last_activity = time.monotonic()
-                    self.unread += ev.record_lines(record)
-                inbox.put((self, record))
+                    lines = ev.record_lines(record)
+                    self.unread += lines
+                inbox.put((self, record, lines))
         except (EOFError, OSError):
             pass
         except Exception:  # a record that cannot be unpickled: the worker is broken
             log.exception("unreadable message from worker %s", self.process.pid)
         finally:
             self._events.close()
-            inbox.put((self, CLOSED))
+            inbox.put((self, CLOSED, 1))
 
-    def taken(self, record: Any) -> None:
-        """The supervisor took one of this worker's records from the inbox."""
+    def taken(self, lines: int) -> None:
+        """The supervisor took one of this worker's records, of `lines`, from the inbox."""
         with self._room:
-            self.unread -= ev.record_lines(record)
+            self.unread -= lines
             self._room.notify()
 
     @property

@@ -595,7 +595,7 @@ class Pipeline:
         deadline = time.monotonic() + STOP_GRACE
         while waiting and time.monotonic() < deadline:
             try:
-                w, record = self._inbox.get(timeout=max(0.0, deadline - time.monotonic()))
+                w, record, _ = self._inbox.get(timeout=max(0.0, deadline - time.monotonic()))
             except queue.Empty:
                 break
             if record is CLOSED:

@@ -359,8 +359,9 @@ def test_the_next_upload_is_opened_while_a_blob_is_on_the_wire(tmp_path: Path, r
     next blob's HEAD and POST (it creates the upload's files) must not add to the pause
     between two blobs, so they are asked while the blob before it still streams. No
     session opened that way is left behind: each ends in a commit or a cancel (a second
-    push from a machine whose layer cache is empty sends the layers again, and the
-    session opened for the config, which the registry has, is cancelled)."""
+    push from a machine whose layer cache is empty streams its first layer again, finds
+    the others with their HEADs, and cancels the session it opened for the config,
+    which the registry has)."""
     folder = tmp_path / "images" / "layers"
     folder.mkdir(parents=True)
     lines = ["FROM scratch"]

@@ -140,7 +140,9 @@ class Compression:
         self._error: BaseException | None = None
         self._stopped = False
         self._changed = threading.Condition()
-        self.on_done: Callable[[Compression], None] | None = None  # called on the compressing thread
+        # Told the digest on the compressing thread, before `done` is published: whoever
+        # sees the layer done finds what on_done started (the uploader's HEAD asked ahead).
+        self.on_done: Callable[[Compression, str], None] | None = None
 
     def run(self) -> None:
         """Compress the layer's file; the compressor thread's work."""
@@ -185,12 +187,12 @@ class Compression:
         self._end(finished, error)
 
     def _end(self, finished: bool, error: BaseException | None) -> None:
+        if finished and self.on_done is not None:
+            self.on_done(self, "sha256:" + self._digest.hexdigest())
         with self._changed:
             self.done = finished
             self._error = error or (None if finished else ExportError(f"compressing {self.source.name} was stopped"))
             self._changed.notify_all()
-        if finished and self.on_done is not None:
-            self.on_done(self)
 
     def stop(self) -> None:
         """End `run` at its next chunk (the push is over, its files are about to go)."""

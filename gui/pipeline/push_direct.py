@@ -164,10 +164,12 @@ class DirectPush:
         self._compressor.shutdown(wait=True, cancel_futures=True)  # before its files go
         for thread in self._export_threads:
             thread.join(EXPORT_JOIN)  # it may be compressing into a file: Windows cannot delete an open file
-        for compression in self._compressions:
-            compression.output.discard()  # its memory, at once: the pusher goes on to the next image
-        shutil.rmtree(self.workdir, ignore_errors=True)
-        self.ahead.close()  # and the registry client, after the last request made ahead
+        try:
+            for compression in self._compressions:
+                compression.output.discard()  # its memory, at once: the pusher goes on to the next image
+            shutil.rmtree(self.workdir, ignore_errors=True)
+        finally:
+            self.ahead.close()  # and the registry client, after the last request made ahead
 
     def leave_the_wire(self) -> None:
         """Give the upload slot back: after PushDone or PushFailed has been sent, so the next
@@ -261,23 +263,25 @@ class DirectPush:
                 self._compressor.submit(blob.compressing.run)
             elif blob.compressing is not None:
                 blob.compressing.on_done = compressed
+            elif blob.digest:  # compressed already (an OCI layout's blob): asked ahead like the others
+                self.ahead.ask_blob_size(blob.digest)
             if blob.compressing is not None:
                 self._compressions.append(blob.compressing)
                 if self._closing:  # the push is over: a layer compressed from the export stops at once
                     blob.compressing.stop()
             ready.put(blob)
 
-        def compressed(compression: Compression) -> None:
+        def compressed(compression: Compression, digest: str) -> None:
             """On the compressing thread: a layer compressed before its upload started is
             asked for with a HEAD first (see _upload_layer), asked ahead from here."""
             if compression not in self._streamed:
-                self.ahead.ask(compression.digest)
+                self.ahead.ask_blob_size(digest)
 
         def export() -> None:
             try:
                 exported = read_export(response.raw, self.workdir, self.memory, diff_ids,
                                        wanted=lambda diff_id: diff_id not in self.have, ready=handed_over)
-                self.ahead.ask(exported.config_digest)
+                self.ahead.ask_blob_size(exported.config_digest)
                 ready.put(exported)
             except BaseException as exc:  # handed to the uploading thread, which raises it
                 ready.put(exc)
@@ -364,8 +368,9 @@ class DirectPush:
             sent = 0
             for piece in pieces:
                 yield piece
-                if not sent:
-                    self.ahead.open_upload()  # the config, at least, comes after a layer
+                if not sent:  # once the first bytes left: a POST started with the PATCH would
+                    self.ahead.open_upload()  # take the GIL just when the PATCH needs it
+                    # (the config, at least, comes after a layer)
                 sent += len(piece)
                 if compression.done and counted[0] != compression.size:
                     self.report.add_total(compression.size - counted[0])
@@ -374,7 +379,7 @@ class DirectPush:
 
         upload: Upload | None = None
         try:
-            upload = self.ahead.new_upload()
+            upload = self.ahead.take_upload()
             end = self.registry.send_chunk(self.repository, upload, body, 0, None, whole=True)
             if not compression.done or (end is not None and end != compression.size):
                 raise RegistryError(ev.Failure(ev.FailureKind.NETWORK, "the registry did not take the whole layer",
@@ -424,7 +429,7 @@ class DirectPush:
         """Upload one blob (unless the registry has it), resuming or restarting it when
         its transfer stalls or breaks; `more_to_come`: another blob follows it."""
         assert blob.body is not None
-        if self.ahead.blob_size(blob.digest) is not None:
+        if self.ahead.known_size(blob.digest) is not None:
             self.report.log(f"{blob.digest[7:19]}: exists")
             self._done_with(blob)
             return
@@ -454,7 +459,7 @@ class DirectPush:
         short = blob.digest[7:19]
         while True:
             if upload is None:
-                upload, offset = self.ahead.new_upload(), 0
+                upload, offset = self.ahead.take_upload(), 0
             opened: list[Iterator[bytes]] = []
             try:
                 body = self._body(blob, offset, opened, more_to_come)
@@ -523,7 +528,7 @@ class DirectPush:
             with body.open(offset) as source:
                 while chunk := source.read(SEND_CHUNK):
                     yield chunk
-                    if more_to_come and sent == offset:
+                    if more_to_come and sent == offset:  # after the first bytes (see above)
                         self.ahead.open_upload()
                     sent += len(chunk)
                     self.report.progress(sent)

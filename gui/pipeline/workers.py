@@ -200,6 +200,7 @@ class WorkerProcess:
         try:
             while True:
                 record = self._events.recv()
+                lines = ev.record_lines(record)  # outside the lock taken() needs
                 # Stamped on arrival, not when the supervisor gets to it: a backlog in the
                 # inbox must never make a busy, healthy worker look stalled.
                 self.last_activity = time.monotonic()
@@ -209,7 +210,6 @@ class WorkerProcess:
                         # is busy and healthy, not stalled, however long it waits here.
                         self._room.wait(UNREAD_CHECK)
                         self.last_activity = time.monotonic()
-                    lines = ev.record_lines(record)
                     self.unread += lines
                 inbox.put((self, record, lines))
         except (EOFError, OSError):

@@ -245,6 +245,27 @@ def test_a_stopped_compression_ends_its_readers(tmp_path: Path, saved: dict) -> 
         compression.wait()
 
 
+def test_the_digest_is_told_before_the_layer_counts_as_compressed(tmp_path: Path) -> None:
+    """The uploader asks the registry about a compressed layer from on_done: whoever then
+    sees the layer done finds that asked. A failing on_done must not keep the layer from
+    counting as compressed: its upload waits for that."""
+    raw = tmp_path / "layer.tar"
+    raw.write_bytes(b"layer bytes " * 10_000)
+    told: list[tuple[bool, str]] = []
+    compression = Compression(raw, MemoryBudget())
+    compression.on_done = lambda c, digest: told.append((c.done, digest))
+    compression.run()
+    assert told == [(False, compression.digest)]
+    failing = Compression(raw, MemoryBudget())
+
+    def broken(c: Compression, digest: str) -> None:
+        raise RuntimeError("a hint that failed")
+
+    failing.on_done = broken
+    failing.run()
+    assert failing.wait(5) and failing.digest == compression.digest
+
+
 def test_a_spool_reads_the_same_bytes_from_any_offset_across_memory_and_file(tmp_path: Path) -> None:
     """Resuming an upload reads from the registry's offset, which may fall in the
     memory head, in the file, or on the boundary; the budget is given back at the end."""

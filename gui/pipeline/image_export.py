@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import posixpath
 import tarfile
 import threading
@@ -37,6 +38,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from .spool import MemoryBudget, Spool
+
+log = logging.getLogger(__name__)
 
 CHUNK = 1 << 20
 SMALL = 1 << 20  # members up to this size that are not layers stay in memory (configs, manifests)
@@ -188,7 +191,10 @@ class Compression:
 
     def _end(self, finished: bool, error: BaseException | None) -> None:
         if finished and self.on_done is not None:
-            self.on_done(self, "sha256:" + self._digest.hexdigest())
+            try:
+                self.on_done(self, "sha256:" + self._digest.hexdigest())
+            except Exception:  # never keeps the layer from counting as compressed (its reader waits)
+                log.exception("after compressing %s", self.source.name)
         with self._changed:
             self.done = finished
             self._error = error or (None if finished else ExportError(f"compressing {self.source.name} was stopped"))

@@ -25,7 +25,6 @@ from __future__ import annotations
 import logging
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TypeVar
 
 import httpx
 
@@ -41,8 +40,6 @@ OPENED_UPLOAD_MAX_AGE = 600.0
 # A "not there" asked longer ago is asked again: another pusher of the run may have
 # committed that blob (a layer two images share) since.
 MISSING_ANSWER_MAX_AGE = 10.0
-
-_Answer = TypeVar("_Answer")
 
 
 class AheadRequests:
@@ -74,10 +71,8 @@ class AheadRequests:
             opened, opened_at = ahead
             if time.monotonic() - opened_at >= OPENED_UPLOAD_MAX_AGE:
                 self._opener.submit(self._cancel, opened)  # the registry may have dropped it
-            elif not opened.cancel():  # not still queued (behind a cancel): it is, or will be, answered
-                answer = _hint(opened)
-                if answer is not None:
-                    return answer
+            elif not opened.cancel() and not _failed_before(opened):  # not still queued (behind a cancel)
+                return opened.result()  # a failure the upload thread waited for counts
         return self._registry.start_upload(self._repository)
 
     def drop_upload(self) -> None:
@@ -107,12 +102,11 @@ class AheadRequests:
         asked = self._asked.pop(digest, None)
         if asked is not None:
             future, asked_at = asked
-            if not future.cancel():  # started or answered: its answer comes sooner than a new one
-                failed_before = future.done() and future.exception() is not None
-                if not failed_before:
-                    size = future.result()  # a failure the upload thread waited for counts
-                    if size is not None or time.monotonic() - asked_at < MISSING_ANSWER_MAX_AGE:
-                        return size
+            # Started or answered: its answer comes sooner than a new one would.
+            if not future.cancel() and not _failed_before(future):
+                size = future.result()  # a failure the upload thread waited for counts
+                if size is not None or time.monotonic() - asked_at < MISSING_ANSWER_MAX_AGE:
+                    return size
         return self._registry.blob_size(self._repository, digest)
 
     # --- the end of the push -------------------------------------------------------------------
@@ -150,12 +144,10 @@ class AheadRequests:
         self._registry.cancel_upload(self._repository, upload)
 
 
-def _hint(future: Future[_Answer]) -> _Answer | None:
-    """A request's answer; None when it had failed before it was needed (it is asked
-    again). A failure the caller waits for here is raised: it counts."""
-    if future.done() and future.exception() is not None:
-        return None
-    return future.result()
+def _failed_before(future: Future[object]) -> bool:
+    """The request had failed by the time it was needed: it is asked again then (a failure
+    the caller waits for instead counts, as an inline request's would)."""
+    return future.done() and future.exception() is not None
 
 
 def _log_unexpected(future: Future[None]) -> None:

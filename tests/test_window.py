@@ -1302,6 +1302,63 @@ def test_timeline_scrolls_for_many_images(qtbot, window, tmp_path: Path) -> None
     assert window.timeline.verticalScrollBar().maximum() > 0
 
 
+def test_each_painted_cell_shows_what_the_model_holds(window, tmp_path: Path) -> None:
+    """The table paints a cell from one multiData() call through the filter (Qt's default
+    asks data() once per role, through Python each time): what the delegate gets for a
+    cell must be what data() says, role by role, in sorted order and for every kind of
+    row (failed, invalid, disabled)."""
+    from PySide6.QtWidgets import QStyledItemDelegate, QStyleOptionViewItem
+
+    for name in ("alpha", "beta", "gamma"):
+        write_image(tmp_path, name)
+    open_project(window, write_project(tmp_path, [{"name": "alpha", "context": "alpha"},
+                                                  {"name": "beta", "context": "missing-folder"},
+                                                  {"name": "gamma", "context": "gamma"}]))
+    model = window.model
+    model.setData(model.index(2, 0), Qt.CheckState.Unchecked.value, Qt.ItemDataRole.CheckStateRole)
+    uids = [model.uid(row) for row in range(3)]
+    model.start_rows(uids[:2], [], {})
+    failure = ev.Failure(ev.FailureKind.BUILD_STEP, "the step failed", "fix the step")
+    model.apply_events([ev.BuildFailed("alpha", failure)], {"alpha": uids[0]})
+    window.table.sortByColumn(COL_NAME, Qt.SortOrder.DescendingOrder)
+    shown = window.table.model()
+    assert [shown.index(row, COL_NAME).data() for row in range(3)] == ["gamma", "beta", "alpha"]
+
+    class Probe(QStyledItemDelegate):
+        pass
+
+    probe = Probe()
+    checked = set()
+    for row in range(shown.rowCount()):
+        for column in range(shown.columnCount()):
+            index = shown.index(row, column)
+            option = QStyleOptionViewItem()
+            probe.initStyleOption(option, index)
+            display = index.data(Qt.ItemDataRole.DisplayRole)
+            has = option.features
+            assert bool(has & QStyleOptionViewItem.ViewItemFeature.HasDisplay) == (display is not None)
+            assert option.text == ("" if display is None else str(display))
+            check = index.data(Qt.ItemDataRole.CheckStateRole)
+            assert bool(has & QStyleOptionViewItem.ViewItemFeature.HasCheckIndicator) == (check is not None)
+            if check is not None:
+                assert option.checkState == Qt.CheckState(check)
+                checked.add(("check", option.checkState))
+            icon = index.data(Qt.ItemDataRole.DecorationRole)
+            assert bool(has & QStyleOptionViewItem.ViewItemFeature.HasDecoration) == (icon is not None)
+            background = index.data(Qt.ItemDataRole.BackgroundRole)
+            assert option.backgroundBrush == (background if background is not None else option.backgroundBrush)
+            if background is not None:
+                checked.add("background")
+            foreground = index.data(Qt.ItemDataRole.ForegroundRole)
+            if foreground is not None:
+                assert option.palette.color(QPalette.ColorRole.Text) == foreground.color()
+                checked.add("foreground")
+    # Every kind of cell was met: a checked and an unchecked box, an invalid row's
+    # background, a failed row's colour.
+    assert checked == {("check", Qt.CheckState.Checked), ("check", Qt.CheckState.Unchecked), "background",
+                       "foreground"}
+
+
 def test_table_model_passes_qt_model_tester(qtmodeltester, tmp_path: Path, qapp) -> None:
     from gui.pipeline.project import ImageSpec
     from gui.window.image_model import ImageTableModel, Row

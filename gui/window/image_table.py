@@ -12,14 +12,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QItemSelectionModel, QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt, \
-    Signal
+from PySide6.QtCore import QItemSelectionModel, QModelIndex, QModelRoleDataSpan, QPersistentModelIndex, \
+    QSortFilterProxyModel, Qt, Signal
 from PySide6.QtGui import QAction, QContextMenuEvent, QDragEnterEvent, QDropEvent, QPainter
 from PySide6.QtWidgets import QAbstractItemDelegate, QAbstractItemView, QApplication, QHeaderView, QMenu, QTableView, QWidget
 
 from ..pipeline import events as ev
 from .image_model import (COL_BUILD, COL_CONTEXT, COL_ELAPSED, COL_ENABLED, COL_NAME, COL_PUSH, COL_STATUS,
-                          COL_TAGS, SORT_ROLE, UID_ROLE, ImageTableModel)
+                          COL_TAGS, COLUMN_FLAGS, SORT_ROLE, UID_ROLE, ImageTableModel)
 from .progress_delegate import ProgressDelegate
 
 
@@ -33,6 +33,17 @@ class ImageFilter(QSortFilterProxyModel):
         self._failed_only = False
         self.setSortRole(SORT_ROLE)
         self.setDynamicSortFilter(False)  # rows do not jump while a run updates them
+
+    def setSourceModel(self, model: ImageTableModel) -> None:  # type: ignore[override]
+        self._source = model  # the Python object, without a lookup through the binding per cell
+        super().setSourceModel(model)
+
+    def multiData(self, index: QModelIndex | QPersistentModelIndex, roles: QModelRoleDataSpan) -> None:
+        """A painted cell's roles in one call to the model (see ImageTableModel.index)."""
+        self._source.multiData(self.mapToSource(index), roles)
+
+    def flags(self, index: QModelIndex | QPersistentModelIndex) -> Qt.ItemFlag:
+        return COLUMN_FLAGS[index.column()] if index.isValid() else Qt.ItemFlag.NoItemFlags  # columns map 1:1
 
     def set_text(self, text: str) -> None:
         self._refilter(lambda: setattr(self, "_text", text.strip().lower()))

@@ -137,7 +137,7 @@ def test_scan_edit_run_and_watch(qtbot, window, registry: Registry, base_image: 
     assert "built 6, pushed 6, failed 0" in window.progress.counts.text()
     assert window.progress.overall.value() == window.progress.overall.maximum() == 6
     assert window.log.title.text().startswith("<b>Log — svc0")
-    assert ":latest: digest: sha256:" in window.log.text.toPlainText()  # row 0's live log
+    assert ":latest: digest: sha256:" in window.log.text.plain_text()  # row 0's live log
     # The status bar names the backend that built (BuildKit through Debian's 20.10 CLI here).
     assert report.backend.startswith("buildkit")
     assert window.backend_label.text() == "Build: buildkit"
@@ -175,7 +175,7 @@ def test_failing_build_shows_its_reason_on_the_row_and_in_the_log(qtbot, window,
     tooltip = window.model.index(row_of(window, "broken"), COL_STATUS).data(Qt.ItemDataRole.ToolTipRole)
     assert "exit code: 7" in tooltip and "What to do: a RUN step failed" in tooltip
     select(window, "broken")
-    log = window.log.text.toPlainText()
+    log = window.log.text.plain_text()
     assert "going down" in log and "[build!]" in log and "exit code: 7" in log
     assert window.actions.retry.isEnabled()
     # The counts behind the status bar are kept as events arrive; a fresh count agrees.
@@ -216,7 +216,7 @@ def test_the_log_keeps_everything_and_follows_live(qtbot, window, base_image: st
     open_project(window, write_project(tmp_path, [{"name": "chatty", "context": "chatty"}]))
     select(window, "chatty")
     run_to_end(qtbot, window)
-    text = window.log.text.toPlainText()
+    text = window.log.text.plain_text()
     assert "30000" in text and "the-last-word" in text and "exit code: 4" in text
     output = [line for line in text.splitlines() if line.endswith(" the-last-word") and "echo" not in line]
     assert len(output) == 1, "a line was shown twice"
@@ -229,7 +229,7 @@ def test_the_log_keeps_everything_and_follows_live(qtbot, window, base_image: st
     select(window, "chatty")
     window.log.search.setText("the-last-word")
     assert window.log.find(backwards=False)
-    assert window.log.text.textCursor().selectedText() == "the-last-word"
+    assert window.log.text.selected_text() == "the-last-word"
 
 
 @pytest.mark.docker
@@ -1036,7 +1036,7 @@ def test_the_log_says_when_it_shows_only_the_last_lines(qtbot, window, tmp_path:
     big.parent.mkdir()
     big.write_text("".join(f"line {n}\n" for n in range(30_000)))
     window.log.show_image("api", "api", [big], 30_000)
-    shown = window.log.text.toPlainText().splitlines()
+    shown = window.log.text.plain_text().splitlines()
     assert shown[0] == "line 10000" and shown[-1] == "line 29999"
     assert "last 20,000 lines" in window.log.title.text()
     second = tmp_path / "run-2" / "api.log"
@@ -1047,7 +1047,7 @@ def test_the_log_says_when_it_shows_only_the_last_lines(qtbot, window, tmp_path:
     small.write_text("first 1\n")
     not_yet = tmp_path / "run-3" / "api.log"  # a run that has started: its file comes with its first line
     window.log.show_image("api", "api", [small, second, not_yet], 0)
-    assert window.log.text.toPlainText().splitlines() == ["first 1", "--- run-2 ---", "again 1", "again 2"]
+    assert window.log.text.plain_text().splitlines() == ["first 1", "--- run-2 ---", "again 1", "again 2"]
     assert window.log.title.text() == "<b>Log — api</b>"
 
 
@@ -1061,14 +1061,13 @@ def test_shift_enter_searches_the_log_only_from_its_search_box(qtbot, window, tm
     window.log.show_image("api", "api", [log_file], 3)
     window.tabs.setCurrentWidget(window.log)
     window.log.search.setText("needle")
-    end = window.log.text.textCursor().position()
     window.controls.registry.setFocus()
     qtbot.keyClick(window.controls.registry, Qt.Key.Key_Return, Qt.KeyboardModifier.ShiftModifier)
-    assert window.log.text.textCursor().position() == end and not window.log.text.textCursor().hasSelection()
+    assert window.log.text.selection() is None
     window.log.search.setFocus()
     qtbot.keyClick(window.log.search, Qt.Key.Key_Return, Qt.KeyboardModifier.ShiftModifier)
-    assert window.log.text.textCursor().selectedText() == "needle"
-    assert window.log.text.textCursor().blockNumber() == 2
+    assert window.log.text.selected_text() == "needle"
+    assert window.log.text.selection() == ((2, 0), (2, 6))
 
 
 def test_typing_a_limit_counts_once_it_is_typed(qtbot, window) -> None:
@@ -1259,9 +1258,7 @@ def test_dark_palette_gives_readable_colours(qtbot, window, tmp_path: Path) -> N
 
     def colours() -> tuple[QColor, QColor]:
         problems = window.details.problems
-        ranges = window.log.text.document().firstBlock().layout().formats()
-        error_line = QColor(ranges[0].format.foreground().color())
-        return problems.palette().color(problems.foregroundRole()), error_line
+        return problems.palette().color(problems.foregroundRole()), window.log.text.line_colour(0)
 
     assert window.details.problems.text() and all(c.lightness() < 128 for c in colours())
     QApplication.setPalette(dark)

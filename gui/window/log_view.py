@@ -1,11 +1,12 @@
 """The log of one image: read from its log files in one go, then followed live.
 
 The engine writes every line of every image to a file in the run folder (see
-pipeline.runlogs), so the window keeps no log in memory. Selecting an image
-loads its files with one setPlainText (the last MAX_SHOWN lines; the whole log
-is one click away); while it runs, new lines arrive with the controller's
-batches and are appended once per batch. Lines the file already had when it was
-read are not appended twice.
+pipeline.runlogs), so the window keeps no log beyond the lines shown. Selecting
+an image reads the last MAX_SHOWN lines of its files in one go (the whole log is
+one click away); while it runs, new lines arrive with the controller's batches
+and are appended once per batch. Lines the file already had when it was read
+are not appended twice. The lines are shown by LogLines, which paints only those
+in sight.
 """
 
 from __future__ import annotations
@@ -14,33 +15,16 @@ from collections import deque
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from PySide6.QtCore import QEvent, Qt, QTimer, QUrl, Signal
-from PySide6.QtGui import (QDesktopServices, QGuiApplication, QKeySequence, QShortcut, QSyntaxHighlighter,
-                           QTextCharFormat, QTextCursor, QTextDocument)
-from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QLineEdit, QMessageBox, QPlainTextEdit,
-                               QPushButton, QVBoxLayout, QWidget)
+from PySide6.QtCore import Qt, QUrl, Signal
+from PySide6.QtGui import QDesktopServices, QGuiApplication, QKeySequence, QShortcut
+from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QLineEdit, QMessageBox, QPushButton, QVBoxLayout, \
+    QWidget
 
 from ..pipeline import events as ev
 from ..pipeline.runlogs import format_line
-from . import theme
+from .log_lines import LogLines
 
 MAX_SHOWN = 20_000  # lines in the view; the file keeps them all
-
-
-class _Highlighter(QSyntaxHighlighter):
-    """Error lines in the palette's error colour, push lines in its success colour."""
-
-    def highlightBlock(self, text: str) -> None:
-        palette = QGuiApplication.palette()
-        if "!] " in text[:22]:
-            colour = theme.error_text(palette)
-        elif "[push] " in text[:18]:
-            colour = theme.success_text(palette)
-        else:
-            return
-        fmt = QTextCharFormat()
-        fmt.setForeground(colour)
-        self.setFormat(0, len(text), fmt)
 
 
 READ_BLOCK = 1 << 20  # bytes read at a time, counting lines or going back for the last ones
@@ -110,14 +94,9 @@ class LogView(QWidget):
         self.key: str | None = None  # the engine's key of the image shown
         self.files: list[Path] = []
         self._skip = 0  # live lines already read from the file
-        self._recolour_pending = False
         self.title = QLabel("Select an image to see its log")
-        self.text = QPlainTextEdit()
-        self.text.setReadOnly(True)
-        self.text.setMaximumBlockCount(MAX_SHOWN)
-        self.text.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+        self.text = LogLines(MAX_SHOWN)
         self.text.setAccessibleName("Build and push log")
-        self._highlighter = _Highlighter(self.text.document())
         self.search = QLineEdit()
         self.search.setPlaceholderText("Find in the log (Enter: next, Shift+Enter: previous)")
         self.search.setAccessibleName("Find in the log")
@@ -129,7 +108,7 @@ class LogView(QWidget):
         QShortcut(QKeySequence.StandardKey.FindNext, self, activated=lambda: self.find(backwards=False))
         QShortcut(QKeySequence.StandardKey.FindPrevious, self, activated=lambda: self.find(backwards=True))
         copy = QPushButton("&Copy log")
-        copy.clicked.connect(lambda: QGuiApplication.clipboard().setText(self.text.toPlainText()))
+        copy.clicked.connect(lambda: QGuiApplication.clipboard().setText(self.text.plain_text()))
         save = QPushButton("Save log…")
         save.clicked.connect(self.save_dialog)
         self.open_file = QPushButton("Open log file")
@@ -148,19 +127,6 @@ class LogView(QWidget):
         layout.addLayout(buttons)
         self.open_file.setEnabled(False)
 
-    def changeEvent(self, event: QEvent) -> None:
-        """The system's colour scheme changed: lines coloured already take its colours
-        (once, though Qt tells of the change twice: up to 20,000 lines are coloured again)."""
-        super().changeEvent(event)
-        if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange) \
-                and not self._recolour_pending:
-            self._recolour_pending = True
-            QTimer.singleShot(0, self, self._recolour)  # dropped if this view is deleted first
-
-    def _recolour(self) -> None:
-        self._recolour_pending = False
-        self._highlighter.rehighlight()
-
     def show_image(self, key: str | None, name: str, files: list[Path], lines_so_far: int) -> None:
         """Show an image's log: its files in one read; `lines_so_far` is how many lines of the
         current run's file the window has been told of (later ones will arrive live)."""
@@ -174,8 +140,8 @@ class LogView(QWidget):
         self._skip = max(0, (totals[-1] if totals else 0) - lines_so_far)
         self.title.setText(f"<b>Log — {name}</b>" + (f" (last {MAX_SHOWN:,} lines; the whole log is in its file)"
                                                       if cut else ""))
-        self.text.setPlainText("\n".join(shown))
-        self.text.moveCursor(QTextCursor.MoveOperation.End)
+        self.text.set_lines(shown)
+        self._describe()
         self.open_file.setEnabled(bool(self.files))
 
     def append_records(self, records: list[Any]) -> None:
@@ -195,22 +161,16 @@ class LogView(QWidget):
                     self._skip = 0
                     lines.append(f"… {record.skipped} lines went to the log file only (Open log file)")
         if lines:
-            at_end = self.text.verticalScrollBar().value() >= self.text.verticalScrollBar().maximum() - 2
-            self.text.appendPlainText("\n".join(lines))
-            if at_end:
-                self.text.moveCursor(QTextCursor.MoveOperation.End)
+            self.text.append(lines)
+            self._describe()
+
+    def _describe(self) -> None:
+        """What a screen reader can say of a view that paints its lines."""
+        self.text.setAccessibleDescription(f"{self.text.line_count():,} lines; Open log file shows them all "
+                                           "in the system's editor")
 
     def find(self, backwards: bool) -> bool:
-        needle = self.search.text()
-        if not needle:
-            return False
-        flags = QTextDocument.FindFlag.FindBackward if backwards else QTextDocument.FindFlag(0)
-        if self.text.find(needle, flags):
-            return True
-        cursor = self.text.textCursor()  # wrap around once
-        cursor.movePosition(QTextCursor.MoveOperation.End if backwards else QTextCursor.MoveOperation.Start)
-        self.text.setTextCursor(cursor)
-        return self.text.find(needle, flags)
+        return self.text.find(self.search.text(), backwards)
 
     def save_dialog(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Save log", str(Path.home() / f"{self.key or 'log'}.log"),

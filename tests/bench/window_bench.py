@@ -134,7 +134,7 @@ def main() -> None:
     heartbeat.stop()
     took = time.monotonic() - started
     report = result[0]
-    shown = window.log.text.blockCount()
+    shown = window.log.text.line_count()
     at_end = rss_mb()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     window.document.undo.setClean()

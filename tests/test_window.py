@@ -208,6 +208,49 @@ def test_failing_build_shows_its_reason_on_the_row_and_in_the_log(qtbot, window,
     assert bar and {total for _, total, _ in bar} == {1}
 
 
+_REMOVED: list[tuple[str, str]] = []  # (thread, name) of every file removed while a test listens
+_LISTENING: list[bool] = []
+
+
+def _audit_removals(event: str, args: tuple) -> None:
+    if _LISTENING and event == "os.remove":
+        import threading
+
+        _REMOVED.append((threading.current_thread().name, os.fsdecode(args[0])))
+
+
+@pytest.mark.docker
+def test_old_run_folders_are_removed_off_the_gui_thread(qtbot, window, base_image: str, tmp_path: Path) -> None:
+    """Start keeps the last 20 runs' log folders and removes older ones: a 1,000-image run
+    leaves 1,000 files, and removing them at Start froze the window (0.19 s here in the
+    window bench's launch; far longer on Windows, where each deletion is slower)."""
+    from gui.window.run_flow import KEEP_RUN_FOLDERS, runs_folder
+
+    runs = runs_folder()
+    runs.mkdir(parents=True)
+    for number in range(KEEP_RUN_FOLDERS):
+        (runs / f"20000101-0000{number:02d}-1-000000").mkdir()
+    oldest = runs / "19990101-000000-1-000000"
+    oldest.mkdir()
+    for number in range(200):
+        (oldest / f"pruned-{number:03d}.log").write_text("a line\n")
+    write_image(tmp_path, "api")
+    open_project(window, write_project(tmp_path, [{"name": "api", "context": "api"}]))
+    if not _LISTENING:
+        sys.addaudithook(_audit_removals)  # hooks stay for the process: this one listens only below
+    _REMOVED.clear()
+    _LISTENING.append(True)
+    try:
+        run_to_end(qtbot, window)
+        assert wait_for_background()
+    finally:
+        _LISTENING.clear()
+    assert not oldest.exists() and len(list(runs.iterdir())) == KEEP_RUN_FOLDERS  # this run's and the 19 before
+    pruned = [(thread, name) for thread, name in _REMOVED if name.startswith("pruned-")]
+    assert len(pruned) == 200
+    assert not [name for thread, name in pruned if thread == "MainThread"], "removed on the GUI thread"
+
+
 @pytest.mark.docker
 def test_the_log_keeps_everything_and_follows_live(qtbot, window, base_image: str, tmp_path: Path) -> None:
     """Each image's log is its file: 30,000 lines, the failure at the end included (the

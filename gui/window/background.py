@@ -1,5 +1,5 @@
 """Slow calls off the GUI thread: logging in, checking the registry, scanning folders,
-finding the build backend.
+finding the build backend, removing old runs' logs.
 
 Each runs a plain function on Qt's global thread pool and delivers its result
 (or its exception) as a signal, which Qt queues onto the GUI thread: the window

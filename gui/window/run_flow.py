@@ -43,14 +43,19 @@ def runs_folder() -> Path:
 
 
 def new_run_folder() -> Path:
-    """A folder for one run's logs; the oldest beyond KEEP_RUN_FOLDERS are removed."""
+    """A folder for one run's logs (names sort oldest first)."""
     root = runs_folder()
     root.mkdir(parents=True, exist_ok=True)
-    for old in sorted(root.iterdir())[:-KEEP_RUN_FOLDERS]:
-        shutil.rmtree(old, ignore_errors=True)
     folder = root / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{time.monotonic_ns() % 1_000_000:06d}"
     folder.mkdir()
     return folder
+
+
+def prune_run_folders() -> None:
+    """Remove the oldest run folders beyond KEEP_RUN_FOLDERS (the newest, this run's, stays).
+    Slow: a 1,000-image run leaves 1,000 files; the window calls it off the GUI thread."""
+    for old in sorted(runs_folder().iterdir())[:-KEEP_RUN_FOLDERS]:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def summary(report: RunReport) -> str:
@@ -285,6 +290,7 @@ class RunFlow(QObject):
                      if uid in built_from and self.model.state_by_uid(uid).built_from == built_from[uid]}
         self._pending = (uids, push_only, keys, refs, inputs, bool(snapshot.registry))
         self._run_folder = new_run_folder()
+        run_in_background(prune_run_folders, lambda _: None, lambda _: None)  # best effort, as before
         self.keys = dict(zip(keys, uids))
         self.started_at = time.monotonic()
         self.rows_started = False

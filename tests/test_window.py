@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QEvent, QMimeData, QObject, QPoint, Qt, QUrl
-from PySide6.QtGui import QColor, QDropEvent, QGuiApplication, QPalette
+from PySide6.QtGui import QBrush, QColor, QDropEvent, QGuiApplication, QPalette
 from PySide6.QtWidgets import QApplication, QFileDialog, QLineEdit, QMessageBox, QPushButton
 
 from gui.devservices import Registry
@@ -1385,10 +1385,14 @@ def test_each_painted_cell_shows_what_the_model_holds(window, tmp_path: Path) ->
                 checked.add(("check", option.checkState))
             icon = index.data(Qt.ItemDataRole.DecorationRole)
             assert bool(has & QStyleOptionViewItem.ViewItemFeature.HasDecoration) == (icon is not None)
+            if icon is not None:
+                assert option.icon.pixmap(16).toImage() == icon.pixmap(16).toImage()  # the same picture
             background = index.data(Qt.ItemDataRole.BackgroundRole)
-            assert option.backgroundBrush == (background if background is not None else option.backgroundBrush)
+            assert option.backgroundBrush == (background if background is not None else QBrush())
             if background is not None:
                 checked.add("background")
+            source = shown.mapToSource(index)
+            assert shown.flags(index) == model.flags(source), "the filter's flags are the model's"
             foreground = index.data(Qt.ItemDataRole.ForegroundRole)
             if foreground is not None:
                 assert option.palette.color(QPalette.ColorRole.Text) == foreground.color()
@@ -1397,6 +1401,21 @@ def test_each_painted_cell_shows_what_the_model_holds(window, tmp_path: Path) ->
     # background, a failed row's colour.
     assert checked == {("check", Qt.CheckState.Checked), ("check", Qt.CheckState.Unchecked), "background",
                        "foreground"}
+    # And the table paints through multiData(): data() is asked only for the progress bars'
+    # own role, never once per role and cell.
+    asked: list[int] = []
+
+    def listen(frame, event, arg):  # type: ignore[no-untyped-def]
+        if event == "call" and frame.f_code is type(model).data.__code__:
+            asked.append(frame.f_locals.get("role"))
+
+    sys.setprofile(listen)
+    try:
+        window.table.viewport().grab()
+    finally:
+        sys.setprofile(None)
+    assert asked, "nothing painted: the check would prove nothing"
+    assert set(asked) == {PROGRESS_ROLE}, sorted(set(asked))
 
 
 def test_table_model_passes_qt_model_tester(qtmodeltester, tmp_path: Path, qapp) -> None:

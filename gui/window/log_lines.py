@@ -5,43 +5,51 @@ QPlainTextEdit keeps its text in a QTextDocument: each appended line costs about
 printing 2,000 lines a second took 5 ms of every 100 ms batch, and the window's
 heartbeat ran late while it streamed (the window bench: p99 26 ms with the log
 view, 13 ms without). Here lines are a Python list; appending costs a list
-extend, and a paint draws the thirty or so lines on screen.
+extend, and a paint draws the thirty or so lines on screen, and of a long line
+only the part in sight (in a fixed-pitch font, the log's, for plain ASCII lines).
 
-What a user does with a log still works: scroll (wheel, keys, bars), select with
-the mouse (across lines, to the character), copy (Ctrl+C, the context menu),
-select all, find (the match is selected and scrolled to), follow the end while
-it is at the end. Error lines take the palette's error colour, push lines its
-success colour. Screen readers get the view's name and its line count; the whole
-log is one click away in the system's editor ("Open log file").
+What a user does with a log still works: scroll (wheel, keys, bars, Space),
+zoom (Ctrl+wheel), select with the mouse (across lines, to the character;
+dragging past an edge scrolls on), copy (Ctrl+C, the context menu, X11's primary
+selection), select all, find (the match is selected and scrolled to), follow the
+end while it is at the end. Lines keep their tabs (what is copied is what the log
+has); tabs show as stops every 8 columns. Error lines take the palette's error
+colour, push lines its success colour. Screen readers get the view's name, its
+line count and the selected text; the whole log is one click away in the
+system's editor ("Open log file").
 """
 
 from __future__ import annotations
 
-from PySide6.QtCore import QEvent, QPoint, QRect, Qt, Signal
-from PySide6.QtGui import (QClipboard, QColor, QContextMenuEvent, QFontDatabase, QGuiApplication, QKeyEvent, QKeySequence,
-                           QMouseEvent, QPainter, QPaintEvent, QResizeEvent)
-from PySide6.QtWidgets import QAbstractScrollArea, QMenu, QWidget
+import re
+
+from PySide6.QtCore import QEvent, QPoint, QRect, Qt, QTimer
+from PySide6.QtGui import (QClipboard, QColor, QContextMenuEvent, QFocusEvent, QFontDatabase, QFontInfo,
+                           QGuiApplication, QKeyEvent, QKeySequence, QMouseEvent, QPainter, QPaintEvent,
+                           QResizeEvent, QWheelEvent)
+from PySide6.QtWidgets import QAbstractScrollArea, QAbstractSlider, QMenu, QWidget
 
 from . import theme
 
 MARGIN = 4  # pixels left of the text
-Position = tuple[int, int]  # (line, column)
+Position = tuple[int, int]  # (line, column), the column in the line's own text (tabs kept)
 
 
 class LogLines(QAbstractScrollArea):
     """Lines, oldest first, at most `limit` of them (the oldest go first)."""
 
-    selectionChanged = Signal()
-
     def __init__(self, limit: int, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.limit = limit
         self._lines: list[str] = []
-        self._longest = ""  # sets the horizontal range (cheaper than measuring every line)
-        self._longest_width = 0
-        self._anchor: Position | None = None  # the selection: from the anchor to the caret
+        self._widest = 0  # pixels, for the horizontal range; it does not shrink as old lines go
+        self._cell = 0  # a character's width when the font is fixed-pitch, else 0
+        self._anchor: Position | None = None  # the selection runs from the anchor to the caret
         self._caret: Position | None = None
+        self._drag_at = QPoint()
+        self._drag_timer = QTimer(self, interval=50, timeout=self._drag_step)
         self.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
+        self._measure_font()
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.viewport().setCursor(Qt.CursorShape.IBeamCursor)
         self.verticalScrollBar().setSingleStep(1)  # in lines; the wheel scrolls three
@@ -49,14 +57,13 @@ class LogLines(QAbstractScrollArea):
     # --- content ----------------------------------------------------------------------------------
 
     def set_lines(self, lines: list[str]) -> None:
-        self._lines = [line.expandtabs() for line in lines[-self.limit:]]
-        self._longest = max(self._lines, key=len, default="")
-        self._longest_width = self.fontMetrics().horizontalAdvance(self._longest)
+        self._lines = list(lines[-self.limit:])
+        self._widest = self._widest_of(self._lines)
         self._anchor = self._caret = None
         self._update_ranges()
         self.scroll_to_end()
         self.viewport().update()
-        self.selectionChanged.emit()
+        self._describe()
 
     def append(self, lines: list[str]) -> None:
         """New lines at the end; the view follows them if it was at the end."""
@@ -64,12 +71,8 @@ class LogLines(QAbstractScrollArea):
             return
         bar = self.verticalScrollBar()
         following = bar.value() >= bar.maximum()
-        added = [line.expandtabs() for line in lines]
-        self._lines.extend(added)
-        longest = max(added, key=len)
-        if len(longest) > len(self._longest):
-            self._longest = longest
-            self._longest_width = self.fontMetrics().horizontalAdvance(longest)
+        self._lines.extend(lines)
+        self._widest = max(self._widest, self._widest_of(lines))
         excess = len(self._lines) - self.limit
         if excess > 0:
             del self._lines[:excess]
@@ -99,6 +102,16 @@ class LogLines(QAbstractScrollArea):
     def first_visible_line(self) -> int:
         return self.verticalScrollBar().value()
 
+    def line_rect(self, number: int) -> QRect:
+        """Where a line is in the viewport (it may be out of sight)."""
+        height = self._line_height()
+        return QRect(0, (number - self.first_visible_line()) * height, self.viewport().width(), height)
+
+    def x_of(self, position: Position) -> int:
+        """Where a character starts in the viewport."""
+        text = self._lines[position[0]]
+        return MARGIN - self.horizontalScrollBar().value() + self._x(_shown(text), _shown_column(text, position[1]))
+
     # --- selection and find --------------------------------------------------------------------------
 
     def selection(self) -> tuple[Position, Position] | None:
@@ -119,69 +132,81 @@ class LogLines(QAbstractScrollArea):
     def select(self, start: Position, end: Position) -> None:
         self._anchor, self._caret = start, end
         self.viewport().update()
-        self.selectionChanged.emit()
+        self._describe()
 
     def select_all(self) -> None:
         if self._lines:
             self.select((0, 0), (len(self._lines) - 1, len(self._lines[-1])))
+            self._share_selection()
 
     def copy(self) -> None:
         if text := self.selected_text():
             QGuiApplication.clipboard().setText(text)
 
     def find(self, needle: str, backwards: bool = False) -> bool:
-        """Select the next match of `needle` (case-insensitive) after the selection, or before
-        it, wrapping around once; scroll it into sight. False when the log has none."""
+        """Select the next match of `needle` (any case) after the selection or the caret, or
+        the one before, wrapping around once; scroll it into sight. With neither, from the
+        lines in sight. False when the log has none (the selection stays)."""
         if not needle or not self._lines:
             return False
-        needle = needle.lower()
-        chosen = self.selection()
+        pattern = re.compile(re.escape(needle), re.IGNORECASE)  # on the text itself: columns stay true
         count = len(self._lines)
-        top = self.verticalScrollBar().value()  # with nothing selected: from what is in sight
-        if backwards:  # a match that starts before the selection's start
+        chosen = self.selection()
+        top = self.first_visible_line()
+        if backwards:  # the last match that starts before the selection's start
             bottom = min(count - 1, top + self._page() - 1)
-            line, column = chosen[0] if chosen else (bottom, len(self._lines[bottom]) + 1)
+            line, column = chosen[0] if chosen else self._caret or (bottom, len(self._lines[bottom]) + 1)
             for step in range(count + 1):
                 number = (line - step) % count
-                text = self._lines[number].lower()
-                found = text.rfind(needle, 0, column - 1 + len(needle) if step == 0 else len(text))
-                if found >= 0:
-                    return self._show_match(number, found, len(needle))
-        else:  # a match that starts at the selection's end or after
-            line, column = chosen[1] if chosen else (top, 0)
+                before = [match for match in pattern.finditer(self._lines[number])
+                          if step > 0 or match.start() < column]
+                if before:
+                    return self._show_match(number, before[-1].start(), before[-1].end())
+        else:  # the first match that starts at the selection's end or after
+            line, column = chosen[1] if chosen else self._caret or (top, 0)
             for step in range(count + 1):
                 number = (line + step) % count
-                found = self._lines[number].lower().find(needle, column if step == 0 else 0)
-                if found >= 0:
-                    return self._show_match(number, found, len(needle))
+                match = pattern.search(self._lines[number], column if step == 0 else 0)
+                if match:
+                    return self._show_match(number, match.start(), match.end())
         return False
 
-    def _show_match(self, line: int, column: int, length: int) -> bool:
-        self.select((line, column), (line, column + length))
-        self.ensure_visible(line, column, column + length)
-        return True
-
-    def ensure_visible(self, line: int, start: int = 0, end: int = 0) -> None:
+    def _show_match(self, line: int, start: int, end: int) -> bool:
+        self.select((line, start), (line, end))
+        self._share_selection()
         bar = self.verticalScrollBar()
         if not bar.value() <= line < bar.value() + self._page():
             bar.setValue(line - self._page() // 2)
-        metrics = self.fontMetrics()
-        left = metrics.horizontalAdvance(self._lines[line][:start])
-        right = metrics.horizontalAdvance(self._lines[line][:end])
+        text = _shown(self._lines[line])
+        left = self._x(text, _shown_column(self._lines[line], start))
+        right = self._x(text, _shown_column(self._lines[line], end))
         across = self.horizontalScrollBar()
         if left < across.value() or right > across.value() + self.viewport().width() - 2 * MARGIN:
             across.setValue(max(0, left - self.viewport().width() // 3))
+        return True
 
     def _shift_selection(self, removed: int) -> None:
-        """The oldest `removed` lines went: the selection moves with its lines, or goes."""
+        """The oldest `removed` lines went: the selection moves with its lines; a selection
+        that started in them now starts at the first line; one that ended in them goes."""
         if self._anchor is None or self._caret is None:
             return
-        if min(self._anchor, self._caret)[0] < removed:
+        if max(self._anchor, self._caret)[0] < removed:
             self._anchor = self._caret = None
-            self.selectionChanged.emit()
         else:
-            self._anchor = (self._anchor[0] - removed, self._anchor[1])
-            self._caret = (self._caret[0] - removed, self._caret[1])
+            self._anchor, self._caret = ((line - removed, column) if line >= removed else (0, 0)
+                                         for line, column in (self._anchor, self._caret))
+
+    def _share_selection(self) -> None:
+        """On X11 the selected text is also the primary selection (a middle click pastes it)."""
+        clipboard = QGuiApplication.clipboard()
+        if clipboard.supportsSelection() and (text := self.selected_text()):
+            clipboard.setText(text, QClipboard.Mode.Selection)
+
+    def _describe(self) -> None:
+        """What a screen reader can say of a view that paints its lines itself."""
+        chosen = self.selected_text()[:200]
+        self.setAccessibleDescription(f"{len(self._lines):,} lines" + (f"; selected: {chosen}" if chosen else "")
+                                      + "; Open log file shows them all in the system's editor")
 
     # --- geometry ---------------------------------------------------------------------------------
 
@@ -191,41 +216,76 @@ class LogLines(QAbstractScrollArea):
     def _page(self) -> int:
         return max(1, self.viewport().height() // self._line_height())
 
+    def _fast(self, text: str) -> bool:
+        """Whether a shown line's geometry is plain arithmetic: a fixed-pitch font and
+        printable ASCII (no wide or combining characters)."""
+        return bool(self._cell) and text.isascii() and text.isprintable()
+
+    def _x(self, text: str, column: int) -> int:
+        """Pixels from a shown line's start to its column."""
+        if self._fast(text):
+            return column * self._cell
+        return self.fontMetrics().horizontalAdvance(text[:column])
+
+    def _widest_of(self, lines: list[str]) -> int:
+        """The widest of `lines` in pixels: measured for the few that need it, counted for the rest."""
+        longest = _shown(max(lines, key=len, default=""))
+        widest = self._x(longest, len(longest))
+        for text in lines:
+            if "\t" in text or not (text.isascii() and text.isprintable()):
+                shown = _shown(text)
+                widest = max(widest, self._x(shown, len(shown)))
+        return widest
+
     def _update_ranges(self) -> None:
         page = self._page()
         self.verticalScrollBar().setRange(0, max(0, len(self._lines) - page))
         self.verticalScrollBar().setPageStep(page)
-        width = self._longest_width + 2 * MARGIN
+        width = self._widest + 2 * MARGIN
         self.horizontalScrollBar().setRange(0, max(0, width - self.viewport().width()))
         self.horizontalScrollBar().setPageStep(self.viewport().width())
         self.horizontalScrollBar().setSingleStep(self.fontMetrics().averageCharWidth() * 4)
 
     def _position_at(self, point: QPoint) -> Position:
-        """The (line, column) under a point of the viewport, clamped to the text."""
+        """The (line, column) under a point of the viewport, clamped to the text; below the
+        last line, the end of the last line."""
         if not self._lines:
             return (0, 0)
-        line = self.verticalScrollBar().value() + point.y() // self._line_height()
-        line = max(0, min(len(self._lines) - 1, line))
+        line = self.first_visible_line() + point.y() // self._line_height()
+        if line >= len(self._lines):
+            return (len(self._lines) - 1, len(self._lines[-1]))
+        line = max(0, line)
         text = self._lines[line]
+        shown = _shown(text)
         x = point.x() + self.horizontalScrollBar().value() - MARGIN
-        metrics = self.fontMetrics()
-        low, high = 0, len(text)  # the column whose left edge is nearest x, by bisection
-        while low < high:
-            middle = (low + high) // 2
-            edge = (metrics.horizontalAdvance(text[:middle]) + metrics.horizontalAdvance(text[:middle + 1])) / 2
-            if edge < x:
-                low = middle + 1
-            else:
-                high = middle
-        return (line, low)
+        if self._fast(shown):
+            column = max(0, min(len(shown), round(x / self._cell)))
+        else:
+            low, high = 0, len(shown)  # the column whose left edge is nearest x, by bisection
+            while low < high:
+                middle = (low + high) // 2
+                if (self._x(shown, middle) + self._x(shown, middle + 1)) / 2 < x:
+                    low = middle + 1
+                else:
+                    high = middle
+            column = low
+        return (line, _text_column(text, column))
 
     # --- events -----------------------------------------------------------------------------------
 
     def changeEvent(self, event: QEvent) -> None:
-        super().changeEvent(event)
         if event.type() == QEvent.Type.FontChange:
-            self._longest_width = self.fontMetrics().horizontalAdvance(self._longest)
+            bar = self.verticalScrollBar()
+            following = bar.value() >= bar.maximum()
+            self._measure_font()
             self._update_ranges()
+            if following:
+                self.scroll_to_end()
+        super().changeEvent(event)
+
+    def _measure_font(self) -> None:
+        self._cell = self.fontMetrics().horizontalAdvance("x") if QFontInfo(self.font()).fixedPitch() else 0
+        self._widest = self._widest_of(self._lines)
 
     def resizeEvent(self, event: QResizeEvent) -> None:
         bar = self.verticalScrollBar()
@@ -238,53 +298,69 @@ class LogLines(QAbstractScrollArea):
     def scrollContentsBy(self, dx: int, dy: int) -> None:
         self.viewport().update()
 
+    def focusInEvent(self, event: QFocusEvent) -> None:
+        self._describe()  # the line count as it is now, not at the last selection
+        super().focusInEvent(event)
+
     def _colours(self) -> dict[str, QColor]:
         palette = self.palette()  # read at each paint: a change of colour scheme shows at once
         return {"error": theme.error_text(palette), "push": theme.success_text(palette),
                 "text": palette.color(palette.ColorRole.Text)}
 
     def line_colour(self, number: int) -> QColor:
+        """The colour a line is painted in."""
         return self._colours()[line_kind(self._lines[number])]
 
     def paintEvent(self, event: QPaintEvent) -> None:
-        painter = QPainter(self.viewport())
-        metrics = self.fontMetrics()
-        height, ascent = metrics.lineSpacing(), metrics.ascent()
-        left = MARGIN - self.horizontalScrollBar().value()
-        top_line = self.verticalScrollBar().value()
+        height, ascent = self._line_height(), self.fontMetrics().ascent()
+        top_line = self.first_visible_line()
         first = top_line + event.rect().top() // height
         last = min(len(self._lines), top_line + event.rect().bottom() // height + 1)
+        scrolled = self.horizontalScrollBar().value()
         colours = self._colours()
-        pen = None
-        y = (first - top_line) * height + ascent
-        for text in self._lines[first:last]:  # a pen change only where the colour changes
-            if (colour := colours[line_kind(text)]) is not pen:
-                painter.setPen(colour)
-                pen = colour
-            painter.drawText(left, y, text)
-            y += height
-        if (chosen := self.selection()) is not None:
-            self._paint_selection(painter, chosen, max(first, chosen[0][0]), min(last - 1, chosen[1][0]))
+        chosen = self.selection()
+        highlight = self.palette().color(self.palette().ColorRole.Highlight)
+        on_highlight = self.palette().color(self.palette().ColorRole.HighlightedText)
+        with QPainter(self.viewport()) as painter:
+            pen = None
+            for number in range(first, last):
+                text = self._lines[number]
+                shown = _shown(text)
+                y = (number - top_line) * height
+                colour = colours[line_kind(text)]
+                if colour is not pen:  # a pen change only where the colour changes
+                    painter.setPen(colour)
+                    pen = colour
+                self._draw(painter, shown, 0, len(shown), y + ascent, scrolled)
+                if chosen and chosen[0][0] <= number <= chosen[1][0]:
+                    start = _shown_column(text, chosen[0][1]) if number == chosen[0][0] else 0
+                    end = _shown_column(text, chosen[1][1]) if number == chosen[1][0] else len(shown)
+                    x = MARGIN - scrolled + self._x(shown, start)
+                    span = self._x(shown, end) - self._x(shown, start)
+                    if number != chosen[1][0]:
+                        span = max(span, self.viewport().width())  # the line break selected too
+                    painter.fillRect(QRect(x, y, span, height), highlight)
+                    painter.setPen(on_highlight)
+                    pen = None
+                    self._draw(painter, shown, start, end, y + ascent, scrolled)
 
-    def _paint_selection(self, painter: QPainter, chosen: tuple[Position, Position], first: int, last: int) -> None:
-        """The selected part of lines first..last, over what paintEvent drew."""
-        palette = self.palette()
-        metrics = self.fontMetrics()
-        height, ascent = metrics.lineSpacing(), metrics.ascent()
-        left = MARGIN - self.horizontalScrollBar().value()
-        top_line = self.verticalScrollBar().value()
-        painter.setPen(palette.color(palette.ColorRole.HighlightedText))
-        for number in range(first, last + 1):
-            text = self._lines[number]
-            start = chosen[0][1] if number == chosen[0][0] else 0
-            end = chosen[1][1] if number == chosen[1][0] else len(text)
-            x = left + metrics.horizontalAdvance(text[:start])
-            span = metrics.horizontalAdvance(text[start:end])
-            if number != chosen[1][0]:
-                span = max(span, self.viewport().width())  # a selected line break reads as selected to the edge
-            top = (number - top_line) * height
-            painter.fillRect(QRect(x, top, span, height), palette.color(palette.ColorRole.Highlight))
-            painter.drawText(x, top + ascent, text[start:end])
+    def _draw(self, painter: QPainter, shown: str, start: int, end: int, baseline: int, scrolled: int) -> None:
+        """Columns start..end of a shown line; of a long one, only what is in sight."""
+        if self._fast(shown):
+            start = max(start, (scrolled - MARGIN) // self._cell)
+            end = min(end, start + self.viewport().width() // self._cell + 2)
+            if start >= end:
+                return
+        painter.drawText(MARGIN - scrolled + self._x(shown, start), baseline, shown[start:end])
+
+    def wheelEvent(self, event: QWheelEvent) -> None:
+        """Ctrl+wheel zooms, as in Qt's text views; the wheel alone scrolls."""
+        if not event.modifiers() & Qt.KeyboardModifier.ControlModifier:
+            return super().wheelEvent(event)
+        font = self.font()
+        step = 1 if event.angleDelta().y() > 0 else -1
+        font.setPointSizeF(max(6.0, min(48.0, font.pointSizeF() + step)))
+        self.setFont(font)
 
     def mousePressEvent(self, event: QMouseEvent) -> None:
         if event.button() != Qt.MouseButton.LeftButton:
@@ -297,39 +373,59 @@ class LogLines(QAbstractScrollArea):
     def mouseMoveEvent(self, event: QMouseEvent) -> None:
         if not event.buttons() & Qt.MouseButton.LeftButton or self._anchor is None:
             return super().mouseMoveEvent(event)
-        point = event.position().toPoint()
-        bar = self.verticalScrollBar()
-        if point.y() < 0:  # dragging past an edge scrolls on
-            bar.setValue(bar.value() - 1)
-        elif point.y() > self.viewport().height():
-            bar.setValue(bar.value() + 1)
+        self._drag_at = event.position().toPoint()
+        if self.viewport().rect().contains(self._drag_at):
+            self._drag_timer.stop()
+        elif not self._drag_timer.isActive():
+            self._drag_timer.start()  # past an edge: scroll on while the button is held
+        self.select(self._anchor, self._position_at(self._drag_at))
+
+    def _drag_step(self) -> None:
+        if not QGuiApplication.mouseButtons() & Qt.MouseButton.LeftButton or self._anchor is None:
+            self._drag_timer.stop()
+            return
+        point, port = self._drag_at, self.viewport().rect()
+        down, across = self.verticalScrollBar(), self.horizontalScrollBar()
+        if point.y() < port.top():
+            down.setValue(down.value() - 1 - (port.top() - point.y()) // self._line_height())
+        elif point.y() > port.bottom():
+            down.setValue(down.value() + 1 + (point.y() - port.bottom()) // self._line_height())
+        if point.x() < port.left():
+            across.setValue(across.value() - across.singleStep())
+        elif point.x() > port.right():
+            across.setValue(across.value() + across.singleStep())
         self.select(self._anchor, self._position_at(point))
 
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:
-        """On X11 a selection is also the primary selection (a middle click pastes it)."""
         if event.button() != Qt.MouseButton.LeftButton:
             return super().mouseReleaseEvent(event)
-        clipboard = QGuiApplication.clipboard()
-        if clipboard.supportsSelection() and (text := self.selected_text()):
-            clipboard.setText(text, QClipboard.Mode.Selection)
+        self._drag_timer.stop()
+        self._share_selection()
 
     def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:
         """A double-click selects the whole line (a log's unit), not a word."""
+        if event.button() != Qt.MouseButton.LeftButton or not self._lines:
+            return  # taken, and nothing done
         line, _ = self._position_at(event.position().toPoint())
-        if self._lines:
-            self.select((line, 0), (line, len(self._lines[line])))
+        self.select((line, 0), (line, len(self._lines[line])))
+        self._share_selection()
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
+        control = event.modifiers() & Qt.KeyboardModifier.ControlModifier
+        down = self.verticalScrollBar()
         if event.matches(QKeySequence.StandardKey.Copy):
             self.copy()
         elif event.matches(QKeySequence.StandardKey.SelectAll):
             self.select_all()
-        elif event.key() in (Qt.Key.Key_Home, Qt.Key.Key_End) and event.modifiers() & Qt.KeyboardModifier.ControlModifier:
-            self.verticalScrollBar().setValue(0 if event.key() == Qt.Key.Key_Home else self.verticalScrollBar().maximum())
-        elif event.key() == Qt.Key.Key_Home:
-            self.horizontalScrollBar().setValue(0)
-        elif event.key() == Qt.Key.Key_End:
-            self.horizontalScrollBar().setValue(self.horizontalScrollBar().maximum())
+        elif event.key() in (Qt.Key.Key_Home, Qt.Key.Key_End) and control:
+            down.setValue(0 if event.key() == Qt.Key.Key_Home else down.maximum())
+        elif event.key() in (Qt.Key.Key_Home, Qt.Key.Key_End):
+            across = self.horizontalScrollBar()
+            across.setValue(0 if event.key() == Qt.Key.Key_Home else across.maximum())
+        elif event.key() == Qt.Key.Key_Space:  # as in a pager: Space on, Shift+Space back
+            back = event.modifiers() & Qt.KeyboardModifier.ShiftModifier
+            down.triggerAction(QAbstractSlider.SliderAction.SliderPageStepSub if back
+                               else QAbstractSlider.SliderAction.SliderPageStepAdd)
         else:
             super().keyPressEvent(event)  # arrows and page keys move the scroll bars
 
@@ -341,6 +437,7 @@ class LogLines(QAbstractScrollArea):
         select_all = menu.addAction("Select &all", self.select_all)
         select_all.setShortcut(QKeySequence.StandardKey.SelectAll)
         menu.exec(event.globalPos())
+        menu.deleteLater()
 
 
 def line_kind(text: str) -> str:
@@ -350,3 +447,27 @@ def line_kind(text: str) -> str:
     if "[push] " in text[:18]:
         return "push"
     return "text"
+
+
+def _shown(text: str) -> str:
+    """A line as it is drawn: tabs as spaces to the next stop of 8."""
+    return text.expandtabs() if "\t" in text else text
+
+
+def _shown_column(text: str, column: int) -> int:
+    """A column of a line's text as a column of the line drawn."""
+    return len(text[:column].expandtabs()) if "\t" in text else column
+
+
+def _text_column(text: str, shown_column: int) -> int:
+    """The column of a line's text nearest a column of the line drawn (inside a tab: the
+    nearer of its two edges)."""
+    if "\t" not in text:
+        return shown_column
+    reach = 0
+    for column, character in enumerate(text):
+        after = (reach // 8 + 1) * 8 if character == "\t" else reach + 1
+        if shown_column < after:
+            return column if shown_column - reach <= after - shown_column else column + 1
+        reach = after
+    return len(text)

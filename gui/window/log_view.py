@@ -141,7 +141,6 @@ class LogView(QWidget):
         self.title.setText(f"<b>Log — {name}</b>" + (f" (last {MAX_SHOWN:,} lines; the whole log is in its file)"
                                                       if cut else ""))
         self.text.set_lines(shown)
-        self._describe()
         self.open_file.setEnabled(bool(self.files))
 
     def append_records(self, records: list[Any]) -> None:
@@ -160,14 +159,7 @@ class LogView(QWidget):
                 else:
                     self._skip = 0
                     lines.append(f"… {record.skipped} lines went to the log file only (Open log file)")
-        if lines:
-            self.text.append(lines)
-            self._describe()
-
-    def _describe(self) -> None:
-        """What a screen reader can say of a view that paints its lines."""
-        self.text.setAccessibleDescription(f"{self.text.line_count():,} lines; Open log file shows them all "
-                                           "in the system's editor")
+        self.text.append(lines)
 
     def find(self, backwards: bool) -> bool:
         return self.text.find(self.search.text(), backwards)

@@ -21,10 +21,11 @@ system's editor ("Open log file").
 
 from __future__ import annotations
 
+import math
 import re
 
-from PySide6.QtCore import QEvent, QPoint, QRect, Qt, QTimer
-from PySide6.QtGui import (QClipboard, QColor, QContextMenuEvent, QFocusEvent, QFontDatabase, QFontInfo,
+from PySide6.QtCore import QEvent, QPoint, QPointF, QRect, QRectF, Qt, QTimer
+from PySide6.QtGui import (QClipboard, QColor, QContextMenuEvent, QFocusEvent, QFontDatabase, QFontInfo, QFontMetricsF,
                            QGuiApplication, QKeyEvent, QKeySequence, QMouseEvent, QPainter, QPaintEvent,
                            QResizeEvent, QWheelEvent)
 from PySide6.QtWidgets import QAbstractScrollArea, QAbstractSlider, QMenu, QWidget
@@ -42,14 +43,16 @@ class LogLines(QAbstractScrollArea):
         super().__init__(parent)
         self.limit = limit
         self._lines: list[str] = []
-        self._widest = 0  # pixels, for the horizontal range; it does not shrink as old lines go
-        self._cell = 0  # a character's width when the font is fixed-pitch, else 0
+        self._widest = 0.0  # pixels, for the horizontal range; it does not shrink as old lines go
+        self._cell = 0.0  # a character's width when the font is fixed-pitch, else 0
         self._anchor: Position | None = None  # the selection runs from the anchor to the caret
         self._caret: Position | None = None
         self._drag_at = QPoint()
         self._drag_timer = QTimer(self, interval=50, timeout=self._drag_step)
-        self.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
-        self._measure_font()
+        font = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
+        font.setKerning(False)  # every character one cell wide, as a terminal shows a log
+        self.setFont(font)
+        self._measure_font()  # (setFont told it already, unless the font was the same)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.viewport().setCursor(Qt.CursorShape.IBeamCursor)
         self.verticalScrollBar().setSingleStep(1)  # in lines; the wheel scrolls three
@@ -107,7 +110,7 @@ class LogLines(QAbstractScrollArea):
         height = self._line_height()
         return QRect(0, (number - self.first_visible_line()) * height, self.viewport().width(), height)
 
-    def x_of(self, position: Position) -> int:
+    def x_of(self, position: Position) -> float:
         """Where a character starts in the viewport."""
         text = self._lines[position[0]]
         return MARGIN - self.horizontalScrollBar().value() + self._x(_shown(text), _shown_column(text, position[1]))
@@ -221,18 +224,18 @@ class LogLines(QAbstractScrollArea):
         printable ASCII (no wide or combining characters)."""
         return bool(self._cell) and text.isascii() and text.isprintable()
 
-    def _x(self, text: str, column: int) -> int:
-        """Pixels from a shown line's start to its column."""
-        if self._fast(text):
+    def _x(self, text: str, column: int, fast: bool | None = None) -> float:
+        """Pixels from a shown line's start to its column (`fast`: _fast(text), if known)."""
+        if self._fast(text) if fast is None else fast:
             return column * self._cell
-        return self.fontMetrics().horizontalAdvance(text[:column])
+        return self._metrics.horizontalAdvance(text[:column])
 
-    def _widest_of(self, lines: list[str]) -> int:
+    def _widest_of(self, lines: list[str]) -> float:
         """The widest of `lines` in pixels: measured for the few that need it, counted for the rest."""
         longest = _shown(max(lines, key=len, default=""))
         widest = self._x(longest, len(longest))
         for text in lines:
-            if "\t" in text or not (text.isascii() and text.isprintable()):
+            if not self._cell or "\t" in text or not (text.isascii() and text.isprintable()):
                 shown = _shown(text)
                 widest = max(widest, self._x(shown, len(shown)))
         return widest
@@ -241,7 +244,7 @@ class LogLines(QAbstractScrollArea):
         page = self._page()
         self.verticalScrollBar().setRange(0, max(0, len(self._lines) - page))
         self.verticalScrollBar().setPageStep(page)
-        width = self._widest + 2 * MARGIN
+        width = math.ceil(self._widest) + 2 * MARGIN
         self.horizontalScrollBar().setRange(0, max(0, width - self.viewport().width()))
         self.horizontalScrollBar().setPageStep(self.viewport().width())
         self.horizontalScrollBar().setSingleStep(self.fontMetrics().averageCharWidth() * 4)
@@ -264,7 +267,7 @@ class LogLines(QAbstractScrollArea):
             low, high = 0, len(shown)  # the column whose left edge is nearest x, by bisection
             while low < high:
                 middle = (low + high) // 2
-                if (self._x(shown, middle) + self._x(shown, middle + 1)) / 2 < x:
+                if (self._x(shown, middle, False) + self._x(shown, middle + 1, False)) / 2 < x:
                     low = middle + 1
                 else:
                     high = middle
@@ -284,7 +287,8 @@ class LogLines(QAbstractScrollArea):
         super().changeEvent(event)
 
     def _measure_font(self) -> None:
-        self._cell = self.fontMetrics().horizontalAdvance("x") if QFontInfo(self.font()).fixedPitch() else 0
+        self._metrics = QFontMetricsF(self.font())
+        self._cell = self._metrics.horizontalAdvance("x") if QFontInfo(self.font()).fixedPitch() else 0.0
         self._widest = self._widest_of(self._lines)
 
     def resizeEvent(self, event: QResizeEvent) -> None:
@@ -331,35 +335,40 @@ class LogLines(QAbstractScrollArea):
                 if colour is not pen:  # a pen change only where the colour changes
                     painter.setPen(colour)
                     pen = colour
-                self._draw(painter, shown, 0, len(shown), y + ascent, scrolled)
+                fast = self._fast(shown)  # once a line: on a 1 MB line it is a scan
+                self._draw(painter, shown, fast, 0, len(shown), y + ascent, scrolled)
                 if chosen and chosen[0][0] <= number <= chosen[1][0]:
                     start = _shown_column(text, chosen[0][1]) if number == chosen[0][0] else 0
                     end = _shown_column(text, chosen[1][1]) if number == chosen[1][0] else len(shown)
-                    x = MARGIN - scrolled + self._x(shown, start)
-                    span = self._x(shown, end) - self._x(shown, start)
+                    x = MARGIN - scrolled + self._x(shown, start, fast)
+                    span = self._x(shown, end, fast) - self._x(shown, start, fast)
                     if number != chosen[1][0]:
-                        span = max(span, self.viewport().width())  # the line break selected too
-                    painter.fillRect(QRect(x, y, span, height), highlight)
+                        span = max(span, self.viewport().width() - x)  # the line break selected too
+                    painter.fillRect(QRectF(x, y, span, height), highlight)
                     painter.setPen(on_highlight)
                     pen = None
-                    self._draw(painter, shown, start, end, y + ascent, scrolled)
+                    self._draw(painter, shown, fast, start, end, y + ascent, scrolled)
 
-    def _draw(self, painter: QPainter, shown: str, start: int, end: int, baseline: int, scrolled: int) -> None:
+    def _draw(self, painter: QPainter, shown: str, fast: bool, start: int, end: int, baseline: int,
+              scrolled: int) -> None:
         """Columns start..end of a shown line; of a long one, only what is in sight."""
-        if self._fast(shown):
-            start = max(start, (scrolled - MARGIN) // self._cell)
-            end = min(end, start + self.viewport().width() // self._cell + 2)
+        if fast:
+            start = max(start, int((scrolled - MARGIN) // self._cell))
+            end = min(end, start + int(self.viewport().width() // self._cell) + 2)
             if start >= end:
                 return
-        painter.drawText(MARGIN - scrolled + self._x(shown, start), baseline, shown[start:end])
+        painter.drawText(QPointF(MARGIN - scrolled + self._x(shown, start, fast), baseline), shown[start:end])
 
     def wheelEvent(self, event: QWheelEvent) -> None:
         """Ctrl+wheel zooms, as in Qt's text views; the wheel alone scrolls."""
         if not event.modifiers() & Qt.KeyboardModifier.ControlModifier:
             return super().wheelEvent(event)
+        notches = event.angleDelta().y() / 120  # a touchpad sends fractions of a notch
+        if not notches:
+            return
         font = self.font()
-        step = 1 if event.angleDelta().y() > 0 else -1
-        font.setPointSizeF(max(6.0, min(48.0, font.pointSizeF() + step)))
+        size = font.pointSizeF() if font.pointSizeF() > 0 else QFontInfo(font).pointSizeF()  # (a font set in pixels)
+        font.setPointSizeF(max(6.0, min(48.0, size + notches)))
         self.setFont(font)
 
     def mousePressEvent(self, event: QMouseEvent) -> None:
@@ -411,19 +420,15 @@ class LogLines(QAbstractScrollArea):
         self._share_selection()
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
-        control = event.modifiers() & Qt.KeyboardModifier.ControlModifier
         down = self.verticalScrollBar()
         if event.matches(QKeySequence.StandardKey.Copy):
             self.copy()
         elif event.matches(QKeySequence.StandardKey.SelectAll):
             self.select_all()
-        elif event.key() in (Qt.Key.Key_Home, Qt.Key.Key_End) and control:
+        elif event.key() in (Qt.Key.Key_Home, Qt.Key.Key_End):  # the first line, the last (following again)
             down.setValue(0 if event.key() == Qt.Key.Key_Home else down.maximum())
-        elif event.key() in (Qt.Key.Key_Home, Qt.Key.Key_End):
-            across = self.horizontalScrollBar()
-            across.setValue(0 if event.key() == Qt.Key.Key_Home else across.maximum())
-        elif event.key() == Qt.Key.Key_Space:  # as in a pager: Space on, Shift+Space back
-            back = event.modifiers() & Qt.KeyboardModifier.ShiftModifier
+        elif event.key() == Qt.Key.Key_Space and not event.modifiers() & ~Qt.KeyboardModifier.ShiftModifier:
+            back = event.modifiers() & Qt.KeyboardModifier.ShiftModifier  # as in a pager: Space on, Shift+Space back
             down.triggerAction(QAbstractSlider.SliderAction.SliderPageStepSub if back
                                else QAbstractSlider.SliderAction.SliderPageStepAdd)
         else:
@@ -456,14 +461,14 @@ def _shown(text: str) -> str:
 
 def _shown_column(text: str, column: int) -> int:
     """A column of a line's text as a column of the line drawn."""
-    return len(text[:column].expandtabs()) if "\t" in text else column
+    return len(text[:column].expandtabs()) if "\t" in text else min(column, len(text))
 
 
 def _text_column(text: str, shown_column: int) -> int:
     """The column of a line's text nearest a column of the line drawn (inside a tab: the
     nearer of its two edges)."""
     if "\t" not in text:
-        return shown_column
+        return min(shown_column, len(text))
     reach = 0
     for column, character in enumerate(text):
         after = (reach // 8 + 1) * 8 if character == "\t" else reach + 1

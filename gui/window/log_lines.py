@@ -73,7 +73,7 @@ class LogLines(QAbstractScrollArea):
         if not lines:
             return
         bar = self.verticalScrollBar()
-        following = bar.value() >= bar.maximum()
+        following = self._at_end()
         self._lines.extend(lines)
         self._widest = max(self._widest, self._widest_of(lines))
         excess = len(self._lines) - self.limit
@@ -99,6 +99,10 @@ class LogLines(QAbstractScrollArea):
     def plain_text(self) -> str:
         return "\n".join(self._lines)
 
+    def _at_end(self) -> bool:
+        """Whether the view shows the last line (and so follows new ones)."""
+        return self.verticalScrollBar().value() >= self.verticalScrollBar().maximum()
+
     def scroll_to_end(self) -> None:
         self.verticalScrollBar().setValue(self.verticalScrollBar().maximum())
 
@@ -112,8 +116,7 @@ class LogLines(QAbstractScrollArea):
 
     def x_of(self, position: Position) -> float:
         """Where a character starts in the viewport."""
-        text = self._lines[position[0]]
-        return MARGIN - self.horizontalScrollBar().value() + self._x(_shown(text), _shown_column(text, position[1]))
+        return MARGIN - self.horizontalScrollBar().value() + self._text_x(*position)
 
     # --- selection and find --------------------------------------------------------------------------
 
@@ -180,9 +183,7 @@ class LogLines(QAbstractScrollArea):
         bar = self.verticalScrollBar()
         if not bar.value() <= line < bar.value() + self._page():
             bar.setValue(line - self._page() // 2)
-        text = _shown(self._lines[line])
-        left = self._x(text, _shown_column(self._lines[line], start))
-        right = self._x(text, _shown_column(self._lines[line], end))
+        left, right = self._text_x(line, start), self._text_x(line, end)
         across = self.horizontalScrollBar()
         if left < across.value() or right > across.value() + self.viewport().width() - 2 * MARGIN:
             across.setValue(max(0, left - self.viewport().width() // 3))
@@ -230,12 +231,17 @@ class LogLines(QAbstractScrollArea):
             return column * self._cell
         return self._metrics.horizontalAdvance(text[:column])
 
+    def _text_x(self, line: int, column: int) -> float:
+        """Pixels from a line's start to a column of its text (tabs kept)."""
+        text = self._lines[line]
+        return self._x(_shown(text), _shown_column(text, column))
+
     def _widest_of(self, lines: list[str]) -> float:
         """The widest of `lines` in pixels: measured for the few that need it, counted for the rest."""
         longest = _shown(max(lines, key=len, default=""))
         widest = self._x(longest, len(longest))
         for text in lines:
-            if not self._cell or "\t" in text or not (text.isascii() and text.isprintable()):
+            if not self._fast(text):  # a tab is not printable: tabbed lines are measured too
                 shown = _shown(text)
                 widest = max(widest, self._x(shown, len(shown)))
         return widest
@@ -278,8 +284,7 @@ class LogLines(QAbstractScrollArea):
 
     def changeEvent(self, event: QEvent) -> None:
         if event.type() == QEvent.Type.FontChange:
-            bar = self.verticalScrollBar()
-            following = bar.value() >= bar.maximum()
+            following = self._at_end()
             self._measure_font()
             self._update_ranges()
             if following:
@@ -292,8 +297,7 @@ class LogLines(QAbstractScrollArea):
         self._widest = self._widest_of(self._lines)
 
     def resizeEvent(self, event: QResizeEvent) -> None:
-        bar = self.verticalScrollBar()
-        following = bar.value() >= bar.maximum()
+        following = self._at_end()
         super().resizeEvent(event)
         self._update_ranges()
         if following:
@@ -340,8 +344,9 @@ class LogLines(QAbstractScrollArea):
                 if chosen and chosen[0][0] <= number <= chosen[1][0]:
                     start = _shown_column(text, chosen[0][1]) if number == chosen[0][0] else 0
                     end = _shown_column(text, chosen[1][1]) if number == chosen[1][0] else len(shown)
-                    x = MARGIN - scrolled + self._x(shown, start, fast)
-                    span = self._x(shown, end, fast) - self._x(shown, start, fast)
+                    left = self._x(shown, start, fast)
+                    x = MARGIN - scrolled + left
+                    span = self._x(shown, end, fast) - left
                     if number != chosen[1][0]:
                         span = max(span, self.viewport().width() - x)  # the line break selected too
                     painter.fillRect(QRectF(x, y, span, height), highlight)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
 import subprocess
 import sys
 import threading
@@ -19,7 +20,9 @@ from pathlib import Path
 import pytest
 
 from gui.devservices import Registry
+from gui.pipeline.registry_http import VERIFIER_SETTING
 from tests.helpers import write_image, write_project
+from tests.tls import start_tls_registry
 
 ROOT = Path(__file__).resolve().parents[1]
 MAX_BUNDLE_BYTES = 160 * 1024 * 1024
@@ -110,6 +113,29 @@ def test_frozen_cli_builds_and_pushes_with_qt_free_workers(bundle: Path, tmp_pat
     peak = max(rss for _, _, rss in workers.values())
     print(f"frozen workers ({start_method}): {len(workers)}, peak resident {peak / 1024:.1f} MiB")  # pytest -s
     assert peak < 60_000, workers
+
+
+@pytest.mark.parametrize("verifier", ["openssl", "os"])
+def test_frozen_cli_verifies_an_https_registry(bundle: Path, tmp_path: Path, docker_host: str,
+                                               verifier: str) -> None:
+    """Frozen, both verifiers check the registry against the system's CA bundle (here the one
+    SSL_CERT_FILE names, with the test CA in it): OpenSSL's, and truststore (Windows' and
+    macOS's verifier, run here through its Linux code), which must be in the bundle."""
+    registry, ca = start_tls_registry(tmp_path)
+    try:
+        trusted = tmp_path / "system-bundle.pem"  # the system's CA bundle with the test CA added
+        trusted.write_bytes(Path(ssl.get_default_verify_paths().openssl_cafile).read_bytes() + ca.read_bytes())
+        write_image(tmp_path, "frozen-tls")
+        path = write_project(tmp_path, [{"name": "frozen-tls", "context": "frozen-tls"}], registry=registry.address)
+        report = tmp_path / "report.json"
+        env = {**os.environ, "DOCKER_HOST": docker_host, "SSL_CERT_FILE": str(trusted), VERIFIER_SETTING: verifier}
+        result = subprocess.run([str(bundle / "dockpool"), "run", str(path), "--report", str(report)],
+                                capture_output=True, text=True, env=env, timeout=300)
+        assert result.returncode == 0, result.stdout + result.stderr
+        [image] = json.loads(report.read_text())["images"]
+        assert registry.manifest_digest("frozen-tls", "latest") == image["digest"]
+    finally:
+        registry.stop()
 
 
 @pytest.mark.parametrize("platform", ["offscreen", "xcb"])

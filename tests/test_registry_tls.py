@@ -4,85 +4,27 @@ non-loopback address, which (as for Docker) gets no plain-HTTP or unverified fal
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
-import socket
 import ssl
-import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+import truststore
 
-from gui.devservices import Registry
 from gui.pipeline import events as ev
-from gui.pipeline.events import Status
+from gui.pipeline import registry_http
+from gui.pipeline.events import FailureKind, Status
+from gui.pipeline.registry_http import VERIFIER_SETTING, RegistryClient, RegistryError
 from tests.helpers import run_pipeline, simple_project
 from tests.proxy import ConnectProxy
+from tests.tls import start_tls_registry
 
 pytestmark = pytest.mark.docker
 
 
-def _address() -> str:
-    """An address of this machine that is not loopback (a dummy interface if it has none)."""
-    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        probe.connect(("10.254.254.254", 1))
-        address = probe.getsockname()[0]
-        if not ipaddress.ip_address(address).is_loopback:
-            return address
-    except OSError:
-        pass
-    finally:
-        probe.close()
-    subprocess.run(["ip", "link", "add", "dockpool0", "type", "dummy"], check=False, capture_output=True)
-    subprocess.run(["ip", "addr", "add", "198.18.0.1/32", "dev", "dockpool0"], check=False, capture_output=True)
-    subprocess.run(["ip", "link", "set", "dockpool0", "up"], check=True, capture_output=True)
-    return "198.18.0.1"
-
-
-def _name(text: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, text)])
-
-
-def _certificates(folder: Path, address: str) -> tuple[Path, Path, Path]:
-    """A test CA, and a server certificate it signed for `address`: (ca, cert, key)."""
-    now = datetime.datetime.now(datetime.timezone.utc)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca = (x509.CertificateBuilder().subject_name(_name("Dockpool test CA")).issuer_name(_name("Dockpool test CA"))
-          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
-          .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=30))
-          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-          .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
-                                       content_commitment=False, key_encipherment=False, data_encipherment=False,
-                                       key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
-          .sign(ca_key, hashes.SHA256()))
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (x509.CertificateBuilder().subject_name(_name(address)).issuer_name(ca.subject)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=30))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(address))]),
-                           critical=False)
-            .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-            .sign(ca_key, hashes.SHA256()))
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = folder / "ca.crt", folder / "server.crt", folder / "server.key"
-    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    paths[2].write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return paths
-
-
 @pytest.fixture
 def tls_registry(tmp_path: Path, docker_host: str):
-    address = _address()
-    ca, cert, key = _certificates(tmp_path / "pki", address)
-    registry = Registry(tmp_path / "tls-registry", host=address, tls=(cert, key))
-    registry.start()
+    registry, ca = start_tls_registry(tmp_path)
     yield registry, ca
     registry.stop()
 
@@ -96,18 +38,149 @@ def test_untrusted_certificate_fails_as_tls_and_is_not_retried(tmp_path: Path, t
     assert image.push.attempts == 1 and "trust store" in image.hint
 
 
-def test_the_system_trust_store_is_used(tmp_path: Path, tls_registry, monkeypatch: pytest.MonkeyPatch) -> None:
-    """On Linux the system store is OpenSSL's (SSL_CERT_FILE can point it elsewhere); on
-    Windows and macOS truststore asks the OS's own store."""
-    registry, ca = tls_registry
+def _trusting(tmp_path: Path, ca: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The system's CA bundle with the test CA in it, as an administrator would add it."""
     bundle = tmp_path / "system-bundle.pem"
     bundle.write_bytes(Path(ssl.get_default_verify_paths().openssl_cafile).read_bytes() + ca.read_bytes())
     monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
+    return bundle
+
+
+def _connect(registry) -> None:
+    """What a push does first, in this process: the scheme and a HEAD."""
+    client = RegistryClient(registry.address, None, insecure=False, timeout=10)
+    try:
+        client.connect()
+        assert client.blob_size("img00", "sha256:" + "0" * 64) is None
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize("verifier", ["openssl", "os"])
+def test_the_system_trust_store_is_used(tmp_path: Path, tls_registry, monkeypatch: pytest.MonkeyPatch,
+                                        verifier: str) -> None:
+    """On Linux the system store is OpenSSL's (SSL_CERT_FILE can point it elsewhere); on
+    Windows and macOS ("os") truststore asks the OS's own store, and here, on Linux, runs
+    its OpenSSL code: the path is exercised, not Windows' verifier."""
+    registry, ca = tls_registry
+    _trusting(tmp_path, ca, monkeypatch)
+    monkeypatch.setenv(VERIFIER_SETTING, verifier)
     run = run_pipeline(simple_project(tmp_path, 1, registry=registry.address))
     [image] = run.report.images
     assert image.status is Status.PUSHED, image.error
     assert registry.manifest_digest("img00", "latest") == image.digest
     assert any(f"pushing to https://{registry.address}/v2/img00" in line.text for line in run.of(ev.LogLine))
+
+
+def test_the_trust_store_is_read_once_not_at_every_connection(tmp_path: Path, tls_registry,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reading the system's CA bundle parses about 140 certificates: some 50 ms of CPU.
+    A pusher makes new connections for every image (a client per push, and one more for
+    each request made ahead); the bundle must not be read again for each of them
+    (truststore, on Linux, read it at every connection: about 130 ms more of a pusher's CPU
+    per image)."""
+    registry, ca = tls_registry
+    _trusting(tmp_path, ca, monkeypatch)
+    monkeypatch.delenv(VERIFIER_SETTING, raising=False)
+    loads: list[str] = []
+
+    def count(frame, event: str, arg) -> None:
+        if event == "c_call" and getattr(arg, "__name__", "") in ("set_default_verify_paths",
+                                                                  "load_verify_locations"):
+            loads.append(arg.__name__)
+
+    sys.setprofile(count)
+    try:
+        for _ in range(3):  # three pushes, one after another, as in one pusher
+            _connect(registry)
+    finally:
+        sys.setprofile(None)
+    assert len(loads) == 1, loads
+
+
+def test_the_distributions_bundle_when_openssl_looks_elsewhere(tmp_path: Path, tls_registry,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Python (or a packaged app) whose OpenSSL was built for another system's folders
+    finds no certificates where it looks; the distribution's own bundle is used then."""
+    registry, ca = tls_registry
+    bundle = _trusting(tmp_path, ca, monkeypatch)
+    monkeypatch.delenv(VERIFIER_SETTING, raising=False)
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "no-such-bundle.pem"))
+    (tmp_path / "empty-certs").mkdir()
+    monkeypatch.setenv("SSL_CERT_DIR", str(tmp_path / "empty-certs"))
+    monkeypatch.setattr(registry_http, "SYSTEM_BUNDLES", ())
+    with pytest.raises(RegistryError) as refused:  # nothing to fall back on: nothing is trusted
+        _connect(registry)
+    assert refused.value.kind is FailureKind.TLS, refused.value.failure
+    monkeypatch.setattr(registry_http, "SYSTEM_BUNDLES", (str(tmp_path / "missing.crt"), str(bundle)))
+    _connect(registry)
+
+
+@pytest.mark.parametrize("setting", ["openssl", "os", "OS", "no-such-verifier"])
+def test_a_ca_added_to_certs_d_while_open_is_used_at_the_next_push(tmp_path: Path, tls_registry,
+                                                                   monkeypatch: pytest.MonkeyPatch,
+                                                                   setting: str) -> None:
+    """The window's process lives for hours: a TLS failure, the CA put in certs.d, and the
+    next check or push trusts it (a context kept by the process is made anew). The setting
+    picks the verifier in any case; one it does not know means the platform's default."""
+    registry, ca = tls_registry
+    monkeypatch.setenv(VERIFIER_SETTING, setting)
+    expected = {"openssl": "openssl", "os": "os", "OS": "os"}.get(setting, "openssl")  # Linux's default
+    assert registry_http.verifier() == expected
+    home = tmp_path / "home"
+    folder = home / ".docker" / "certs.d" / registry.address
+    folder.mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(home))
+    with pytest.raises(RegistryError) as refused:
+        _connect(registry)
+    assert refused.value.kind is FailureKind.TLS, refused.value.failure
+    (folder / "ca.crt").write_bytes(ca.read_bytes())
+    _connect(registry)
+    context = registry_http.ssl_context(registry.address, True)
+    assert isinstance(context, truststore.SSLContext) is (expected == "os")
+
+
+def test_the_ca_bundle_rewritten_in_place_is_read_again(tmp_path: Path, tls_registry,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """update-ca-certificates rewrites the bundle where it is: the kept context is made anew."""
+    registry, ca = tls_registry
+    monkeypatch.delenv(VERIFIER_SETTING, raising=False)
+    bundle = _trusting(tmp_path, ca, monkeypatch)
+    with_ca = bundle.read_bytes()
+    bundle.write_bytes(with_ca[:-len(ca.read_bytes())])  # the system's certificates alone
+    with pytest.raises(RegistryError) as refused:
+        _connect(registry)
+    assert refused.value.kind is FailureKind.TLS, refused.value.failure
+    with open(bundle, "r+b") as rewritten:
+        rewritten.write(with_ca)
+    _connect(registry)
+
+
+def test_an_unusable_file_in_certs_d_is_named(tmp_path: Path, tls_registry, monkeypatch: pytest.MonkeyPatch) -> None:
+    registry, _ = tls_registry
+    folder = tmp_path / "home" / ".docker" / "certs.d" / registry.address
+    folder.mkdir(parents=True)
+    (folder / "ca.crt").write_text("saved from a web page, not a certificate\n")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    run = run_pipeline(simple_project(tmp_path, 1, registry=registry.address))
+    [image] = run.report.images
+    assert image.status is Status.FAILED and image.error_kind == "tls", image.error
+    assert f"{folder / 'ca.crt'}: not a usable certificate" in image.error and "certs.d" in image.hint
+    assert image.push.attempts == 1
+
+
+def test_certs_d_folders_are_named_as_docker_names_them_on_windows(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Windows folder's name cannot hold ':': Docker drops it (certs.d\\registry5000)."""
+    monkeypatch.setenv("ProgramData", str(tmp_path / "ProgramData"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    machine = tmp_path / "ProgramData" / "docker" / "certs.d" / "registry.example5000"
+    user = tmp_path / "home" / ".docker" / "certs.d" / "registry.example5000"
+    for folder in (machine, user, tmp_path / "home" / ".docker" / "certs.d" / "registry.example:5000"):
+        folder.mkdir(parents=True)
+    assert registry_http.certs_folders("registry.example:5000", windows=True) == [machine, user]
+    assert registry_http.certs_folders("registry.example:5000", windows=False) == [
+        tmp_path / "home" / ".docker" / "certs.d" / "registry.example:5000"]
 
 
 def test_docker_certs_d_is_honoured(tmp_path: Path, tls_registry, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -5,9 +5,10 @@ separate connect, read, write and pool timeouts (a socket write that blocks
 because the far end stopped reading ends after the stall timeout; urllib3, under
 requests and the Docker SDK, has no write timeout), request bodies streamed
 from a generator (bytes are counted as they leave, the blob is never held in
-memory), HTTPS_PROXY/NO_PROXY from the environment, and any SSL context: the
-operating system's trust store through truststore, where Windows developers
-behind a TLS-inspecting proxy have their corporate root (certifi does not).
+memory), HTTPS_PROXY/NO_PROXY from the environment, and any SSL context: on
+Windows and macOS the operating system's trust store through truststore, where
+developers behind a TLS-inspecting proxy have their corporate root (certifi does
+not); elsewhere the system's CA bundle, read once per process (see ssl_context).
 The registry clients that exist (oras, python-dxf) have neither write timeouts
 nor resumable uploads.
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import ssl
 import sys
 from collections.abc import Callable, Iterator
@@ -44,6 +46,22 @@ Body = bytes | Callable[[], Iterator[bytes]] | None
 
 _schemes: dict[str, str] = {}  # host -> base URL that answered, per process
 
+# Who checks a registry's certificate. "os": the operating system, through truststore (the
+# default on Windows and macOS, where a TLS-inspecting proxy's corporate root is in the OS's
+# store, not in a file). "openssl": the system's CA certificates where OpenSSL keeps them
+# (the default elsewhere; truststore would read them again at every connection, some 50 ms
+# of CPU each). DOCKPOOL_TLS_VERIFIER chooses the other, so the "os" path runs on Linux
+# too (where truststore itself uses OpenSSL).
+VERIFIER_SETTING = "DOCKPOOL_TLS_VERIFIER"
+# Where distributions keep their CA bundle, for an OpenSSL built to look elsewhere (Debian
+# and Ubuntu; Fedora and RHEL, new and old; SUSE; Alpine, Arch and the BSDs).
+SYSTEM_BUNDLES = ("/etc/ssl/certs/ca-certificates.crt", "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
+                  "/etc/pki/tls/certs/ca-bundle.crt", "/etc/pki/tls/cert.pem", "/etc/ssl/ca-bundle.pem",
+                  "/etc/ssl/cert.pem")
+_HASHED_NAME_RE = re.compile(r"^[0-9a-fA-F]{8}\.\d+$")
+Stamps = tuple[tuple[str, int, int, int], ...]
+# host -> (the files its "openssl" context read, stamped; the context)
+_openssl_contexts: dict[str, tuple[Stamps, ssl.SSLContext]] = {}
 
 class RegistryError(Exception):
     """A classified failure talking to the registry (its kind decides retries).
@@ -60,17 +78,43 @@ class RegistryError(Exception):
         return self.failure.kind
 
 
-def _certs_folders(host: str) -> list[Path]:
-    """Docker's per-registry certificate folders for `host` (certs.d/<host[:port]>)."""
-    if sys.platform == "win32":
+def certs_folders(host: str, windows: bool = sys.platform == "win32") -> list[Path]:
+    """Docker's per-registry certificate folders for `host`: certs.d/<host[:port]>, or on
+    Windows, where a folder's name cannot hold ':', certs.d/<host><port> as Docker names
+    them there. `windows`: the Windows layout (a parameter, so tests reach it on Linux)."""
+    if windows:
         roots = [Path(os.environ.get("ProgramData", r"C:\ProgramData")) / "docker" / "certs.d"]
+        name = host.replace(":", "")
     else:
         roots = [Path("/etc/docker/certs.d")]
+        name = host
     roots.append(Path.home() / ".docker" / "certs.d")
-    return [root / host for root in roots if (root / host).is_dir()]
+    return [root / name for root in roots if (root / name).is_dir()]
+
+
+def verifier() -> str:
+    """"os" or "openssl": DOCKPOOL_TLS_VERIFIER when it names one (in any case), else the
+    platform's default."""
+    chosen = os.environ.get(VERIFIER_SETTING, "").strip().lower()
+    if chosen in ("os", "openssl"):
+        return chosen
+    return "os" if sys.platform in ("win32", "darwin") else "openssl"
 
 
 def ssl_context(host: str, verify: bool) -> ssl.SSLContext:
+    """The SSL context for a client of a registry host.
+
+    The "openssl" one is made once per process and shared by every client after it:
+    reading the system's CA certificates parses some 140 of them (50 ms of CPU), and a
+    push opens several connections per image. It is made anew when a file it read has
+    changed (a CA put in certs.d while the window is open counts at the next push).
+    (httpcore sets ALPN on the context at each connection; every client here asks for
+    HTTP/1.1 alone, so sharing it changes nothing.) truststore's is made per client, as
+    before: it holds a lock through each handshake, and shared, one stalled handshake
+    would hold up every other connection to the registry."""
+    folders = certs_folders(host)
+    if verify and verifier() == "openssl":
+        return _openssl_context(host, folders)
     if verify:
         import truststore
 
@@ -79,12 +123,90 @@ def ssl_context(host: str, verify: bool) -> ssl.SSLContext:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
-    for folder in _certs_folders(host):
-        for ca in sorted(folder.glob("*.crt")):
-            context.load_verify_locations(cafile=str(ca))
-        if (folder / "client.cert").is_file() and (folder / "client.key").is_file():
-            context.load_cert_chain(str(folder / "client.cert"), str(folder / "client.key"))
+    _load_certs_d(context, folders)
     return context
+
+
+def _openssl_context(host: str, folders: list[Path]) -> ssl.SSLContext:
+    stamps = _stamps(folders)
+    known = _openssl_contexts.get(host)
+    if known is not None and known[0] == stamps:
+        return known[1]
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    _load_system_store(context)
+    _load_certs_d(context, folders)
+    _openssl_contexts[host] = (stamps, context)
+    return context
+
+
+def _stamps(folders: list[Path]) -> Stamps:
+    """Every file an "openssl" context for these certs.d folders may read, and what tells a
+    changed file (a file replaced or rewritten in place, or one that appears)."""
+    cafile, capaths = _openssl_locations()
+    files = [Path(name) for name in (cafile, *capaths, *SYSTEM_BUNDLES) if name]
+    for folder in folders:
+        files += sorted(folder.iterdir())
+    stamps = []
+    for path in files:
+        try:
+            stat = path.stat()
+            stamps.append((str(path), stat.st_mtime_ns, stat.st_size, stat.st_ino))
+        except OSError:
+            stamps.append((str(path), 0, 0, 0))
+    return tuple(stamps)
+
+
+def _openssl_locations() -> tuple[str | None, list[str]]:
+    """Where OpenSSL looks for CA certificates: its file (None when there is none) and its
+    folders (SSL_CERT_DIR may list several)."""
+    paths = ssl.get_default_verify_paths()
+    listed = os.environ.get(paths.openssl_capath_env, "")
+    folders = [name for name in listed.split(os.pathsep) if name] if listed else [paths.capath] if paths.capath else []
+    return paths.cafile, folders
+
+
+def _load_system_store(context: ssl.SSLContext) -> None:
+    """The system's CA certificates as OpenSSL finds them (SSL_CERT_FILE and SSL_CERT_DIR
+    honoured; files it cannot read are skipped, as by OpenSSL; on Windows the system's
+    stores); when nothing is where OpenSSL looks (a Python or a packaged app whose OpenSSL
+    was built for another system's folders), the bundle the distribution keeps."""
+    cafile, folders = _openssl_locations()
+    if os.name != "posix" or cafile or any(_holds_hashed_certificates(folder) for folder in folders):
+        context.load_default_certs()
+        return
+    for bundle in SYSTEM_BUNDLES:
+        if os.path.isfile(bundle):
+            try:
+                context.load_verify_locations(cafile=bundle)
+                return
+            except ssl.SSLError:
+                continue
+
+
+def _holds_hashed_certificates(folder: str) -> bool:
+    """OpenSSL finds a CA in a folder by its subject hash: names like 9d66eef0.0."""
+    try:
+        return any(_HASHED_NAME_RE.match(name) for name in os.listdir(folder))
+    except OSError:
+        return False
+
+
+def _load_certs_d(context: ssl.SSLContext, folders: list[Path]) -> None:
+    """Docker's certs.d: CA certificates (*.crt) and a client certificate (client.cert with
+    client.key). A file that cannot be used fails the push, naming it."""
+    for folder in folders:
+        file = folder
+        try:
+            for file in sorted(folder.glob("*.crt")):
+                context.load_verify_locations(cafile=str(file))
+            file = folder / "client.cert"
+            if file.is_file() and (folder / "client.key").is_file():
+                context.load_cert_chain(str(file), str(folder / "client.key"))
+        except (ssl.SSLError, OSError) as exc:
+            raise RegistryError(Failure(
+                FailureKind.TLS, f"{file}: not a usable certificate ({exc})",
+                "Docker's certs.d folder holds PEM files: CA certificates (*.crt), and client.cert with "
+                "client.key; fix or remove this one")) from exc
 
 
 def failure_for(exc: Exception, what: str, timeout: float) -> Failure:
@@ -435,10 +557,12 @@ def check_registry(registry: str, repository: str, auth: dict[str, str] | None, 
     path = registry[len(host):].strip("/")
     target = api_repository(host, f"{path}/{repository}" if path else repository)
     try:
-        client = RegistryClient(host, find_credentials(host, auth), insecure=insecure, timeout=timeout)
+        credentials = find_credentials(host, auth)
     except Exception as exc:  # a credential helper that fails, a broken config file
         return f"the login for {host} cannot be read: {exc}"
+    client: RegistryClient | None = None
     try:
+        client = RegistryClient(host, credentials, insecure=insecure, timeout=timeout)
         client.connect()
         return client.push_login_problem(target)
     except RegistryError as exc:
@@ -446,4 +570,5 @@ def check_registry(registry: str, repository: str, auth: dict[str, str] | None, 
     except httpx.HTTPError as exc:
         return failure_for(exc, f"checking {host}", timeout).message
     finally:
-        client.close()
+        if client is not None:
+            client.close()

@@ -15,14 +15,13 @@ import argparse
 import json
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from tests.helpers import write_image, write_project  # noqa: E402
+from tests.helpers import bench_folder, write_image, write_project  # noqa: E402
 
 
 def main() -> None:
@@ -35,7 +34,7 @@ def main() -> None:
                         help="the dockpool executable (default: this environment's)")
     args = parser.parse_args()
     cli = args.cli.resolve()
-    root = Path(tempfile.mkdtemp(prefix="dockpool-cli-start-"))
+    root = bench_folder("dockpool-cli-start-")
     for attempt in range(args.runs):
         folder = root / f"run{attempt}"
         names = [f"img{index}" for index in range(args.images)]

@@ -31,7 +31,7 @@ from gui.pipeline.build_backend import resolve_backend  # noqa: E402
 from gui.pipeline.docker_engine import connect, stream_client  # noqa: E402
 from gui.pipeline.project import load  # noqa: E402
 from gui.pipeline.supervisor import Pipeline, RunOptions  # noqa: E402
-from tests.helpers import write_project  # noqa: E402
+from tests.helpers import bench_folder, write_project  # noqa: E402
 
 MB = 1024 * 1024
 
@@ -87,7 +87,7 @@ def main() -> int:
     args = parser.parse_args()
     _, engine = connect()
     import_busybox(stream_client())
-    root = Path(tempfile.mkdtemp(prefix="dockpool-memory-bench-"))
+    root = bench_folder("dockpool-memory-bench-")
     print(f"{engine}; {args.lines} log lines per image, builders 8, pushers 2, pushed to {args.registry}", flush=True)
     results = []
     for count in (int(size) for size in args.sizes.split(",")):

@@ -209,7 +209,9 @@ def main() -> None:
     REGISTRY = args.registry
     _, engine = connect()
     import_busybox(stream_client(engine.api_version))
-    root = Path(tempfile.mkdtemp(prefix="dockpool-bench-"))
+    from tests.helpers import bench_folder
+
+    root = bench_folder("dockpool-bench-")
     classic = BuildBackend(detail="classic")
     buildkit = resolve_backend(BuildSettings(backend="buildkit"))
     skip = set(filter(None, args.skip.split(",")))

@@ -33,7 +33,7 @@ from gui.pipeline.project import load  # noqa: E402
 from gui.pipeline.streams import split_ref  # noqa: E402
 from gui.pipeline.supervisor import Pipeline, RunOptions  # noqa: E402
 from gui.pipeline.workers import prestart  # noqa: E402
-from tests.helpers import max_concurrent, write_project  # noqa: E402
+from tests.helpers import bench_folder, max_concurrent, write_project  # noqa: E402
 from tests.proxy import Proxy  # noqa: E402
 
 MB = 1_000_000
@@ -176,7 +176,7 @@ def main() -> int:
     args = parser.parse_args()
     storage = registry_home(args.registry_storage)
     _, engine = connect()
-    root = Path(tempfile.mkdtemp(prefix="dockpool-push-bench-"))
+    root = bench_folder("dockpool-push-bench-")
     size = int(args.layer_mb * MB)
     print(f"{engine}; {args.images} images x {args.layers} layers x {args.layer_mb:g} MB, "
           f"uplink {args.uplink_mb:g} MB/s in total; registry storage: {storage or 'disk'}", flush=True)

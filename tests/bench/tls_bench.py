@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from gui.pipeline import events as ev  # noqa: E402
 from gui.pipeline.registry_http import VERIFIER_SETTING  # noqa: E402
 from gui.pipeline.workers import prestart  # noqa: E402
-from tests.helpers import run_pipeline, simple_project  # noqa: E402
+from tests.helpers import bench_folder, run_pipeline, simple_project  # noqa: E402
 from tests.test_package import _descendants  # noqa: E402
 from tests.tls import start_tls_registry  # noqa: E402
 
@@ -114,7 +114,7 @@ def main() -> int:
     parser.add_argument("--cli", help="run this CLI (e.g. dist/Dockpool/dockpool) instead of the pipeline here")
     args = parser.parse_args()
     prestart(wait=True)  # as the CLI and the window start it, while the project loads
-    root = Path(tempfile.mkdtemp(prefix="dockpool-tls-bench-"))
+    root = bench_folder("dockpool-tls-bench-")
     print(f"{args.images} small images, pushers {args.pushers}, HTTPS registry with a test CA", flush=True)
     push_round(root, args.images, args.pushers, "insecure", args.cli)  # builds them: later rounds hit the cache
     results: dict[str, list[dict[str, float]]] = {mode: [] for mode in MODES}

@@ -19,7 +19,6 @@ import os
 import resource
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -81,7 +80,9 @@ def main() -> None:
     from gui.window.main_window import MainWindow
 
     import_busybox(short_client())
-    root = Path(tempfile.mkdtemp(prefix="dockpool-window-bench-"))
+    from tests.helpers import bench_folder
+
+    root = bench_folder("dockpool-window-bench-")
     path = make_project(root, args.images, args.lines, args.registry, args.builders, args.pushers)
 
     app = QApplication([])

@@ -12,7 +12,7 @@ QT_PACKAGES := libgl1 libegl1 libxkbcommon0 libfontconfig1 libdbus-1-3 libglib2.
 XCB_PACKAGES := libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-randr0 \
 	libxcb-render-util0 libxcb-shape0 libxcb-xinerama0 libxcb-xkb1 libxkbcommon-x11-0 xvfb xauth
 
-.PHONY: run run-cli test bench bench-push bench-tls bench-cli-start bench-memory bench-window package system-deps venv clean
+.PHONY: run run-cli test bench bench-push bench-large-push bench-tls bench-cli-start bench-memory bench-window package system-deps venv clean
 
 # A failed `apt-get update` (one unreachable index) must not stop an install whose
 # packages the existing indexes already have.
@@ -52,6 +52,9 @@ bench: system-deps venv
 
 bench-push: system-deps venv
 	$(PY) -m gui.devservices run -- $(PY) tests/bench/push_bench.py $(BENCH_ARGS)
+
+bench-large-push: system-deps venv
+	$(PY) -m gui.devservices run -- $(PY) tests/bench/large_push_bench.py $(BENCH_ARGS)
 
 bench-tls: system-deps venv
 	$(PY) -m gui.devservices run -- $(PY) tests/bench/tls_bench.py $(BENCH_ARGS)

@@ -14,8 +14,11 @@ import gzip
 import hashlib
 import io
 import json
+import os
 import tarfile
 import threading
+import time
+import zlib
 from pathlib import Path
 
 import docker
@@ -230,6 +233,79 @@ def test_compression_is_read_while_it_is_written(tmp_path: Path, saved: dict) ->
     repeat = Compression(again, MemoryBudget())
     repeat.run()
     assert repeat.digest == compression.digest
+
+
+class _CutReads(io.RawIOBase):
+    """A stream that answers every read with at most `cut` bytes, as a socket may."""
+
+    def __init__(self, data: bytes, cut: int) -> None:
+        self._data = io.BytesIO(data)
+        self._cut = cut
+
+    def read(self, size: int = -1) -> bytes:
+        return self._data.read(self._cut if size is None or size < 0 else min(size, self._cut))
+
+
+def test_a_layer_compresses_to_one_gzip_stream_the_same_however_it_is_read(tmp_path: Path) -> None:
+    """Blocks deflated side by side join into one valid gzip stream; its bytes depend on
+    the layer alone (not on how the export's reads are cut, nor on the platform)."""
+    layer = b"".join(b"line %d of a log that compresses well\n" % i for i in range(40_000))
+    layer += bytes(range(256)) * 3000 + layer[:100_000]  # past a block, and back-references across blocks
+    raw = tmp_path / "layer.tar"
+    raw.write_bytes(layer)
+    outputs = []
+    for cut in (1 << 20, 4096, 999):
+        compression = Compression(raw, MemoryBudget())
+        compression.run_stream(_CutReads(layer, cut))
+        outputs.append(contents(compression.output))
+        assert compression.diff_id == sha256(layer) and compression.digest == sha256(outputs[-1])
+    assert outputs[0] == outputs[1] == outputs[2]
+    stream = outputs[0]
+    assert stream[:10] == bytes([0x1F, 0x8B, 8, 0, 0, 0, 0, 0, 0, 255])  # no time, no name, OS "unknown"
+    assert gzip.decompress(stream) == layer
+    whole = zlib.decompressobj(31)  # exactly one gzip member, with nothing after it
+    assert whole.decompress(stream) == layer and whole.eof and whole.unused_data == b""
+    assert len(stream) < len(layer) // 5
+    assert any(thread.name.startswith("dockpool-deflate") for thread in threading.enumerate())
+
+
+def _compressed(tmp_path: Path, layer: bytes, level: int = 6) -> bytes:
+    raw = tmp_path / f"layer-{level}.tar"
+    raw.write_bytes(layer)
+    compression = Compression(raw, MemoryBudget(), level)
+    compression.run()
+    return contents(compression.output)
+
+
+def test_blocks_refer_back_into_the_block_before(tmp_path: Path) -> None:
+    """Each block is primed with the 32 KiB before it: 20 KB of random bytes repeated 100
+    times costs little more than 20 KB, however the repeats fall across blocks (without
+    the priming, every block would start over: 176 KB)."""
+    layer = os.urandom(20_000) * 100
+    stream = _compressed(tmp_path, layer)
+    assert gzip.decompress(stream) == layer and len(stream) < 2 * 20_000
+    assert _compressed(tmp_path, layer, level=1) != _compressed(tmp_path, layer, level=9)  # the level is used
+
+
+class _SlowReads(io.RawIOBase):
+    """An export that delivers a block every 50 ms, for ever."""
+
+    def read(self, size: int = -1) -> bytes:
+        time.sleep(0.05)
+        return os.urandom(max(1, min(size, 256 * 1024)))
+
+
+def test_a_compression_stopped_in_the_middle_ends_at_once(tmp_path: Path) -> None:
+    compression = Compression(tmp_path / "layer.tar", MemoryBudget())
+    worker = threading.Thread(target=compression.run_stream, args=(_SlowReads(),))
+    worker.start()
+    reader = compression.pieces()
+    assert next(reader)  # it has started
+    compression.stop()
+    worker.join(2)
+    assert not worker.is_alive()
+    with pytest.raises(ExportError, match="stopped"):
+        b"".join(reader)
 
 
 def test_a_stopped_compression_ends_its_readers(tmp_path: Path, saved: dict) -> None:

@@ -19,7 +19,8 @@ bytes beyond the push's memory budget is written to disk. When some
 layers are known to be there, a layer is first spooled to a file while its diffID
 is computed (`<id>/layer.tar` names do not say which layer it is), and only the
 ones the registry still needs are handed over, to be compressed on the uploader's
-compressor thread. gzip runs in zlib, which releases the GIL.
+compressor thread. gzip runs in zlib, which releases the GIL, in blocks compressed
+side by side on a few threads (see Compression).
 """
 
 from __future__ import annotations
@@ -28,11 +29,15 @@ import hashlib
 import io
 import json
 import logging
+import os
 import posixpath
+import struct
 import tarfile
 import threading
 import zlib
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -44,7 +49,12 @@ log = logging.getLogger(__name__)
 CHUNK = 1 << 20
 SMALL = 1 << 20  # members up to this size that are not layers stay in memory (configs, manifests)
 GZIP_LEVEL = 6
-COMPRESS_CHUNK = 256 * 1024  # small enough that an upload starts within milliseconds
+COMPRESS_CHUNK = 256 * 1024  # a block: small enough that an upload starts within milliseconds
+WINDOW = 32 * 1024  # deflate's window: a block may refer back this far into the one before
+# gzip's header as zlib writes it, but with "unknown" for the OS (zlib writes its own
+# platform's), so the same zlib gives the same bytes on Windows as on Linux.
+GZIP_HEADER = bytes([0x1F, 0x8B, 8, 0, 0, 0, 0, 0, 0, 255])
+LAST_BLOCK = b"\x03\x00"  # an empty final deflate block (fixed Huffman codes, end of block)
 
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
@@ -128,9 +138,15 @@ class Compression:
     not in the upload's own thread: an upload that compressed its own body paused the
     socket at every chunk, and a link that waits on its sender loses that time for good
     (2 % of an uplink, measured); the compressor runs well ahead of any uplink, so the
-    upload only ever waits for the network. The same input and level give the same
-    bytes (no time or name in the gzip header), so a layer compressed again on another
-    run has the same digest."""
+    upload only ever waits for the network.
+
+    The layer is cut into blocks of COMPRESS_CHUNK bytes, deflated side by side on a few
+    threads, each primed with the 32 KiB before it (as pigz does), and joined into one
+    gzip stream: zlib alone compresses 17 to 28 MB/s here, which a registry on a fast
+    link outruns (a 1 GiB layer took 60 s where the engine's push took 45 s). The bytes
+    depend only on the layer, the level and the zlib that deflates them (zlib-ng's
+    differ), never on the threads or on how the export's reads are cut, so a layer
+    compressed again on another run has the same digest."""
 
     def __init__(self, source: Path, budget: MemoryBudget, level: int = GZIP_LEVEL) -> None:
         self.source = source
@@ -162,32 +178,47 @@ class Compression:
         self._compress(reader, hashlib.sha256())
 
     def _compress(self, reader: IO[bytes], raw_digest: Any) -> None:
-        """`done` is set once the spool's file is closed (Windows cannot delete a file
-        that is still open), and the diffID before it."""
-        compressor = zlib.compressobj(self.level, zlib.DEFLATED, 31)
+        """Read block after block, hand each to the deflate threads, write their output
+        in order; `done` is set once the spool's file is closed (Windows cannot delete a
+        file that is still open), and the diffID before it."""
+        pool, ahead = _deflaters()
+        pending: deque[Future[bytes]] = deque()  # blocks in the threads' hands, in order
+        crc, length, window = 0, 0, b""
         finished = False
         error: BaseException | None = None
         try:
             try:
-                while not self._stopped and not finished:
-                    chunk = reader.read(COMPRESS_CHUNK)
-                    if raw_digest is not None and chunk:
-                        raw_digest.update(chunk)
-                    out = compressor.compress(chunk) if chunk else compressor.flush()
-                    finished = not chunk
-                    if out:
-                        self._digest.update(out)
-                        self.output.write(out)
-                        with self._changed:
-                            self.size += len(out)
-                            self._changed.notify_all()
+                self._write(GZIP_HEADER)
+                while not self._stopped and (block := _read_block(reader)):
+                    if raw_digest is not None:
+                        raw_digest.update(block)
+                    crc, length = zlib.crc32(block, crc), length + len(block)
+                    pending.append(pool.submit(_deflate, block, window, self.level))
+                    window = block[-WINDOW:] if len(block) >= WINDOW else (window + block)[-WINDOW:]
+                    while pending and (pending[0].done() or len(pending) > ahead):
+                        self._write(pending.popleft().result())
+                if not self._stopped:
+                    while pending:
+                        self._write(pending.popleft().result())
+                    self._write(LAST_BLOCK + struct.pack("<II", crc, length & 0xFFFFFFFF))
+                    finished = True
             finally:
+                for block_future in pending:
+                    block_future.cancel()
                 self.output.finish()
         except BaseException as exc:  # a full disk, an export cut off: the upload reading the spool raises it
             finished, error = False, exc
         if finished and raw_digest is not None:
             self.diff_id = "sha256:" + raw_digest.hexdigest()
         self._end(finished, error)
+
+    def _write(self, out: bytes) -> None:
+        if out:
+            self._digest.update(out)
+            self.output.write(out)
+            with self._changed:
+                self.size += len(out)
+                self._changed.notify_all()
 
     def _end(self, finished: bool, error: BaseException | None) -> None:
         if finished and self.on_done is not None:
@@ -240,6 +271,60 @@ class Compression:
     def digest(self) -> str:
         assert self.done
         return "sha256:" + self._digest.hexdigest()
+
+
+def _read_block(reader: IO[bytes]) -> bytes:
+    """COMPRESS_CHUNK bytes (fewer only at the end): the blocks, and so the compressed
+    bytes, never depend on how the reads happen to be cut."""
+    first = reader.read(COMPRESS_CHUNK)
+    if not first or len(first) == COMPRESS_CHUNK:
+        return first
+    block = bytearray(first)
+    while len(block) < COMPRESS_CHUNK and (more := reader.read(COMPRESS_CHUNK - len(block))):
+        block += more
+    return bytes(block)
+
+
+def _deflate(block: bytes, window: bytes, level: int) -> bytes:
+    """One block as raw deflate, primed with the bytes before it and ended on a byte
+    boundary (a sync flush), so the blocks join into one stream."""
+    if window:
+        compressor = zlib.compressobj(level, zlib.DEFLATED, -15, 8, zlib.Z_DEFAULT_STRATEGY, window)
+    else:
+        compressor = zlib.compressobj(level, zlib.DEFLATED, -15)
+    return compressor.compress(block) + compressor.flush(zlib.Z_SYNC_FLUSH)
+
+
+_pool: tuple[ThreadPoolExecutor, int] | None = None
+_pool_lock = threading.Lock()
+
+
+def _deflaters() -> tuple[ThreadPoolExecutor, int]:
+    """The process's deflate threads (one per core it may use, at most 4), and how many
+    blocks a layer keeps in their hands (one more than threads; with the one being read
+    and the one just handed over, threads + 3 blocks: at 4 threads 1.75 MiB of input,
+    their output, and each thread's zlib state of about 270 KB, per layer, outside the
+    push's memory budget).
+    Shared: a push compresses one layer at a time, or two. (Each pusher process has
+    its own: with several pushers on few cores the threads outnumber the cores, which
+    costs nothing but switches.)"""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+            threads = max(1, min(4, cores))
+            _pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="dockpool-deflate"), threads + 1
+        return _pool
+
+
+def _forget_pool() -> None:
+    """In a forked child: the parent's threads are not there, so neither is its pool."""
+    global _pool, _pool_lock
+    _pool, _pool_lock = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
 
 
 class _Reader:

@@ -188,8 +188,9 @@ def registry_token(service: Any, repository: str, user: str, password: str) -> s
 
 
 def bench_folder(prefix: str) -> Path:
-    """A benchmark's temporary folder, removed when it exits, failed or not: its image
-    contexts and registries take gigabytes (the push bench's, 2.5 GB a run)."""
+    """A benchmark's temporary folder, removed when it exits, by an error or Ctrl+C too
+    (not when it is killed): its image contexts and registries take gigabytes (the push
+    bench's, 2.5 GB a run)."""
     folder = Path(tempfile.mkdtemp(prefix=prefix))
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
     return folder

@@ -270,6 +270,7 @@ def test_a_layer_compresses_to_one_gzip_stream_the_same_however_it_is_read(tmp_p
 
 
 def _compressed(tmp_path: Path, layer: bytes, level: int = 6) -> bytes:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     raw = tmp_path / f"layer-{level}.tar"
     raw.write_bytes(layer)
     compression = Compression(raw, MemoryBudget(), level)
@@ -285,6 +286,29 @@ def test_blocks_refer_back_into_the_block_before(tmp_path: Path) -> None:
     stream = _compressed(tmp_path, layer)
     assert gzip.decompress(stream) == layer and len(stream) < 2 * 20_000
     assert _compressed(tmp_path, layer, level=1) != _compressed(tmp_path, layer, level=9)  # the level is used
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork exists on Linux and macOS only")
+def test_a_forked_child_compresses_with_threads_of_its_own(tmp_path: Path) -> None:
+    """A child forked after its parent compressed has none of the parent's deflate threads:
+    it must make its own pool, not wait for ever on the parent's."""
+    layer = os.urandom(3 * 256 * 1024)
+    expected = _compressed(tmp_path, layer)  # the parent's pool exists now
+    child = os.fork()
+    if child == 0:
+        try:
+            code = 0 if _compressed(tmp_path / "child", layer) == expected else 1
+        except BaseException:
+            code = 2
+        os._exit(code)
+    deadline = time.monotonic() + 20
+    while (ended := os.waitpid(child, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if ended[0] == 0:
+        os.kill(child, 9)
+        os.waitpid(child, 0)
+        pytest.fail("the forked child never finished compressing")
+    assert os.waitstatus_to_exitcode(ended[1]) == 0
 
 
 class _SlowReads(io.RawIOBase):

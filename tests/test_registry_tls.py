@@ -14,7 +14,7 @@ import truststore
 from gui.pipeline import events as ev
 from gui.pipeline import registry_http
 from gui.pipeline.events import FailureKind, Status
-from gui.pipeline.registry_http import VERIFIER_SETTING, RegistryClient, RegistryError
+from gui.pipeline.registry_http import VERIFIER_SETTING, RegistryClient, RegistryError, check_registry
 from tests.helpers import run_pipeline, simple_project
 from tests.proxy import ConnectProxy
 from tests.tls import start_tls_registry
@@ -157,6 +157,7 @@ def test_the_ca_bundle_rewritten_in_place_is_read_again(tmp_path: Path, tls_regi
 
 
 def test_an_unusable_file_in_certs_d_is_named(tmp_path: Path, tls_registry, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In a push and in the window's check at Start: the file, and what is wrong with it."""
     registry, _ = tls_registry
     folder = tmp_path / "home" / ".docker" / "certs.d" / registry.address
     folder.mkdir(parents=True)
@@ -165,8 +166,14 @@ def test_an_unusable_file_in_certs_d_is_named(tmp_path: Path, tls_registry, monk
     run = run_pipeline(simple_project(tmp_path, 1, registry=registry.address))
     [image] = run.report.images
     assert image.status is Status.FAILED and image.error_kind == "tls", image.error
-    assert f"{folder / 'ca.crt'}: not a usable certificate" in image.error and "certs.d" in image.hint
+    assert f"{folder / 'ca.crt'}: is not a usable CA certificate" in image.error and "certs.d" in image.hint
     assert image.push.attempts == 1
+    problem = check_registry(registry.address, "img00", None, insecure=False)
+    assert problem is not None and f"{folder / 'ca.crt'}: is not a usable CA certificate" in problem
+    (folder / "ca.crt").unlink()
+    (folder / "ca.crt").symlink_to(tmp_path / "moved-away.crt")  # a link to a file that is gone
+    problem = check_registry(registry.address, "img00", None, insecure=False)
+    assert problem is not None and f"{folder / 'ca.crt'}: cannot be read" in problem
 
 
 def test_certs_d_folders_are_named_as_docker_names_them_on_windows(tmp_path: Path,
@@ -174,6 +181,7 @@ def test_certs_d_folders_are_named_as_docker_names_them_on_windows(tmp_path: Pat
     """A Windows folder's name cannot hold ':': Docker drops it (certs.d\\registry5000)."""
     monkeypatch.setenv("ProgramData", str(tmp_path / "ProgramData"))
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("USERPROFILE", str(tmp_path / "home"))  # the home folder on Windows
     machine = tmp_path / "ProgramData" / "docker" / "certs.d" / "registry.example5000"
     user = tmp_path / "home" / ".docker" / "certs.d" / "registry.example5000"
     for folder in (machine, user, tmp_path / "home" / ".docker" / "certs.d" / "registry.example:5000"):

@@ -301,10 +301,10 @@ _pool_lock = threading.Lock()
 
 def _deflaters() -> tuple[ThreadPoolExecutor, int]:
     """The process's deflate threads (one per core it may use, at most 4), and how many
-    blocks a layer keeps in their hands (one more than threads; with the one being read
-    and the one just handed over, threads + 3 blocks: at 4 threads 1.75 MiB of input,
-    their output, and each thread's zlib state of about 270 KB, per layer, outside the
-    push's memory budget).
+    blocks a layer keeps in their hands (one more than threads: with the one being read,
+    at most threads + 2 blocks of input per layer, 1.5 MiB at 4 threads, and as much
+    output; each thread's zlib state, about 270 KB, is the process's; all of it outside
+    the push's memory budget).
     Shared: a push compresses one layer at a time, or two. (Each pusher process has
     its own: with several pushers on few cores the threads outnumber the cores, which
     costs nothing but switches.)"""

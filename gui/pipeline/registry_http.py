@@ -26,7 +26,7 @@ import os
 import re
 import ssl
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -104,14 +104,13 @@ def verifier() -> str:
 def ssl_context(host: str, verify: bool) -> ssl.SSLContext:
     """The SSL context for a client of a registry host.
 
-    The "openssl" one is made once per process and shared by every client after it:
-    reading the system's CA certificates parses some 140 of them (50 ms of CPU), and a
-    push opens several connections per image. It is made anew when a file it read has
-    changed (a CA put in certs.d while the window is open counts at the next push).
-    (httpcore sets ALPN on the context at each connection; every client here asks for
-    HTTP/1.1 alone, so sharing it changes nothing.) truststore's is made per client, as
-    before: it holds a lock through each handshake, and shared, one stalled handshake
-    would hold up every other connection to the registry."""
+    The "openssl" one is made once per host in a process and shared by every client
+    after it: reading the system's CA certificates parses some 140 of them (50 ms of
+    CPU), and a push opens several connections per image. It is made anew when a file
+    it read has changed (a CA put in certs.d while the window is open counts at the next
+    push). truststore's is made per client, as before: it holds a lock through each
+    handshake, and shared, one stalled handshake would hold up every other connection
+    to the registry."""
     folders = certs_folders(host)
     if verify and verifier() == "openssl":
         return _openssl_context(host, folders)
@@ -132,20 +131,38 @@ def _openssl_context(host: str, folders: list[Path]) -> ssl.SSLContext:
     known = _openssl_contexts.get(host)
     if known is not None and known[0] == stamps:
         return known[1]
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context = _SharedContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.set_alpn_protocols(["http/1.1"])
     _load_system_store(context)
     _load_certs_d(context, folders)
     _openssl_contexts[host] = (stamps, context)
     return context
 
 
+class _SharedContext(ssl.SSLContext):
+    """A context shared by the clients of several threads. httpcore sets ALPN on it before
+    each connection; OpenSSL frees the old list as it sets the new, while another thread
+    may be reading it to open a connection. The list never changes here (HTTP/1.1), so it
+    is set once, when the context is made, and the same list again changes nothing."""
+
+    def set_alpn_protocols(self, protocols: Iterable[str]) -> None:
+        wanted = list(protocols)
+        if wanted != getattr(self, "_alpn", None):
+            super().set_alpn_protocols(wanted)
+            self._alpn = wanted
+
+
 def _stamps(folders: list[Path]) -> Stamps:
     """Every file an "openssl" context for these certs.d folders may read, and what tells a
     changed file (a file replaced or rewritten in place, or one that appears)."""
     cafile, capaths = _openssl_locations()
-    files = [Path(name) for name in (cafile, *capaths, *SYSTEM_BUNDLES) if name]
+    bundles = SYSTEM_BUNDLES if os.name == "posix" else ()
+    files = [Path(name) for name in (cafile, *capaths, *bundles) if name]
     for folder in folders:
-        files += sorted(folder.iterdir())
+        try:
+            files += sorted(folder.iterdir())
+        except OSError as exc:
+            raise _certs_d_error(folder, "cannot be read", exc) from exc
     stamps = []
     for path in files:
         try:
@@ -195,18 +212,26 @@ def _load_certs_d(context: ssl.SSLContext, folders: list[Path]) -> None:
     """Docker's certs.d: CA certificates (*.crt) and a client certificate (client.cert with
     client.key). A file that cannot be used fails the push, naming it."""
     for folder in folders:
-        file = folder
-        try:
-            for file in sorted(folder.glob("*.crt")):
-                context.load_verify_locations(cafile=str(file))
-            file = folder / "client.cert"
-            if file.is_file() and (folder / "client.key").is_file():
-                context.load_cert_chain(str(file), str(folder / "client.key"))
-        except (ssl.SSLError, OSError) as exc:
-            raise RegistryError(Failure(
-                FailureKind.TLS, f"{file}: not a usable certificate ({exc})",
-                "Docker's certs.d folder holds PEM files: CA certificates (*.crt), and client.cert with "
-                "client.key; fix or remove this one")) from exc
+        for ca in sorted(folder.glob("*.crt")):
+            try:
+                context.load_verify_locations(cafile=str(ca))
+            except OSError as exc:  # ssl.SSLError among them
+                raise _certs_d_error(ca, "cannot be read" if not isinstance(exc, ssl.SSLError)
+                                     else "is not a usable CA certificate", exc) from exc
+        cert, key = folder / "client.cert", folder / "client.key"
+        if cert.is_file() and key.is_file():
+            try:
+                context.load_cert_chain(str(cert), str(key))
+            except OSError as exc:
+                raise _certs_d_error(cert, f"and {key.name} cannot be read, or are not a certificate and "
+                                     "its private key", exc) from exc
+
+
+def _certs_d_error(path: Path, what: str, exc: OSError) -> RegistryError:
+    return RegistryError(Failure(
+        FailureKind.TLS, f"{path}: {what} ({exc})",
+        "Docker's certs.d folder holds PEM files: CA certificates (*.crt), and client.cert with "
+        "client.key; fix or remove this one"))
 
 
 def failure_for(exc: Exception, what: str, timeout: float) -> Failure:

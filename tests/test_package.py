@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import ssl
 import subprocess
 import sys
 import threading
@@ -22,7 +21,7 @@ import pytest
 from gui.devservices import Registry
 from gui.pipeline.registry_http import VERIFIER_SETTING
 from tests.helpers import write_image, write_project
-from tests.tls import start_tls_registry
+from tests.tls import start_tls_registry, system_bundle_with
 
 ROOT = Path(__file__).resolve().parents[1]
 MAX_BUNDLE_BYTES = 160 * 1024 * 1024
@@ -123,8 +122,7 @@ def test_frozen_cli_verifies_an_https_registry(bundle: Path, tmp_path: Path, doc
     macOS's verifier, run here through its Linux code), which must be in the bundle."""
     registry, ca = start_tls_registry(tmp_path)
     try:
-        trusted = tmp_path / "system-bundle.pem"  # the system's CA bundle with the test CA added
-        trusted.write_bytes(Path(ssl.get_default_verify_paths().openssl_cafile).read_bytes() + ca.read_bytes())
+        trusted = system_bundle_with(ca, tmp_path / "system-bundle.pem")
         write_image(tmp_path, "frozen-tls")
         path = write_project(tmp_path, [{"name": "frozen-tls", "context": "frozen-tls"}], registry=registry.address)
         report = tmp_path / "report.json"

@@ -4,7 +4,6 @@ non-loopback address, which (as for Docker) gets no plain-HTTP or unverified fal
 
 from __future__ import annotations
 
-import ssl
 import sys
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from gui.pipeline.events import FailureKind, Status
 from gui.pipeline.registry_http import VERIFIER_SETTING, RegistryClient, RegistryError, check_registry
 from tests.helpers import run_pipeline, simple_project
 from tests.proxy import ConnectProxy
-from tests.tls import start_tls_registry
+from tests.tls import start_tls_registry, system_bundle_with
 
 pytestmark = pytest.mark.docker
 
@@ -40,8 +39,7 @@ def test_untrusted_certificate_fails_as_tls_and_is_not_retried(tmp_path: Path, t
 
 def _trusting(tmp_path: Path, ca: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The system's CA bundle with the test CA in it, as an administrator would add it."""
-    bundle = tmp_path / "system-bundle.pem"
-    bundle.write_bytes(Path(ssl.get_default_verify_paths().openssl_cafile).read_bytes() + ca.read_bytes())
+    bundle = system_bundle_with(ca, tmp_path / "system-bundle.pem")
     monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
     return bundle
 

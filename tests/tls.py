@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import socket
+import ssl
 import subprocess
 from pathlib import Path
 
@@ -67,6 +68,13 @@ def certificates(folder: Path, address: str) -> tuple[Path, Path, Path]:
     paths[2].write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                            serialization.NoEncryption()))
     return paths
+
+
+def system_bundle_with(ca: Path, path: Path) -> Path:
+    """The system's CA bundle with the test CA added, as an administrator would add it,
+    written to `path` (for SSL_CERT_FILE)."""
+    path.write_bytes(Path(ssl.get_default_verify_paths().openssl_cafile).read_bytes() + ca.read_bytes())
+    return path
 
 
 def start_tls_registry(root: Path) -> tuple[Registry, Path]:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import ssl
 import subprocess
 import sys
 import tempfile
@@ -34,7 +33,7 @@ from gui.pipeline.registry_http import VERIFIER_SETTING  # noqa: E402
 from gui.pipeline.workers import prestart  # noqa: E402
 from tests.helpers import bench_folder, run_pipeline, simple_project  # noqa: E402
 from tests.test_package import _descendants  # noqa: E402
-from tests.tls import start_tls_registry  # noqa: E402
+from tests.tls import start_tls_registry, system_bundle_with  # noqa: E402
 
 MODES = ("openssl", "os", "insecure")
 
@@ -54,8 +53,7 @@ def push_round(root: Path, count: int, pushers: int, mode: str, cli: str | None)
     processes' CPU); CPU is read from /proc while the processes run, the last reading kept."""
     folder = Path(tempfile.mkdtemp(prefix=f"{mode}-", dir=root))
     registry, ca = start_tls_registry(folder)
-    bundle = folder / "system-bundle.pem"  # the system's CA bundle with the test CA added
-    bundle.write_bytes(Path(ssl.get_default_verify_paths().openssl_cafile).read_bytes() + ca.read_bytes())
+    bundle = system_bundle_with(ca, folder / "system-bundle.pem")
     saved = {name: os.environ.get(name) for name in ("SSL_CERT_FILE", VERIFIER_SETTING)}
     os.environ["SSL_CERT_FILE"] = str(bundle)
     os.environ[VERIFIER_SETTING] = "openssl" if mode == "insecure" else mode

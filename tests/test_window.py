@@ -11,13 +11,14 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QEvent, QMimeData, QObject, QPoint, Qt, QUrl
-from PySide6.QtGui import QBrush, QColor, QDropEvent, QGuiApplication, QPalette
+from PySide6.QtGui import QBrush, QColor, QDragEnterEvent, QDropEvent, QGuiApplication, QPalette
 from PySide6.QtWidgets import QApplication, QFileDialog, QLineEdit, QMessageBox, QPushButton
 
 from gui.devservices import Registry
@@ -178,6 +179,9 @@ def test_failing_build_shows_its_reason_on_the_row_and_in_the_log(qtbot, window,
     log = window.log.text.plain_text()
     assert "going down" in log and "[build!]" in log and "exit code: 7" in log
     assert window.actions.retry.isEnabled()
+    _use_row_menu(qtbot, window, "broken", "Copy error")  # for a bug report or a chat
+    copied = QGuiApplication.clipboard().text()
+    assert "exit code: 7" in copied and "a RUN step failed" in copied, copied
     # The counts behind the status bar are kept as events arrive; a fresh count agrees.
     kept = window.model.counts()
     assert (kept["run"], kept["run_done"], kept["pushed"], kept["failed"], kept["retryable"]) == (2, 2, 1, 1, 1)
@@ -613,6 +617,59 @@ def test_a_run_that_breaks_always_ends(qtbot, window, tmp_path: Path, monkeypatc
 
 
 @pytest.mark.docker
+def test_a_stale_start_method_setting_ends_the_run_before_it_starts(qtbot, window, tmp_path: Path, monkeypatch,
+                                                                    docker_host: str) -> None:
+    """A setting that is wrong in some other way than the engine's (here the workers' start
+    method, left over from a test session) is said before any row changes."""
+    write_image(tmp_path, "api")
+    open_project(window, write_project(tmp_path, [{"name": "api", "context": "api"}]))
+    run_to_end(qtbot, window)
+    monkeypatch.setenv("DOCKPOOL_START_METHOD", "telepathy")
+    assert run_to_end(qtbot, window) is None
+    assert "DOCKPOOL_START_METHOD='telepathy' is not a start method" in window.banner.text.text()
+    assert status(window, "api") == "built" and window.actions.start.isEnabled()
+
+
+@pytest.mark.docker
+def test_a_run_that_breaks_after_it_started_fails_its_rows(qtbot, window, base_image: str, tmp_path: Path,
+                                                           monkeypatch) -> None:
+    """An error after the rows started (a Dockpool bug, put in here on purpose once the
+    workers run): the run ends, no row stays "building" or "queued" (Retry failed skipped
+    such rows), no worker is left, and Retry failed then builds them."""
+    from gui.pipeline import supervisor
+
+    for name in ("slow", "next"):
+        write_image(tmp_path, name, base=base_image, run="sleep 30")
+    open_project(window, write_project(tmp_path, [{"name": n, "context": n} for n in ("slow", "next")],
+                                       builders=1))
+    started = supervisor.Pipeline.start
+    pids: list[int] = []
+
+    def start_then_break(pipeline) -> None:
+        started(pipeline)
+        deadline = time.monotonic() + 30
+        while not pipeline.worker_pids() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        pids.extend(pipeline.worker_pids())
+        raise RuntimeError("a bug after the start")
+
+    monkeypatch.setattr(supervisor.Pipeline, "start", start_then_break)
+    began = time.monotonic()
+    report = run_to_end(qtbot, window)
+    assert time.monotonic() - began < 30, "the run waited for the build instead of ending"
+    assert report is not None and not report.succeeded
+    assert "RuntimeError: a bug after the start" in window.banner.text.text()
+    assert [status(window, n).split(":")[0] for n in ("slow", "next")] == ["failed", "failed"]
+    assert {i.status for i in report.images} == {ev.Status.FAILED}
+    assert pids and wait_until_dead(pids) == []
+    assert window.actions.start.isEnabled() and window.actions.retry.isEnabled()
+    monkeypatch.undo()
+    for name in ("slow", "next"):
+        write_image(tmp_path, name, base=base_image)  # quick now
+    assert run_to_end(qtbot, window, window.actions.retry.trigger).succeeded
+
+
+@pytest.mark.docker
 def test_slider_moved_during_run(qtbot, window, registry: Registry, base_image: str, tmp_path: Path) -> None:
     images = []
     for i in range(5):
@@ -884,6 +941,19 @@ def test_undo_redo_and_typing_never_overwrites(qtbot, window, tmp_path: Path) ->
     assert window.model.image(0).tags == ["1.0"] and window.document.modified
 
 
+def test_typing_a_field_back_to_what_it_was_leaves_the_project_unmodified(qtbot, window, tmp_path: Path) -> None:
+    write_image(tmp_path, "api")
+    open_project(window, write_project(tmp_path, [{"name": "api", "context": "api"}]))
+    select(window, "api")
+    window.tabs.setCurrentWidget(window.details)
+    window.details.target.setFocus()
+    qtbot.keyClicks(window.details.target, "x")
+    assert window.document.modified
+    qtbot.keyClick(window.details.target, Qt.Key.Key_Backspace)
+    assert not window.document.modified and not window.actions.undo.isEnabled()
+    assert window.model.image(0).target in ("", None)
+
+
 def test_redoing_a_removal_with_a_later_row_selected(qtbot, window, tmp_path: Path) -> None:
     """Remove a row, undo, select the last row, redo: the rows after the removed one move
     up while the window looks them up (this raised IndexError in the details panel)."""
@@ -928,9 +998,17 @@ def test_filter_sort_and_failed_only(qtbot, window, tmp_path: Path) -> None:
     for name in ("zeta", "alpha", "mid"):
         write_image(tmp_path, name)
     open_project(window, write_project(tmp_path, [{"name": n, "context": n} for n in ("zeta", "alpha", "mid")]))
-    window.table.sortByColumn(COL_NAME, Qt.SortOrder.AscendingOrder)
-    shown = [window.table.filter.index(r, COL_NAME).data() for r in range(window.table.filter.rowCount())]
-    assert shown == ["alpha", "mid", "zeta"]
+    header = window.table.horizontalHeader()
+    at = QPoint(header.sectionViewportPosition(COL_NAME) + 10, header.height() // 2)
+
+    def shown() -> list[str]:
+        return [window.table.filter.index(r, COL_NAME).data() for r in range(window.table.filter.rowCount())]
+
+    qtbot.mouseClick(header.viewport(), Qt.MouseButton.LeftButton, pos=at)  # a click on the Name header
+    assert shown() == ["alpha", "mid", "zeta"]
+    qtbot.mouseClick(header.viewport(), Qt.MouseButton.LeftButton, pos=at)
+    assert shown() == ["zeta", "mid", "alpha"]
+    qtbot.mouseClick(header.viewport(), Qt.MouseButton.LeftButton, pos=at)
     window.table.selectRow(0)  # the view's first row is the model's second
     window._refresh()
     assert window.details.title.text() == "<b>alpha</b>"
@@ -994,6 +1072,52 @@ def test_dropped_folders_and_bulk_edits(qtbot, window, tmp_path: Path) -> None:
     assert window.model.rowCount() == 6 and window.model.image(3).name.endswith("-2")
     window.actions.undo.trigger()
     assert window.model.rowCount() == 3
+
+
+def _drag_and_drop(window, folder: Path) -> bool:
+    """A folder dragged onto the table and dropped: whether the table took the drag."""
+    data = QMimeData()
+    data.setUrls([QUrl.fromLocalFile(str(folder))])
+    enter = QDragEnterEvent(QPoint(10, 10), Qt.DropAction.CopyAction, data, Qt.MouseButton.LeftButton,
+                            Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(window.table.viewport(), enter)
+    drop = QDropEvent(QPoint(10, 10), Qt.DropAction.CopyAction, data, Qt.MouseButton.LeftButton,
+                      Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(window.table.viewport(), drop)
+    return enter.isAccepted()
+
+
+@pytest.mark.docker
+def test_during_a_run_folders_cannot_be_dropped(qtbot, window, base_image: str, tmp_path: Path) -> None:
+    """Add image and Add folder are disabled during a run; a drop added the folders all the same."""
+    write_image(tmp_path / "project", "slow", base=base_image, run="sleep 30")
+    open_project(window, write_project(tmp_path / "project", [{"name": "slow", "context": "slow"}]))
+    more = images_folder(tmp_path, ["one", "two"])
+    with qtbot.waitSignal(window.runFinished, timeout=RUN_TIMEOUT):
+        window.actions.start.trigger()
+        qtbot.waitUntil(lambda: status(window, "slow").startswith("building"), timeout=60000)
+        assert not _drag_and_drop(window, more), "the table took a drag during a run"
+        qtbot.wait(500)  # a scan would have been started by now
+        assert window.model.rowCount() == 1
+        window.actions.cancel.trigger()
+    assert _drag_and_drop(window, more)
+    qtbot.waitUntil(lambda: window.model.rowCount() == 3, timeout=10000)
+
+
+def test_delete_removes_images_only_from_the_table(qtbot, window, tmp_path: Path) -> None:
+    """Delete pressed with the log (or any other part) focused removed the selected images."""
+    for name in ("api", "web"):
+        write_image(tmp_path, name)
+    open_project(window, write_project(tmp_path, [{"name": n, "context": n} for n in ("api", "web")]))
+    select(window, "web")
+    window.tabs.setCurrentWidget(window.log)
+    for elsewhere in (window.log.text, window.controls.builders_spin):
+        elsewhere.setFocus()
+        qtbot.keyClick(elsewhere, Qt.Key.Key_Delete)
+        assert window.model.rowCount() == 2, f"Delete in {type(elsewhere).__name__} removed an image"
+    window.table.setFocus()
+    qtbot.keyClick(window.table, Qt.Key.Key_Delete)
+    assert [window.model.image(r).name for r in range(window.model.rowCount())] == ["api"]
 
 
 def test_a_folder_scan_that_ends_after_a_new_project_adds_nothing_to_it(qtbot, window, tmp_path: Path,
@@ -1092,6 +1216,41 @@ def test_the_log_says_when_it_shows_only_the_last_lines(qtbot, window, tmp_path:
     window.log.show_image("api", "api", [small, second, not_yet], 0)
     assert window.log.text.plain_text().splitlines() == ["first 1", "--- run-2 ---", "again 1", "again 2"]
     assert window.log.title.text() == "<b>Log — api</b>"
+    # Followed live past what the view keeps: it says so too (only a read said it).
+    live = tmp_path / "run-4" / "api.log"
+    live.parent.mkdir()
+    live.write_text("".join(f"old {n}\n" for n in range(19_990)))
+    window.log.show_image("api", "api", [live], 19_990)
+    assert "last 20,000" not in window.log.title.text()
+    window.log.append_records([ev.LogLine("api", ev.Stage.BUILD, "\n".join(f"new {n}" for n in range(20)))])
+    assert window.log.text.line_count() == 20_000 and "last 20,000 lines" in window.log.title.text()
+
+
+def test_the_log_tab_names_its_image_and_saves_under_a_file_name(qtbot, window, tmp_path: Path,
+                                                                 monkeypatch) -> None:
+    save = next(b for b in window.log.findChildren(QPushButton) if b.text() == "Save log…")
+    log_tab = window.tabs.indexOf(window.log)
+    assert not save.isEnabled() and window.tabs.tabText(log_tab) == "&Log"  # nothing selected: nothing to save
+    write_image(tmp_path, "api")
+    open_project(window, write_project(tmp_path, [{"name": "team/api", "context": "api", "tags": ["1.0"]}]))
+    select(window, "team/api")
+    assert window.tabs.tabText(log_tab) == "&Log — team/api"
+    log_file = tmp_path / "team_api_1.0.log"
+    log_file.write_text("step 1\nstep 2\n")
+    window.log.show_image("team/api:1.0", "team/api", [log_file], 2)  # a key with "/" and ":"
+    assert save.isEnabled()
+    suggested: list[str] = []
+    target = tmp_path / "saved.log"
+
+    def ask(parent, caption, directory, *rest):
+        suggested.append(directory)
+        return str(target), ""
+
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", ask)
+    with qtbot.waitSignal(window.log.saved, timeout=5000):
+        save.click()
+    assert Path(suggested[0]).parent == Path.home(), "the suggested file lies in a subfolder named after the key"
+    assert target.read_text() == "step 1\nstep 2\n"
 
 
 def test_shift_enter_searches_the_log_only_from_its_search_box(qtbot, window, tmp_path: Path) -> None:
@@ -1126,17 +1285,56 @@ def test_typing_a_limit_counts_once_it_is_typed(qtbot, window) -> None:
     assert moved.args[0] == 12 and window.document.project.builders == 12
 
 
+_EDITING_ELSEWHERE = """
+import sys, time
+from pathlib import Path
+from PySide6.QtCore import QCoreApplication, QStandardPaths
+QStandardPaths.setTestModeEnabled(True)
+QCoreApplication.setOrganizationName(sys.argv[2])
+QCoreApplication.setApplicationName(sys.argv[3])
+from gui.pipeline import project as projects
+from gui.window import settings as stored
+path = Path(sys.argv[1])
+project = projects.load(path)
+project.images[0].tags = ["recovered"]
+lock = stored.lock_autosave(path)
+stored.write_autosave(project)
+print("autosaved", flush=True)
+time.sleep(600)
+"""
+
+
+def _another_dockpool_editing(path: Path) -> subprocess.Popen:
+    """Another Dockpool process with unsaved edits of `path`, autosaved as a window's timer
+    does (the same calls, the same settings folder); killing it is the crash."""
+    process = subprocess.Popen([sys.executable, "-c", _EDITING_ELSEWHERE, str(path),
+                                QApplication.organizationName(), QApplication.applicationName()],
+                               cwd=Path(__file__).resolve().parents[1], stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None and process.stdout.readline().strip() == "autosaved"
+    return process
+
+
 def test_crash_recovery_per_project(qtbot, make_window, tmp_path: Path, monkeypatch) -> None:
     """Edits left by a crash are offered whenever that project is opened (double-click
-    included), and another window closing never deletes them."""
+    included); another window's, while it is open, are neither offered nor deleted (a window
+    offered them, and answering No deleted them), and no window closing deletes them."""
     write_image(tmp_path, "api")
     path = write_project(tmp_path, [{"name": "api", "context": "api"}])
-    crashed = make_window()
-    open_project(crashed, path)
-    crashed.document.edit(crashed.model.uid(0), "tags", ["recovered"])
-    crashed.document.autosave()  # the timer's autosave; then the process dies
-    other = make_window()
-    other.close()  # another window closing leaves this project's autosave alone
+    editing = _another_dockpool_editing(path)
+    try:
+        asked = answer_questions(monkeypatch, QMessageBox.StandardButton.No)
+        other = make_window()
+        open_project(other, path)
+        assert not asked, "a live window's edits were offered as a crash's"
+        assert "Another Dockpool window has unsaved changes" in other.statusBar().currentMessage()
+        other.document.edit(other.model.uid(0), "tags", ["mine"])
+        other.document.autosave()  # must not overwrite the other window's autosave
+        other.document.undo.setClean()
+        other.close()  # nor does closing delete it
+        assert stored.read_autosave(path).images[0].tags == ["recovered"]
+    finally:
+        editing.kill()  # the crash
+        editing.wait()
     asked = answer_questions(monkeypatch)
     reopened = make_window()
     open_project(reopened, path)
@@ -1168,10 +1366,24 @@ def test_log_in_runs_off_the_gui_thread(qtbot, window, auth_registry: Registry, 
         dialog.password.setText("secret-pass")
         return LoginDialog.DialogCode.Accepted
 
+    from gui.pipeline import credentials
+
+    threads: list[threading.Thread] = []
+    real_login = credentials.login
+
+    def login(*args, **kwargs):  # the real login, noting the thread it runs on
+        threads.append(threading.current_thread())
+        return real_login(*args, **kwargs)
+
+    monkeypatch.setattr(credentials, "login", login)
     monkeypatch.setattr(LoginDialog, "exec", fill)
     window.controls.registry.setText(auth_registry.address)
     window.controls.login.click()
+    # Back from the click at once: the registry is being asked, Log in waits for its answer.
+    assert "Logging in to" in window.statusBar().currentMessage() and not window.controls.login.isEnabled()
     qtbot.waitUntil(lambda: "Logged in to" in window.statusBar().currentMessage(), timeout=20000)
+    assert threads and threads[0] is not threading.main_thread()
+    assert window.controls.login.isEnabled()
     config = json.loads((Path(os.environ["DOCKER_CONFIG"]) / "config.json").read_text())
     assert auth_registry.address in config["auths"]
 
@@ -1278,6 +1490,35 @@ def test_keyboard_and_screen_readers(window) -> None:
         assert widget.accessibleName(), widget
     window.controls.builders.setValue(7)
     assert window.controls.builders_spin.value() == 7
+
+
+def test_alt_keys_reach_the_fields_their_labels_name(qtbot, window) -> None:
+    window.show()
+    window.activateWindow()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is window)
+    for key, field in ((Qt.Key.Key_R, window.controls.registry), (Qt.Key.Key_B, window.controls.builders_spin),
+                       (Qt.Key.Key_U, window.controls.pushers_spin)):
+        window.table.setFocus()
+        qtbot.keyClick(window.table, key, Qt.KeyboardModifier.AltModifier)
+        assert QApplication.focusWidget() is field or QApplication.focusWidget().parent() is field, key
+
+
+def test_a_dark_system_gets_a_style_that_draws_dark(qapp) -> None:
+    """Windows 10's default style (windowsvista) draws light whatever the system says; the
+    plain Windows style, which Linux has too, behaves the same and stands in for it."""
+    from gui.window.app import app_icon, follow_colour_scheme
+
+    before = qapp.style().name()
+    qapp.setStyle("Windows")
+    try:
+        follow_colour_scheme(qapp)
+        assert qapp.style().name().lower() == "windows"  # the system is not dark: nothing changes
+        qapp.styleHints().colorSchemeChanged.emit(Qt.ColorScheme.Dark)  # the user switches the system to dark
+        assert qapp.style().name().lower() == "fusion"
+    finally:
+        qapp.setStyle(before)
+    sizes = {size.width() for size in app_icon().availableSizes()}
+    assert {16, 32, 256} <= sizes, sizes
 
 
 def test_dark_palette_gives_readable_colours(qtbot, window, tmp_path: Path) -> None:

@@ -56,6 +56,9 @@ class Actions:
         self.add_folder = action("Add &folder…", None, sp.SP_DirOpenIcon, "Scan a folder tree for Dockerfiles")
         self.duplicate = action("&Duplicate", "Ctrl+D")
         self.remove = action("&Remove", QKeySequence.StandardKey.Delete, sp.SP_TrashIcon)
+        # Delete removes images only where images are selected: pressed in the log, the
+        # Timeline or a field it must not (the window adds it to the table for that).
+        self.remove.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
         self.enable = action("E&nable")
         self.disable = action("D&isable")
         self.start = action("&Start", "F5", sp.SP_MediaPlay, "Build and push every enabled image (F5)")

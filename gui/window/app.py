@@ -26,7 +26,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QEvent, QObject, QStandardPaths, QtMsgType, QTimer, qInstallMessageHandler
+from PySide6.QtCore import QEvent, QObject, QSize, QStandardPaths, Qt, QtMsgType, QTimer, qInstallMessageHandler
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication, QMessageBox
 
@@ -172,6 +172,33 @@ def _quit_in_order(app: QApplication) -> None:
     timer.start()
 
 
+# Styles that draw a dark palette. The others (windowsvista, Windows 10's default, and the
+# plain windows style) stay light whatever the system says: a dark system gets Fusion,
+# which takes the platform's dark palette.
+DARK_CAPABLE_STYLES = {"fusion", "windows11", "macos"}
+ICON_SIZES = (16, 24, 32, 48, 64, 128, 256)  # as drawn in resources/icons, for every DPI
+
+
+def follow_colour_scheme(app: QApplication) -> None:
+    """Follow the system's light or dark setting (Qt 6's style hints), now and whenever the
+    user switches it; the window re-tints its own colours on the palette change."""
+    def apply(scheme: Qt.ColorScheme) -> None:
+        if scheme == Qt.ColorScheme.Dark and app.style().name().lower() not in DARK_CAPABLE_STYLES:
+            app.setStyle("Fusion")
+
+    app.styleHints().colorSchemeChanged.connect(apply)
+    apply(app.styleHints().colorScheme())
+
+
+def app_icon() -> QIcon:
+    """The icon at every size it was drawn at: sharp in the title bar, the taskbar and
+    Alt+Tab at 100 % and at high DPI alike (one 256 px PNG was scaled down, and blurred)."""
+    icon = QIcon()
+    for size in ICON_SIZES:
+        icon.addFile(str(resource_path(f"icons/dockpool-{size}.png")), QSize(size, size))
+    return icon
+
+
 def _say(message: str) -> None:
     """Print for whoever started us; a windowed executable has sys.stdout None, but when
     it is started from a terminal or a test, file descriptor 1 is still there."""
@@ -192,7 +219,8 @@ def run(argv: list[str], started: float | None = None) -> int:
     errors.install()
     crash = errors.previous_crash()
     errors.running()
-    app.setWindowIcon(QIcon(str(resource_path("icons/dockpool.png"))))
+    app.setWindowIcon(app_icon())
+    follow_colour_scheme(app)
     _quit_in_order(app)
     window = MainWindow(worker_log=str(errors.path))
     window.show()

@@ -35,6 +35,7 @@ class EditField(QUndoCommand):
         if not isinstance(other, EditField) or (other.uid, other.name) != (self.uid, self.name):
             return False
         self.new = other.new
+        self.setObsolete(self.new == self.old)  # typed back to what it was: no step, not modified
         return True
 
     def redo(self) -> None:
@@ -103,6 +104,7 @@ class EditSetting(QUndoCommand):
         if not isinstance(other, EditSetting) or other.name != self.name:
             return False
         self.new = other.new
+        self.setObsolete(self.new == self.old)  # typed back to what it was: no step, not modified
         return True
 
     def redo(self) -> None:

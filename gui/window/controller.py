@@ -29,9 +29,11 @@ from ..pipeline.docker_engine import EngineInfo, EngineUnreachable, connect
 from ..pipeline.project import Project, validate
 from ..pipeline.supervisor import Pipeline, RunOptions
 from ..pipeline.tasks import BuildBackend
+from ..pipeline.workers import start_method
 
 BATCH_INTERVAL = 0.1
 PREFLIGHT_POLL = 0.1  # how soon a cancel during the engine's pre-flight is seen
+ABANDON_WAIT = 15.0  # seconds a broken-off run's supervisor gets to stop its workers
 log = logging.getLogger(__name__)
 
 
@@ -85,8 +87,14 @@ class RunController(QObject):
                                 log_dir=self._log_dir, worker_log=self._worker_log)
             self._pipeline = pipeline
         self.started.emit(str(engine), backend)
-        pipeline.start()
-        return self._drain(pipeline)
+        try:
+            pipeline.start()
+            return self._drain(pipeline)
+        except Exception as exc:  # the rows have started: end them, and the workers, too
+            log.exception("the run broke off")
+            self.failed.emit(f"{type(exc).__name__}: {exc}")
+            return self._abandon(pipeline, [], f"the run broke off: {type(exc).__name__}: {exc}",
+                                 "please report this as a Dockpool bug, with the log")
 
     def _preflight(self) -> tuple[EngineInfo, BuildBackend, bool] | None:
         """Ask the engine, pick the builder and decide whether the registry is reached over
@@ -100,6 +108,7 @@ class RunController(QObject):
 
         def ask() -> None:
             try:
+                start_method()  # a stale DOCKPOOL_START_METHOD is said before any row changes
                 client, engine = connect()
                 client.close()
                 backend = resolve_backend(project.build, cli=None)
@@ -137,10 +146,8 @@ class RunController(QObject):
                 # It may have queued its last records and ended between the two looks.
                 record = None if alive else self._last_record(pipeline)
                 if record is None and not alive:  # ended without RunFinished: a bug, not a hang
-                    pipeline.report.abandon("the run's supervisor stopped unexpectedly (a Dockpool bug)",
-                                            "please report this as a Dockpool bug, with the log")
-                    self.eventsReady.emit(batch)
-                    return pipeline.report
+                    return self._abandon(pipeline, batch, "the run's supervisor stopped unexpectedly (a Dockpool bug)",
+                                         "please report this as a Dockpool bug, with the log")
             if isinstance(record, ev.RunFinished):
                 if batch:
                     self.eventsReady.emit(batch)
@@ -153,6 +160,28 @@ class RunController(QObject):
                     self.eventsReady.emit(batch)
                     batch = []
                 flush_at = time.monotonic() + BATCH_INTERVAL
+
+    def _abandon(self, pipeline: Pipeline, batch: list[Any], message: str, hint: str) -> Any:
+        """End a run that broke off after its rows started: its workers are stopped, and
+        every image not finished by then fails with `message`, in the report and on its row
+        (rows follow events only: one left "building" would be skipped by Retry failed).
+        Failed, not cancelled: the user cancelled nothing."""
+        unfinished = {image.key for image in pipeline.report.images if not image.status.final}
+        pipeline.cancel()
+        if pipeline.alive:  # the supervisor still runs: it stops the workers, then says RunFinished
+            pipeline.wait(ABANDON_WAIT)
+        while (record := self._last_record(pipeline)) is not None:
+            if not isinstance(record, ev.RunFinished):
+                batch.append(record)
+        report = pipeline.report
+        report.abandon(message, hint, unfinished)
+        failure = ev.Failure(ev.FailureKind.OTHER, message, hint)
+        for image in report.images:
+            if image.key in unfinished:
+                failed = ev.PushFailed if image.stage is ev.Stage.PUSH else ev.BuildFailed
+                batch.append(failed(image.key, failure))
+        self.eventsReady.emit(batch)
+        return report
 
     @staticmethod
     def _last_record(pipeline: Pipeline) -> Any:

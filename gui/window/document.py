@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtCore import QLockFile, QObject, QTimer, Signal
 from PySide6.QtGui import QUndoStack
 
 from ..pipeline import project as projects
@@ -37,9 +37,9 @@ class ProjectDocument(QObject):
         self._autosave_timer = QTimer(self, interval=AUTOSAVE_INTERVAL_MS, timeout=self.autosave)
         self._autosave_timer.start()
         self._recovered = False  # a recovered autosave counts as modified until saved
-        # This document wrote (or recovered) the autosave of its project: only then may it
-        # delete it. Another window on the same project, or untitled too, shares the file.
-        self._owns_autosave = False
+        # The lock of the autosave this document wrote (or recovered): only then may it write
+        # or delete it. Another window on the same project, or untitled too, shares the file.
+        self._autosave_lock: QLockFile | None = None
 
     @property
     def project(self) -> Project:
@@ -59,13 +59,15 @@ class ProjectDocument(QObject):
 
     # --- whole projects --------------------------------------------------------------------
 
-    def show(self, project: Project, recovered: bool = False) -> None:
-        """Show another project, with a fresh undo history."""
+    def show(self, project: Project, recovered: QLockFile | None = None) -> None:
+        """Show another project, with a fresh undo history; `recovered`: it is the autosave
+        of a crashed window, whose lock this document now holds."""
+        self.discard_autosave()  # the project it held edits of was saved or given up
         self.model.set_project(project)
         self.undo.clear()
         self.undo.setClean()
-        self._recovered = recovered
-        self._owns_autosave = recovered
+        self._recovered = recovered is not None
+        self._autosave_lock = recovered
         self.replaced.emit()
         self.changed.emit()
 
@@ -83,9 +85,9 @@ class ProjectDocument(QObject):
         if saved is not self.project:  # saved elsewhere: relative paths were rebased in the file
             self._rebase(old_base, saved.base_dir)
             self.project.path = saved.path
-        if self._owns_autosave:  # saved: the edits it held are in the file now (another
-            stored.clear_autosave(old)  # window's, of the same name, is older than the file)
-        self._owns_autosave = False
+        # Saved: the edits it held are in the file now (another window's autosave of the same
+        # name is its own, and older than the file).
+        self._discard_autosave(old)
         stored.remember_project(saved.path)  # type: ignore[arg-type]
         self.undo.setClean()
         self._recovered = False
@@ -114,18 +116,28 @@ class ProjectDocument(QObject):
         self.model.paths_changed()
 
     def autosave(self) -> None:
-        if self.modified:
-            try:
-                stored.write_autosave(self.project)
-                self._owns_autosave = True
-            except OSError:
-                pass  # never let autosave interrupt the user
+        """Keep unsaved edits where a crash cannot lose them; not while another live window
+        holds this project's autosave (that one's edits would be overwritten)."""
+        if not self.modified:
+            return
+        try:
+            if self._autosave_lock is None:
+                self._autosave_lock = stored.lock_autosave(self.path)
+                if self._autosave_lock is None:
+                    return
+            stored.write_autosave(self.project)
+        except OSError:
+            pass  # never let autosave interrupt the user
 
     def discard_autosave(self) -> None:
         """Delete the project's autosave, if this document wrote it."""
-        if self._owns_autosave:
-            stored.clear_autosave(self.path)
-            self._owns_autosave = False
+        self._discard_autosave(self.path)
+
+    def _discard_autosave(self, path: Path | None) -> None:
+        if self._autosave_lock is not None:
+            stored.clear_autosave(path)
+            self._autosave_lock.unlock()
+            self._autosave_lock = None
 
     # --- edits (each one undoable) -------------------------------------------------------------
 

@@ -89,6 +89,7 @@ class ImageTable(QTableView):
         self.filter.setSourceModel(model)
         self.setModel(self.filter)
         self.setAcceptDrops(True)
+        self._drop_action: QAction | None = None
         self.setSortingEnabled(True)
         self.sortByColumn(-1, Qt.SortOrder.AscendingOrder)  # the project's own order until a header is clicked
         self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
@@ -168,15 +169,30 @@ class ImageTable(QTableView):
             painter.drawText(self.viewport().rect(), Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
                              "Drop folders with Dockerfiles here\n(or use Add folder… to scan a tree)")
 
+    def set_drop_action(self, action: QAction) -> None:
+        """Dropped folders are added as this action adds them, and only while it is enabled
+        (not during a run): the cursor says so as the drag enters."""
+        self._drop_action = action
+
+    def _takes(self, event: QDragEnterEvent | QDropEvent) -> bool:
+        return event.mimeData().hasUrls() and (self._drop_action is None or self._drop_action.isEnabled())
+
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
-        if event.mimeData().hasUrls():
+        if self._takes(event):
             event.acceptProposedAction()
+        else:
+            event.ignore()
 
     def dragMoveEvent(self, event: Any) -> None:
-        if event.mimeData().hasUrls():
+        if self._takes(event):
             event.acceptProposedAction()
+        else:
+            event.ignore()
 
     def dropEvent(self, event: QDropEvent) -> None:
+        if not self._takes(event):
+            event.ignore()
+            return
         folders = [Path(url.toLocalFile()) for url in event.mimeData().urls() if url.isLocalFile()]
         folders = [folder for folder in folders if folder.is_dir()]
         if folders:

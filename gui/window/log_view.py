@@ -11,7 +11,9 @@ in sight.
 
 from __future__ import annotations
 
+import shutil
 from collections import deque
+from html import escape
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -21,7 +23,8 @@ from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QLineEdit, QMess
     QWidget
 
 from ..pipeline import events as ev
-from ..pipeline.runlogs import format_line
+from ..pipeline.runlogs import file_name, format_line
+from .background import run_in_background
 from .log_lines import LogLines
 
 MAX_SHOWN = 20_000  # lines in the view; the file keeps them all
@@ -88,12 +91,16 @@ def tail_lines(paths: list[Path], count: int) -> tuple[list[str], list[int], boo
 
 class LogView(QWidget):
     saveFailed = Signal(str)
+    saved = Signal(str)  # the path, once the whole log is written there
+    shownChanged = Signal(str)  # the name of the image shown ("" for none): the tab names it
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.key: str | None = None  # the engine's key of the image shown
         self.files: list[Path] = []
         self._skip = 0  # live lines already read from the file
+        self._name = ""
+        self._cut = False  # earlier lines are only in the file
         self.title = QLabel("Select an image to see its log")
         self.text = LogLines(MAX_SHOWN)
         self.text.setAccessibleName("Build and push log")
@@ -107,10 +114,10 @@ class LogView(QWidget):
         QShortcut(QKeySequence.StandardKey.Find, self, activated=self.search.setFocus)
         QShortcut(QKeySequence.StandardKey.FindNext, self, activated=lambda: self.find(backwards=False))
         QShortcut(QKeySequence.StandardKey.FindPrevious, self, activated=lambda: self.find(backwards=True))
-        copy = QPushButton("&Copy log")
-        copy.clicked.connect(lambda: QGuiApplication.clipboard().setText(self.text.plain_text()))
-        save = QPushButton("Save log…")
-        save.clicked.connect(self.save_dialog)
+        self.copy = QPushButton("&Copy log")
+        self.copy.clicked.connect(lambda: QGuiApplication.clipboard().setText(self.text.plain_text()))
+        self.save_button = QPushButton("Save log…")
+        self.save_button.clicked.connect(self.save_dialog)
         self.open_file = QPushButton("Open log file")
         self.open_file.clicked.connect(self._open_file)
         top = QHBoxLayout()
@@ -118,30 +125,40 @@ class LogView(QWidget):
         top.addWidget(self.search, 1)
         buttons = QHBoxLayout()
         buttons.addStretch()
-        for button in (self.open_file, copy, save):
+        for button in (self.open_file, self.copy, self.save_button):
             buttons.addWidget(button)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(top)
         layout.addWidget(self.text)
         layout.addLayout(buttons)
-        self.open_file.setEnabled(False)
+        self._enable_buttons()
+
+    def _enable_buttons(self) -> None:
+        """Nothing to open, copy or save until an image is shown (Save wrote an empty file)."""
+        for button in (self.open_file, self.save_button):
+            button.setEnabled(bool(self.files))
+        self.copy.setEnabled(self.key is not None)
 
     def show_image(self, key: str | None, name: str, files: list[Path], lines_so_far: int) -> None:
         """Show an image's log: its files in one read; `lines_so_far` is how many lines of the
         current run's file the window has been told of (later ones will arrive live)."""
         self.key, self.files = key, list(files)
+        self._name = name if key is not None else ""
+        self._enable_buttons()
+        self.shownChanged.emit(self._name)
         if key is None:
             self.title.setText("Select an image to see its log")
             self.text.clear()
-            self.open_file.setEnabled(False)
             return
-        shown, totals, cut = tail_lines(self.files, MAX_SHOWN)
+        shown, totals, self._cut = tail_lines(self.files, MAX_SHOWN)
         self._skip = max(0, (totals[-1] if totals else 0) - lines_so_far)
-        self.title.setText(f"<b>Log — {name}</b>" + (f" (last {MAX_SHOWN:,} lines; the whole log is in its file)"
-                                                      if cut else ""))
+        self._show_title()
         self.text.set_lines(shown)
-        self.open_file.setEnabled(bool(self.files))
+
+    def _show_title(self) -> None:
+        self.title.setText(f"<b>Log — {escape(self._name)}</b>"
+                           + (f" (last {MAX_SHOWN:,} lines; the whole log is in its file)" if self._cut else ""))
 
     def append_records(self, records: list[Any]) -> None:
         """The shown image's new lines from one batch, appended at once."""
@@ -159,30 +176,39 @@ class LogView(QWidget):
                 else:
                     self._skip = 0
                     lines.append(f"… {record.skipped} lines went to the log file only (Open log file)")
+        if not self._cut and lines and self.text.line_count() + len(lines) > MAX_SHOWN:
+            self._cut = True  # followed live past what the view keeps: say so, as a read does
+            self._show_title()
         self.text.append(lines)
 
     def find(self, backwards: bool) -> bool:
         return self.text.find(self.search.text(), backwards)
 
     def save_dialog(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Save log", str(Path.home() / f"{self.key or 'log'}.log"),
-                                              "Text (*.log *.txt)")
+        # The key may hold "/" or ":" (team/api:1.0): the suggested name is a file's, not a path.
+        suggested = Path.home() / file_name(self.key or "log")
+        path, _ = QFileDialog.getSaveFileName(self, "Save log", str(suggested), "Text (*.log *.txt)")
         if path:
             self.save(Path(path))
 
-    def save(self, path: Path) -> bool:
-        """The whole log (its files, not only the lines shown) to `path`; says why it could not."""
-        try:
+    def save(self, path: Path) -> None:
+        """The whole log (its files, not only the lines shown) to `path`, on a pool thread (a
+        log may be hundreds of MB); says why it could not."""
+        sources = list(self.files)
+
+        def write() -> str:
             with path.open("w", encoding="utf-8", newline="\n") as out:
-                for source in self.files:
+                for source in sources:
                     with source.open(encoding="utf-8", errors="replace") as stream:
-                        for line in stream:
-                            out.write(line)
-            return True
-        except OSError as exc:
-            QMessageBox.warning(self, "Cannot save the log", f"{path}: {exc.strerror or exc}")
-            self.saveFailed.emit(str(exc))
-            return False
+                        shutil.copyfileobj(stream, out, READ_BLOCK)
+            return str(path)
+
+        run_in_background(write, self.saved.emit, lambda exc: self._save_failed(path, exc))
+
+    def _save_failed(self, path: Path, exc: BaseException) -> None:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        QMessageBox.warning(self, "Cannot save the log", f"{path}: {reason}")
+        self.saveFailed.emit(str(exc))
 
     def _open_file(self) -> None:
         if self.files:

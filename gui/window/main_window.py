@@ -92,6 +92,8 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.log, "&Log")
         self.tabs.addTab(self.timeline, "Ti&meline")
         self.tabs.addTab(self.details, "&Details")
+        self.tabs.setElideMode(Qt.TextElideMode.ElideMiddle)  # a long image name in the Log tab's title
+        self.log.shownChanged.connect(self._name_log_tab)
         self.backend_label = BackendLabel()
         self.statusBar().addPermanentWidget(self.backend_label)
 
@@ -135,8 +137,10 @@ class MainWindow(QMainWindow):
         a.add_folder.triggered.connect(files.add_folder_dialog)
         files.imagesAdded.connect(self._select)
         self.table.foldersDropped.connect(files.add_folders)
+        self.table.set_drop_action(a.add_folder)
         a.duplicate.triggered.connect(lambda: self._select(doc.duplicate(self.table.selected_uids())))
         a.remove.triggered.connect(lambda: doc.remove(self.table.selected_uids()))
+        self.table.addAction(a.remove)  # its Delete shortcut works with the table focused
         a.enable.triggered.connect(lambda: doc.set_enabled(self.table.selected_uids(), True))
         a.disable.triggered.connect(lambda: doc.set_enabled(self.table.selected_uids(), False))
         a.undo.triggered.connect(doc.undo.undo)
@@ -286,6 +290,10 @@ class MainWindow(QMainWindow):
             return
         state = self.model.state(row)
         self.log.show_image(key, self.model.image(row).name, state.log_files, state.log_lines)
+
+    def _name_log_tab(self, name: str) -> None:
+        """The Log tab names the image it shows, seen from the other tabs too."""
+        self.tabs.setTabText(self.tabs.indexOf(self.log), f"&Log — {name.replace('&', '&&')}" if name else "&Log")
 
     def _update_actions(self) -> None:
         uid = self._selected_single()

@@ -91,16 +91,23 @@ class ProjectFiles(QObject):
 
     def offer_recovery(self, path: Path | None = None) -> None:
         """Unsaved edits of this project (None: the untitled one) that a crash left behind."""
+        lock = stored.lock_autosave(path)
+        if lock is None:  # a window that is still open holds them: its edits, not a crash's
+            if stored.read_autosave(path) is not None:
+                self.message.emit("Another Dockpool window has unsaved changes to this project", 10_000)
+            return
         recovered = stored.read_autosave(path)
         if recovered is None:
+            lock.unlock()
             return
         answer = QMessageBox.question(
             self._window, "Recover unsaved changes",
             f"Dockpool closed with unsaved changes to {path or 'an untitled project'}. Recover them?")
         if answer == QMessageBox.StandardButton.Yes:
-            self.document.show(recovered, recovered=True)
+            self.document.show(recovered, recovered=lock)
         else:
             stored.clear_autosave(path)
+            lock.unlock()
 
     def fill_recent(self, menu: QMenu) -> None:
         """The File menu's recent projects, read when it opens (another window may have added one)."""

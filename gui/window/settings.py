@@ -5,6 +5,9 @@ Credentials are never stored here: logins go to Docker's own credential store.
 Autosaves: one per project file (named by a hash of its path) and one for an
 untitled project. Each is offered back whenever that project is opened again
 and the autosave is newer than the file; a window only ever deletes its own.
+The window writing an autosave holds its lock file (QLockFile: the process id,
+seen as stale once that process is gone), so a live window's edits are never
+offered to another window as a crash's, nor deleted by it.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import json
 import time
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, QStandardPaths
+from PySide6.QtCore import QLockFile, QSettings, QStandardPaths
 
 from ..pipeline import project as projects
 
@@ -61,6 +64,14 @@ def autosave_key(path: Path | None) -> str:
     return hashlib.sha1(str(path.absolute()).encode()).hexdigest()[:16] if path else UNTITLED
 
 
+def lock_autosave(path: Path | None) -> QLockFile | None:
+    """The lock of this project's autosave (None: untitled), taken; None while a live
+    window (of this process or another) holds it. A crashed process's lock is stale: taken."""
+    lock = QLockFile(str(_autosave_folder() / f"{autosave_key(path)}.lock"))
+    lock.setStaleLockTime(0)  # stale only when its process is gone, however old
+    return lock if lock.tryLock(0) else None
+
+
 def write_autosave(project: projects.Project) -> None:
     """Save unsaved edits where a crash cannot lose them. save() rewrites relative paths
     for the autosave's folder; read_autosave() rebases them back onto the original file."""
@@ -103,4 +114,5 @@ def clear_autosave(path: Path | None) -> None:
 def clear_all_autosaves() -> None:
     """For tests: start without anything to recover."""
     for entry in _autosave_folder().iterdir():
-        entry.unlink(missing_ok=True)
+        if entry.suffix != ".lock":  # a window of this test process may hold one
+            entry.unlink(missing_ok=True)

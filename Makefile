@@ -48,7 +48,7 @@ test: system-deps venv
 	DOCKPOOL_START_METHOD=spawn $(PY) -m pytest -q tests/test_pipeline.py tests/test_direct_push.py -k "$(SPAWN_TESTS)"
 
 bench: system-deps venv
-	$(PY) -m gui.devservices run -- $(PY) tests/bench/pipeline_bench.py --registry {registry}
+	$(PY) -m gui.devservices run -- $(PY) tests/bench/pipeline_bench.py --registry {registry} $(BENCH_ARGS)
 
 bench-push: system-deps venv
 	$(PY) -m gui.devservices run -- $(PY) tests/bench/push_bench.py $(BENCH_ARGS)

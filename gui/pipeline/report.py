@@ -11,7 +11,7 @@ import csv
 import io
 import json
 import time
-from collections.abc import Collection
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -80,15 +80,18 @@ class RunReport:
     def count(self, *statuses: Status) -> int:
         return sum(1 for image in self.images if image.status in statuses)
 
-    def abandon(self, message: str, hint: str, keys: Collection[str] | None = None) -> None:
-        """End the report of a run that stopped without finishing: every image that was
-        not finished (or each of `keys`, the images unfinished when it broke off, which the
-        stop itself may have marked cancelled) failed with `message`; the others keep what
-        they reached."""
+    def abandon(self, message: str, hint: str, stages: Mapping[str, Stage] | None = None) -> None:
+        """End the report of a run that stopped without finishing: every image that was not
+        finished failed with `message` (or each image of `stages`, at the stage given: those
+        unfinished when the run broke off, which the stop itself may have marked cancelled);
+        the others keep what they reached."""
         for image in self.images:
-            if (image.key in keys) if keys is not None else not image.status.final:
-                image.status, image.error, image.error_kind, image.hint = Status.FAILED, message, "other", hint
-                image.stage = Stage.PUSH if image.build.end else Stage.BUILD
+            if stages is not None and image.key not in stages:
+                continue
+            if stages is None and image.status.final:
+                continue
+            image.status, image.error, image.error_kind, image.hint = Status.FAILED, message, "other", hint
+            image.stage = stages[image.key] if stages is not None else Stage.PUSH if image.build.end else Stage.BUILD
         self.finished = self.finished or time.time()
 
     @property

@@ -23,6 +23,7 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -172,22 +173,29 @@ def _quit_in_order(app: QApplication) -> None:
     timer.start()
 
 
-# Styles that draw a dark palette. The others (windowsvista, Windows 10's default, and the
-# plain windows style) stay light whatever the system says: a dark system gets Fusion,
-# which takes the platform's dark palette.
-DARK_CAPABLE_STYLES = {"fusion", "windows11", "macos"}
+# Styles that draw light whatever the palette says (windowsvista, Windows 10's default, and
+# the plain windows style): on a dark system Fusion takes their place, with the platform's
+# dark palette. Every other style (Fusion, windows11, macOS, Breeze…) follows by itself.
+LIGHT_ONLY_STYLES = {"windowsvista", "windows"}
 ICON_SIZES = (16, 24, 32, 48, 64, 128, 256)  # as drawn in resources/icons, for every DPI
 
 
-def follow_colour_scheme(app: QApplication) -> None:
+def follow_colour_scheme(app: QApplication) -> Callable[[Qt.ColorScheme], None]:
     """Follow the system's light or dark setting (Qt 6's style hints), now and whenever the
-    user switches it; the window re-tints its own colours on the palette change."""
+    user switches it; the window re-tints its own colours on the palette change. Returns
+    the slot connected to the hint's signal."""
+    original = app.style().name()
+
     def apply(scheme: Qt.ColorScheme) -> None:
-        if scheme == Qt.ColorScheme.Dark and app.style().name().lower() not in DARK_CAPABLE_STYLES:
+        current = app.style().name().lower()
+        if scheme == Qt.ColorScheme.Dark and current in LIGHT_ONLY_STYLES:
             app.setStyle("Fusion")
+        elif scheme == Qt.ColorScheme.Light and current == "fusion" and original.lower() in LIGHT_ONLY_STYLES:
+            app.setStyle(original)  # light again: the platform's own look back
 
     app.styleHints().colorSchemeChanged.connect(apply)
     apply(app.styleHints().colorScheme())
+    return apply
 
 
 def app_icon() -> QIcon:

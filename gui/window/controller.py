@@ -37,6 +37,10 @@ ABANDON_WAIT = 15.0  # seconds a broken-off run's supervisor gets to stop its wo
 log = logging.getLogger(__name__)
 
 
+class _SupervisorStopped(RuntimeError):
+    """The supervisor thread ended without RunFinished (a Dockpool bug, never a hang)."""
+
+
 class RunController(QObject):
     started = Signal(str, object)  # the engine's description, the resolved build backend
     # object, not list: PySide would convert a list into a QVariantList element by element.
@@ -87,13 +91,15 @@ class RunController(QObject):
                                 log_dir=self._log_dir, worker_log=self._worker_log)
             self._pipeline = pipeline
         self.started.emit(str(engine), backend)
+        batch: list[Any] = []  # records taken and not yet handed on: kept when the run breaks
         try:
             pipeline.start()
-            return self._drain(pipeline)
+            return self._drain(pipeline, batch)
         except Exception as exc:  # the rows have started: end them, and the workers, too
             log.exception("the run broke off")
-            self.failed.emit(f"{type(exc).__name__}: {exc}")
-            return self._abandon(pipeline, [], f"the run broke off: {type(exc).__name__}: {exc}",
+            broke = str(exc) if isinstance(exc, _SupervisorStopped) else f"{type(exc).__name__}: {exc}"
+            self.failed.emit(broke)
+            return self._abandon(pipeline, batch, f"the run broke off: {broke}",
                                  "please report this as a Dockpool bug, with the log")
 
     def _preflight(self) -> tuple[EngineInfo, BuildBackend, bool] | None:
@@ -135,8 +141,9 @@ class RunController(QObject):
                     raise error
                 return found
 
-    def _drain(self, pipeline: Pipeline) -> Any:
-        batch: list[Any] = []
+    def _drain(self, pipeline: Pipeline, batch: list[Any]) -> Any:
+        """Hand the run's records on in batches until RunFinished; `batch` holds those taken
+        and not handed on yet."""
         flush_at = time.monotonic() + BATCH_INTERVAL
         while True:
             try:
@@ -146,41 +153,44 @@ class RunController(QObject):
                 # It may have queued its last records and ended between the two looks.
                 record = None if alive else self._last_record(pipeline)
                 if record is None and not alive:  # ended without RunFinished: a bug, not a hang
-                    return self._abandon(pipeline, batch, "the run's supervisor stopped unexpectedly (a Dockpool bug)",
-                                         "please report this as a Dockpool bug, with the log")
+                    raise _SupervisorStopped("the run's supervisor stopped unexpectedly (a Dockpool bug)")
             if isinstance(record, ev.RunFinished):
                 if batch:
-                    self.eventsReady.emit(batch)
+                    self.eventsReady.emit(batch[:])
                 pipeline.wait(10)
                 return record.report
             if record is not None:
                 batch.append(record)
             if time.monotonic() >= flush_at:
                 if batch:
-                    self.eventsReady.emit(batch)
-                    batch = []
+                    self.eventsReady.emit(batch[:])
+                    batch.clear()
                 flush_at = time.monotonic() + BATCH_INTERVAL
 
     def _abandon(self, pipeline: Pipeline, batch: list[Any], message: str, hint: str) -> Any:
         """End a run that broke off after its rows started: its workers are stopped, and
-        every image not finished by then fails with `message`, in the report and on its row
-        (rows follow events only: one left "building" would be skipped by Retry failed).
-        Failed, not cancelled: the user cancelled nothing."""
-        unfinished = {image.key for image in pipeline.report.images if not image.status.final}
+        every image unfinished when it broke off and not finished by the stop fails with
+        `message`, at the stage it was in, in the report and on its row (rows follow events
+        only: one left "building" would be skipped by Retry failed; a push-only image failed
+        as a build would be built again). Failed, not cancelled: the user cancelled nothing."""
+        pushing = (ev.Status.BUILT_WAITING, ev.Status.PUSHING)
+        stages = {image.key: ev.Stage.PUSH if image.status in pushing else ev.Stage.BUILD
+                  for image in pipeline.report.images if not image.status.final}
         pipeline.cancel()
-        if pipeline.alive:  # the supervisor still runs: it stops the workers, then says RunFinished
-            pipeline.wait(ABANDON_WAIT)
+        if pipeline.alive and not pipeline.wait(ABANDON_WAIT):  # it stops the workers, then says RunFinished
+            log.warning("the run's supervisor did not stop within %.0f s; the run ends without it", ABANDON_WAIT)
         while (record := self._last_record(pipeline)) is not None:
             if not isinstance(record, ev.RunFinished):
                 batch.append(record)
         report = pipeline.report
-        report.abandon(message, hint, unfinished)
+        stopped = {image.key for image in report.images
+                   if image.key in stages and (not image.status.final or image.status is ev.Status.CANCELLED)}
+        failing = {key: stage for key, stage in stages.items() if key in stopped}
+        report.abandon(message, hint, failing)
         failure = ev.Failure(ev.FailureKind.OTHER, message, hint)
-        for image in report.images:
-            if image.key in unfinished:
-                failed = ev.PushFailed if image.stage is ev.Stage.PUSH else ev.BuildFailed
-                batch.append(failed(image.key, failure))
-        self.eventsReady.emit(batch)
+        batch.extend((ev.PushFailed if stage is ev.Stage.PUSH else ev.BuildFailed)(key, failure)
+                     for key, stage in failing.items())
+        self.eventsReady.emit(batch[:])
         return report
 
     @staticmethod

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QLockFile, QObject, QTimer, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtGui import QUndoStack
 
 from ..pipeline import project as projects
@@ -37,9 +37,9 @@ class ProjectDocument(QObject):
         self._autosave_timer = QTimer(self, interval=AUTOSAVE_INTERVAL_MS, timeout=self.autosave)
         self._autosave_timer.start()
         self._recovered = False  # a recovered autosave counts as modified until saved
-        # The lock of the autosave this document wrote (or recovered): only then may it write
-        # or delete it. Another window on the same project, or untitled too, shares the file.
-        self._autosave_lock: QLockFile | None = None
+        # This window's autosave of its project (or a crashed one's it recovered), its lock
+        # held: the only one it writes or deletes.
+        self._autosave: stored.AutosaveSlot | None = None
 
     @property
     def project(self) -> Project:
@@ -59,7 +59,7 @@ class ProjectDocument(QObject):
 
     # --- whole projects --------------------------------------------------------------------
 
-    def show(self, project: Project, recovered: QLockFile | None = None) -> None:
+    def show(self, project: Project, recovered: stored.AutosaveSlot | None = None) -> None:
         """Show another project, with a fresh undo history; `recovered`: it is the autosave
         of a crashed window, whose lock this document now holds."""
         self.discard_autosave()  # the project it held edits of was saved or given up
@@ -67,7 +67,7 @@ class ProjectDocument(QObject):
         self.undo.clear()
         self.undo.setClean()
         self._recovered = recovered is not None
-        self._autosave_lock = recovered
+        self._autosave = recovered
         self.replaced.emit()
         self.changed.emit()
 
@@ -80,14 +80,14 @@ class ProjectDocument(QObject):
 
     def save(self, path: Path | None = None) -> Path:
         """Write the project (raises OSError); the autosave of its old name goes."""
-        old, old_base = self.path, self.project.base_dir
+        old_base = self.project.base_dir
         saved = projects.save(self.project, path)
         if saved is not self.project:  # saved elsewhere: relative paths were rebased in the file
             self._rebase(old_base, saved.base_dir)
             self.project.path = saved.path
         # Saved: the edits it held are in the file now (another window's autosave of the same
-        # name is its own, and older than the file).
-        self._discard_autosave(old)
+        # project is its own, and older than the file).
+        self.discard_autosave()
         stored.remember_project(saved.path)  # type: ignore[arg-type]
         self.undo.setClean()
         self._recovered = False
@@ -116,28 +116,22 @@ class ProjectDocument(QObject):
         self.model.paths_changed()
 
     def autosave(self) -> None:
-        """Keep unsaved edits where a crash cannot lose them; not while another live window
-        holds this project's autosave (that one's edits would be overwritten)."""
+        """Keep unsaved edits where a crash cannot lose them, in this window's own autosave."""
         if not self.modified:
             return
         try:
-            if self._autosave_lock is None:
-                self._autosave_lock = stored.lock_autosave(self.path)
-                if self._autosave_lock is None:
-                    return
-            stored.write_autosave(self.project)
+            if self._autosave is None or self._autosave.key != stored.autosave_key(self.path):
+                self.discard_autosave()  # of the project's old name (Save As of a recovered one)
+                self._autosave = stored.claim_autosave(self.path)
+            self._autosave.write(self.project)
         except OSError:
             pass  # never let autosave interrupt the user
 
     def discard_autosave(self) -> None:
-        """Delete the project's autosave, if this document wrote it."""
-        self._discard_autosave(self.path)
-
-    def _discard_autosave(self, path: Path | None) -> None:
-        if self._autosave_lock is not None:
-            stored.clear_autosave(path)
-            self._autosave_lock.unlock()
-            self._autosave_lock = None
+        """Delete this window's autosave, if it wrote (or recovered) one."""
+        if self._autosave is not None:
+            self._autosave.clear()
+            self._autosave = None
 
     # --- edits (each one undoable) -------------------------------------------------------------
 

@@ -135,9 +135,11 @@ class LogView(QWidget):
         self._enable_buttons()
 
     def _enable_buttons(self) -> None:
-        """Nothing to open, copy or save until an image is shown (Save wrote an empty file)."""
+        """Nothing to open or save until the image shown has a log file (Save wrote an empty
+        file; an image still queued has none yet), nothing to copy with no image shown."""
+        written = any(path.exists() for path in self.files)
         for button in (self.open_file, self.save_button):
-            button.setEnabled(bool(self.files))
+            button.setEnabled(written)
         self.copy.setEnabled(self.key is not None)
 
     def show_image(self, key: str | None, name: str, files: list[Path], lines_so_far: int) -> None:
@@ -176,6 +178,8 @@ class LogView(QWidget):
                 else:
                     self._skip = 0
                     lines.append(f"… {record.skipped} lines went to the log file only (Open log file)")
+        if lines and not self.save_button.isEnabled():
+            self._enable_buttons()  # its first lines: the file is there now
         if not self._cut and lines and self.text.line_count() + len(lines) > MAX_SHOWN:
             self._cut = True  # followed live past what the view keeps: say so, as a read does
             self._show_title()
@@ -199,7 +203,11 @@ class LogView(QWidget):
         def write() -> str:
             with path.open("w", encoding="utf-8", newline="\n") as out:
                 for source in sources:
-                    with source.open(encoding="utf-8", errors="replace") as stream:
+                    try:
+                        stream = source.open(encoding="utf-8", errors="replace")
+                    except FileNotFoundError:
+                        continue  # a run that wrote nothing for it, or a run folder pruned
+                    with stream:
                         shutil.copyfileobj(stream, out, READ_BLOCK)
             return str(path)
 

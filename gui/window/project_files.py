@@ -8,6 +8,7 @@ the GUI thread, so that the main window only connects actions to it.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -90,24 +91,22 @@ class ProjectFiles(QObject):
         return True
 
     def offer_recovery(self, path: Path | None = None) -> None:
-        """Unsaved edits of this project (None: the untitled one) that a crash left behind."""
-        lock = stored.lock_autosave(path)
-        if lock is None:  # a window that is still open holds them: its edits, not a crash's
-            if stored.read_autosave(path) is not None:
-                self.message.emit("Another Dockpool window has unsaved changes to this project", 10_000)
-            return
-        recovered = stored.read_autosave(path)
-        if recovered is None:
-            lock.unlock()
-            return
-        answer = QMessageBox.question(
-            self._window, "Recover unsaved changes",
-            f"Dockpool closed with unsaved changes to {path or 'an untitled project'}. Recover them?")
-        if answer == QMessageBox.StandardButton.Yes:
-            self.document.show(recovered, recovered=lock)
-        else:
-            stored.clear_autosave(path)
-            lock.unlock()
+        """Unsaved edits of this project (None: the untitled one) that a crash left behind,
+        newest first; a window that is still open keeps its own."""
+        crashed = stored.crashed_autosaves(path)
+        if not crashed and stored.autosaves(path):
+            self.message.emit("Another Dockpool window has unsaved changes to this project", 10_000)
+        for index, (saved, slot, project) in enumerate(crashed):
+            answer = QMessageBox.question(
+                self._window, "Recover unsaved changes",
+                f"Dockpool closed with unsaved changes to {path or 'an untitled project'} "
+                f"(autosaved {time.strftime('%Y-%m-%d %H:%M', time.localtime(saved))}). Recover them?")
+            if answer == QMessageBox.StandardButton.Yes:
+                self.document.show(project, recovered=slot)
+                for _, other, _ in crashed[index + 1:]:
+                    other.release()  # offered again when this project is next opened
+                return
+            slot.clear()
 
     def fill_recent(self, menu: QMenu) -> None:
         """The File menu's recent projects, read when it opens (another window may have added one)."""

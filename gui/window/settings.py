@@ -2,18 +2,21 @@
 
 Credentials are never stored here: logins go to Docker's own credential store.
 
-Autosaves: one per project file (named by a hash of its path) and one for an
-untitled project. Each is offered back whenever that project is opened again
+Autosaves: per project file (named by a hash of its path) and for untitled
+projects. Each is offered back whenever that project is opened again
 and the autosave is newer than the file; a window only ever deletes its own.
-The window writing an autosave holds its lock file (QLockFile: the process id,
-seen as stale once that process is gone), so a live window's edits are never
-offered to another window as a crash's, nor deleted by it.
+Each window writes its own (see AutosaveSlot) and holds its lock file (QLockFile:
+the process id, seen as stale once that process is gone), so a live window's
+edits are never offered to another window as a crash's, nor deleted or
+overwritten by it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
+import os
 import time
 from pathlib import Path
 
@@ -64,30 +67,64 @@ def autosave_key(path: Path | None) -> str:
     return hashlib.sha1(str(path.absolute()).encode()).hexdigest()[:16] if path else UNTITLED
 
 
-def lock_autosave(path: Path | None) -> QLockFile | None:
-    """The lock of this project's autosave (None: untitled), taken; None while a live
-    window (of this process or another) holds it. A crashed process's lock is stale: taken."""
-    lock = QLockFile(str(_autosave_folder() / f"{autosave_key(path)}.lock"))
+class AutosaveSlot:
+    """One window's autosave of one project: `<key>.<owner>.toml`, its `.json` (the time it
+    was written) and the `.lock` (QLockFile) the window holds while it lives. One per
+    window: two windows on one project, or two untitled ones, never write over each
+    other's edits, and a live window's are never taken for a crash's."""
+
+    def __init__(self, stem: Path, lock: QLockFile) -> None:
+        self.stem, self._lock = stem, lock
+
+    @property
+    def key(self) -> str:
+        return self.stem.name.split(".", 1)[0]
+
+    def write(self, project: projects.Project) -> None:
+        """save() rewrites relative paths for the autosave's folder; reading rebases them
+        back onto the original file."""
+        projects.save(project, _beside(self.stem, ".toml"))
+        meta = {"original": str(project.path) if project.path else None, "saved": time.time()}
+        _beside(self.stem, ".json").write_text(json.dumps(meta), encoding="utf-8")
+
+    def clear(self) -> None:
+        """The edits are saved or given up: the autosave goes, and its lock."""
+        for suffix in (".toml", ".json"):
+            _beside(self.stem, suffix).unlink(missing_ok=True)
+        self.release()
+
+    def release(self) -> None:
+        """Let another window take it (it stays on disk, to be offered again)."""
+        self._lock.unlock()
+
+
+def _beside(stem: Path, suffix: str) -> Path:
+    """`stem` + suffix (with_suffix would replace the owner part after the key's dot)."""
+    return stem.with_name(stem.name + suffix)
+
+
+def _lock(stem: Path) -> QLockFile | None:
+    lock = QLockFile(str(_beside(stem, ".lock")))
     lock.setStaleLockTime(0)  # stale only when its process is gone, however old
     return lock if lock.tryLock(0) else None
 
 
-def write_autosave(project: projects.Project) -> None:
-    """Save unsaved edits where a crash cannot lose them. save() rewrites relative paths
-    for the autosave's folder; read_autosave() rebases them back onto the original file."""
-    key = autosave_key(project.path)
-    folder = _autosave_folder()
-    projects.save(project, folder / f"{key}.toml")
-    meta = {"original": str(project.path) if project.path else None, "saved": time.time()}
-    (folder / f"{key}.json").write_text(json.dumps(meta), encoding="utf-8")
+_serial = itertools.count(1)
 
 
-def read_autosave(path: Path | None) -> projects.Project | None:
-    """The autosave of this project (None: untitled), rebased onto its file, when there is
-    one newer than the file itself."""
-    key = autosave_key(path)
-    folder = _autosave_folder()
-    data, meta = folder / f"{key}.toml", folder / f"{key}.json"
+def claim_autosave(path: Path | None) -> AutosaveSlot:
+    """A new autosave slot of this project (None: untitled) for this window."""
+    stem = _autosave_folder() / f"{autosave_key(path)}.{os.getpid()}-{next(_serial)}"
+    lock = _lock(stem)
+    if lock is None:  # a dead process of the same id left it: taken as stale, so never
+        raise OSError(f"the autosave lock {_beside(stem, '.lock')} is held")
+    return AutosaveSlot(stem, lock)
+
+
+def _read(stem: Path, path: Path | None) -> tuple[float, projects.Project] | None:
+    """When the autosave at `stem` is newer than the project's file: its time and project,
+    rebased onto the file."""
+    data, meta = _beside(stem, ".toml"), _beside(stem, ".json")
     if not data.exists():
         return None
     try:
@@ -98,17 +135,39 @@ def read_autosave(path: Path | None) -> projects.Project | None:
     except (projects.ProjectError, ValueError, OSError):
         return None
     if path is not None:
-        return projects.rebased(project, path)
+        return saved, projects.rebased(project, path)
     project = projects.rebased(project, Path.cwd() / "untitled.toml")
     project.path = None  # never saved: Save asks where
-    return project
+    return saved, project
 
 
-def clear_autosave(path: Path | None) -> None:
+def _stems(path: Path | None) -> list[Path]:
     key = autosave_key(path)
-    folder = _autosave_folder()
-    for name in (f"{key}.toml", f"{key}.json"):
-        (folder / name).unlink(missing_ok=True)
+    return sorted({data.with_suffix("") for data in _autosave_folder().glob(f"{key}.*toml")})
+
+
+def crashed_autosaves(path: Path | None) -> list[tuple[float, AutosaveSlot, projects.Project]]:
+    """Autosaves of this project whose window is gone (its lock stale: a crash), newer than
+    the file, newest first, each with its time; their locks are now this caller's (release
+    or clear each). Ones older than the file are removed."""
+    found = []
+    for stem in _stems(path):
+        lock = _lock(stem)
+        if lock is None:
+            continue  # a window that is still open holds it
+        slot = AutosaveSlot(stem, lock)
+        read = _read(stem, path)
+        if read is None:
+            slot.clear()
+        else:
+            found.append((read[0], slot, read[1]))
+    return sorted(found, key=lambda item: item[0], reverse=True)
+
+
+def autosaves(path: Path | None) -> list[projects.Project]:
+    """Every autosave of this project newer than its file, whoever holds it, newest first."""
+    found = [read for stem in _stems(path) if (read := _read(stem, path)) is not None]
+    return [project for _, project in sorted(found, key=lambda item: item[0], reverse=True)]
 
 
 def clear_all_autosaves() -> None:

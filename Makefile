@@ -60,7 +60,7 @@ bench-tls: system-deps venv
 	$(PY) -m gui.devservices run -- $(PY) tests/bench/tls_bench.py $(BENCH_ARGS)
 
 bench-cli-start: system-deps venv
-	$(PY) -m gui.devservices run -- $(PY) tests/bench/cli_start.py --registry {registry}
+	$(PY) -m gui.devservices run -- $(PY) tests/bench/cli_start.py --registry {registry} $(BENCH_ARGS)
 
 bench-memory: system-deps venv
 	$(PY) -m gui.devservices run -- $(PY) tests/bench/memory_bench.py --registry {registry}

@@ -409,6 +409,39 @@ def test_limits_change_during_run(tmp_path: Path, registry: Registry, base_image
     assert max_concurrent(builds) == 3
 
 
+def test_pushers_start_once_builds_are_under_way(tmp_path: Path, registry: Registry) -> None:
+    """#11: at most one pusher before the first build request (it is ready when the first
+    image is built); the others only once a build has started, not at time zero competing
+    with the first builds. The pushers' processes are watched from outside, as they appear."""
+    project = simple_project(tmp_path, 4, registry=registry.address, builders=2, pushers=3)
+    pipeline = Pipeline(project, RunOptions.from_project(project, retry_backoff=0.2))
+    seen: list[tuple[float, int]] = []  # (wall clock, pushers running) at each change
+    watching = threading.Event()
+
+    def watch() -> None:
+        while not watching.is_set():
+            count = len(pipeline.worker_pids(ev.Stage.PUSH))
+            if not seen or seen[-1][1] != count:
+                seen.append((time.time(), count))
+            time.sleep(0.002)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        pipeline.start()
+        records = []
+        while not isinstance(record := pipeline.events.get(timeout=120), ev.RunFinished):
+            records.append(record)
+    finally:
+        watching.set()
+        watcher.join()
+    assert record.report.succeeded
+    first_build = min(r.at for r in records if isinstance(r, ev.BuildStarted))
+    before = [count for at, count in seen if at < first_build]
+    assert max(before, default=0) <= 1, f"{max(before)} pushers before the first build request"
+    assert max(count for _, count in seen) >= 2  # the others came, once builds were under way
+
+
 def test_lowering_limits_mid_run_retires_workers_as_they_finish(tmp_path: Path, registry: Registry,
                                                                 base_image: str) -> None:
     """Busy workers above a lowered limit finish their image, then retire; builders are

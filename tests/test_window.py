@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import QEvent, QMimeData, QObject, QPoint, Qt, QUrl
 from PySide6.QtGui import QBrush, QColor, QDragEnterEvent, QDropEvent, QGuiApplication, QPalette
-from PySide6.QtWidgets import QApplication, QFileDialog, QLineEdit, QMessageBox, QPushButton
+from PySide6.QtWidgets import QApplication, QFileDialog, QLineEdit, QMessageBox, QPushButton, QToolButton
 
 from gui.devservices import Registry
 from gui.pipeline import events as ev
@@ -1515,7 +1515,8 @@ def test_keyboard_and_screen_readers(window) -> None:
     # Alt+letter of every menu, tab, label and button of the window is its own.
     texts = [action.text() for action in window.menuBar().actions()]
     texts += [window.tabs.tabText(i) for i in range(window.tabs.count())]
-    texts += [widget.text() for kind in (type(window.progress.counts), QPushButton) for widget in window.controls.findChildren(kind)]
+    texts += [widget.text() for kind in (type(window.progress.counts), QPushButton, QToolButton)
+              for widget in window.controls.findChildren(kind)]
     texts += [label.text() for label in window.findChildren(type(window.progress.counts)) if label.buddy() is window.filter]
     keys = [text[text.index("&") + 1].lower() for text in texts if "&" in text]
     assert len(keys) == len(set(keys)), sorted(texts)

@@ -25,6 +25,7 @@ class UiState:
     one_selected_enabled: bool = False  # the single selected image is enabled (a run takes only those)
     can_undo: bool = False
     can_redo: bool = False
+    logging_in: bool = False  # the registry is being asked for a login
 
 
 class Actions:
@@ -61,6 +62,8 @@ class Actions:
         self.remove.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
         self.enable = action("E&nable")
         self.disable = action("D&isable")
+        self.login = action("L&og in…", None, None, "Log in to the registry, stored where docker login stores it")
+        self.login.setIconText(self.login.text())  # a tool button shows icon text: keep the & (Alt+O) and …
         self.start = action("&Start", "F5", sp.SP_MediaPlay, "Build and push every enabled image (F5)")
         self.cancel = action("&Cancel", "Shift+F5", sp.SP_MediaStop, "Stop the run (Shift+F5)")
         self.retry = action("Re&try failed", "Ctrl+F5", sp.SP_BrowserReload,
@@ -128,6 +131,7 @@ class Actions:
         self.redo.setEnabled(idle and state.can_redo)
         self.start.setEnabled(idle and state.rows > 0)
         self.cancel.setEnabled(state.running)
+        self.login.setEnabled(idle and not state.logging_in)  # it waits for the registry's answer
         self.retry.setEnabled(idle and state.has_failed)
         self.export.setEnabled(state.has_report)
         self.build_selected.setEnabled(idle and state.selected == 1 and state.one_selected_enabled)

@@ -9,8 +9,8 @@ chose; the window turns that into undoable project edits and live limits.
 from __future__ import annotations
 
 from PySide6.QtCore import QEvent, Qt, Signal
-from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QLineEdit, QPushButton, QSlider, QSpinBox,
-                               QWidget)
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QLineEdit, QSlider, QSpinBox, QToolButton, QWidget
 
 from ..pipeline import reference
 from . import theme
@@ -24,7 +24,6 @@ class ControlsBar(QWidget):
     registryEdited = Signal(str)
     pushViaChanged = Signal(str)
     limitsChanged = Signal(int, int)
-    loginRequested = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -34,9 +33,8 @@ class ControlsBar(QWidget):
         self.registry.setClearButtonEnabled(True)
         self.registry.editingFinished.connect(self._registry_finished)
         self.registry.textEdited.connect(self._show_registry_problem)
-        self.login = QPushButton("L&og in…")
-        self.login.setAccessibleName("Log in to the registry")
-        self.login.clicked.connect(self.loginRequested)
+        self.login = QToolButton()  # shows the window's Log in action (enabled where actions are decided)
+        self.login.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
         self.push_via = QComboBox()
         for value, text in PUSH_PATHS.items():
             self.push_via.addItem(text, value)
@@ -127,9 +125,11 @@ class ControlsBar(QWidget):
             widget.blockSignals(False)
         self._show_registry_problem()
 
-    def set_running(self, running: bool, logging_in: bool = False) -> None:
-        """During a run the limits stay live; what the run was started with does not. Log in
-        waits for the registry's answer to the last one."""
+    def set_login_action(self, action: QAction) -> None:
+        self.login.setDefaultAction(action)
+        self.login.setAccessibleName("Log in to the registry")
+
+    def set_running(self, running: bool) -> None:
+        """During a run the limits stay live; what the run was started with does not."""
         for widget in (self.registry, self.push_via):
             widget.setEnabled(not running)
-        self.login.setEnabled(not running and not logging_in)

@@ -177,7 +177,8 @@ class MainWindow(QMainWindow):
         self.controls.registryEdited.connect(lambda text: doc.set_setting("registry", text))
         self.controls.pushViaChanged.connect(lambda value: doc.set_setting("push", value))
         self.controls.limitsChanged.connect(self._limits_changed)
-        self.controls.loginRequested.connect(
+        self.controls.set_login_action(a.login)
+        a.login.triggered.connect(
             lambda: log_in(self, self.controls.registry.text().strip(), self._login_asking, self._say))
         self.backend_label.kindChanged.connect(self._backend_kind)
         for part in (files, runs, rows):
@@ -307,8 +308,8 @@ class MainWindow(QMainWindow):
             one_selected_running=bool(self.runs.running and state is not None and state.status is not None
                                       and not state.status.final and uid in self.runs.keys.values()),
             one_selected_enabled=bool(state is not None and uid is not None and self.model.image_by_uid(uid).enabled),
-            can_undo=self._can_undo[0], can_redo=self._can_undo[1]))
-        self.controls.set_running(self.runs.busy, self._logging_in)
+            can_undo=self._can_undo[0], can_redo=self._can_undo[1], logging_in=self._logging_in))
+        self.controls.set_running(self.runs.busy)
 
     def _undo_changed(self, _: bool) -> None:
         # Read here, when the stack says it changed: the rule never asks the stack itself,

@@ -435,6 +435,9 @@ def test_pushers_start_once_builds_are_under_way(tmp_path: Path, registry: Regis
     finally:
         watching.set()
         watcher.join()
+        if pipeline.alive:  # it failed before the end: no worker left behind
+            pipeline.cancel()
+            pipeline.wait(30)
     assert record.report.succeeded
     first_build = min(r.at for r in records if isinstance(r, ev.BuildStarted))
     before = [count for at, count in seen if at < first_build]

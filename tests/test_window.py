@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import select as io_select
 import signal
 import socket
 import subprocess
@@ -668,6 +669,21 @@ def test_a_run_that_breaks_after_it_started_fails_its_rows(qtbot, window, base_i
     for name in ("slow", "next"):
         write_image(tmp_path, name, base=base_image)  # quick now
     assert run_to_end(qtbot, window, window.actions.retry.trigger).succeeded
+
+
+@pytest.mark.docker
+def test_a_supervisor_that_ends_without_a_word_fails_the_rows(qtbot, window, tmp_path: Path, monkeypatch,
+                                                              docker_host: str) -> None:
+    """The engine's supervisor thread ending without RunFinished (a bug, put in here on
+    purpose): the run ends at once, every row failed with what happened, not "queued"."""
+    from gui.pipeline import supervisor
+
+    write_image(tmp_path, "api")
+    open_project(window, write_project(tmp_path, [{"name": "api", "context": "api"}]))
+    monkeypatch.setattr(supervisor.Pipeline, "_supervise", lambda pipeline: None)
+    report = run_to_end(qtbot, window)
+    assert status(window, "api").startswith("failed") and report.images[0].status is ev.Status.FAILED
+    assert "supervisor stopped unexpectedly" in window.banner.text.text() and not report.cancelled
 
 
 @pytest.mark.docker
@@ -1343,7 +1359,10 @@ def _another_dockpool_editing(path: Path, started: list[subprocess.Popen]) -> No
                                 QApplication.organizationName(), QApplication.applicationName()],
                                cwd=Path(__file__).resolve().parents[1], stdout=subprocess.PIPE, text=True)
     started.append(process)
-    assert process.stdout is not None and process.stdout.readline().strip() == "autosaved"
+    assert process.stdout is not None
+    with process.stdout:
+        assert io_select.select([process.stdout], [], [], 60)[0], "the other process never autosaved"
+        assert process.stdout.readline().strip() == "autosaved"
 
 
 def test_crash_recovery_per_project(qtbot, make_window, tmp_path: Path, monkeypatch) -> None:
@@ -1375,7 +1394,7 @@ def test_crash_recovery_per_project(qtbot, make_window, tmp_path: Path, monkeypa
     open_project(reopened, path)
     assert asked and "Recover" in asked[0]
     assert reopened.model.image(0).tags == ["recovered"] and reopened.document.modified
-    # Untitled windows share one autosave: an unmodified one closing leaves the other's alone.
+    # Each untitled window autosaves on its own: an unmodified one closing leaves the other's alone.
     untitled = make_window()
     untitled.document.add([ImageSpec(name="draft", context=str(tmp_path / "api"))], "Add")
     untitled.document.autosave()
@@ -1524,10 +1543,35 @@ def test_keyboard_and_screen_readers(window) -> None:
     assert window.actions.start.shortcut().toString() == "F5"
     assert window.actions.cancel.shortcut().toString() == "Shift+F5"
     for widget in (window.controls.registry, window.controls.builders, window.controls.pushers, window.table,
-                   window.filter, window.log.text):
+                   window.filter, window.log.text, window.controls.login):
         assert widget.accessibleName(), widget
+    assert window.controls.login.text() == "L&og in…"  # the tool button keeps its mnemonic
     window.controls.builders.setValue(7)
     assert window.controls.builders_spin.value() == 7
+
+
+def test_closing_with_discard_leaves_nothing_to_recover(qtbot, make_window, tmp_path: Path, monkeypatch) -> None:
+    """Discard, then the application quits (the last window closed): quitting autosaved the
+    discarded edits again, and the next start offered them back."""
+    write_image(tmp_path, "api")
+    path = write_project(tmp_path, [{"name": "api", "context": "api"}])
+    window = make_window()
+    open_project(window, path)
+    window.document.edit(window.model.uid(0), "tags", ["discarded"])
+    window.document.autosave()
+    assert stored.autosaves(path)
+    answer_questions(monkeypatch, QMessageBox.StandardButton.Discard)
+    assert window.close()
+    window._application_quits()  # what aboutToQuit calls next
+    assert stored.autosaves(path) == []
+    # Undoing back to the file leaves nothing either.
+    again = make_window()
+    open_project(again, path)
+    again.document.edit(again.model.uid(0), "tags", ["undone"])
+    again.document.autosave()
+    again.actions.undo.trigger()
+    again.document.autosave()
+    assert stored.autosaves(path) == []
 
 
 def test_alt_keys_reach_the_fields_their_labels_name(qtbot, window) -> None:

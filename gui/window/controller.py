@@ -12,6 +12,7 @@ behind it.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 import queue
@@ -170,23 +171,25 @@ class RunController(QObject):
     def _abandon(self, pipeline: Pipeline, batch: list[Any], message: str, hint: str) -> Any:
         """End a run that broke off after its rows started: its workers are stopped, and
         every image unfinished when it broke off and not finished by the stop fails with
-        `message`, at the stage it was in, in the report and on its row (rows follow events
-        only: one left "building" would be skipped by Retry failed; a push-only image failed
-        as a build would be built again). Failed, not cancelled: the user cancelled nothing."""
-        pushing = (ev.Status.BUILT_WAITING, ev.Status.PUSHING)
-        stages = {image.key: ev.Stage.PUSH if image.status in pushing else ev.Stage.BUILD
-                  for image in pipeline.report.images if not image.status.final}
+        `message`, in the report and on its row (rows follow events only: one left
+        "building" would be skipped by Retry failed). An image built by then fails as a
+        push, so Retry failed pushes it rather than building it again. Failed, not
+        cancelled: the user cancelled nothing."""
+        unfinished = {image.key for image in pipeline.report.images if not image.status.final}
         pipeline.cancel()
-        if pipeline.alive and not pipeline.wait(ABANDON_WAIT):  # it stops the workers, then says RunFinished
-            log.warning("the run's supervisor did not stop within %.0f s; the run ends without it", ABANDON_WAIT)
+        stopped = not pipeline.alive or pipeline.wait(ABANDON_WAIT)  # it stops the workers, then says RunFinished
         while (record := self._last_record(pipeline)) is not None:
             if not isinstance(record, ev.RunFinished):
                 batch.append(record)
         report = pipeline.report
-        stopped = {image.key for image in report.images
-                   if image.key in stages and (not image.status.final or image.status is ev.Status.CANCELLED)}
-        failing = {key: stage for key, stage in stages.items() if key in stopped}
+        if not stopped:  # every image it had not finished fails; it may still change its own report
+            log.warning("the run's supervisor did not stop within %.0f s; the run ends without it", ABANDON_WAIT)
+            report = copy.deepcopy(report)
+        failing = {image.key: ev.Stage.PUSH if image.image_id else ev.Stage.BUILD for image in report.images
+                   if image.key in unfinished
+                   and (not stopped or not image.status.final or image.status is ev.Status.CANCELLED)}
         report.abandon(message, hint, failing)
+        report.cancelled = self._cancelled
         failure = ev.Failure(ev.FailureKind.OTHER, message, hint)
         batch.extend((ev.PushFailed if stage is ev.Stage.PUSH else ev.BuildFailed)(key, failure)
                      for key, stage in failing.items())

@@ -118,6 +118,7 @@ class ProjectDocument(QObject):
     def autosave(self) -> None:
         """Keep unsaved edits where a crash cannot lose them, in this window's own autosave."""
         if not self.modified:
+            self.discard_autosave()  # undone back to the file: nothing to offer after a crash
             return
         try:
             if self._autosave is None or self._autosave.key != stored.autosave_key(self.path):
@@ -126,6 +127,13 @@ class ProjectDocument(QObject):
             self._autosave.write(self.project)
         except OSError:
             pass  # never let autosave interrupt the user
+
+    def give_up_edits(self) -> None:
+        """The user chose to discard the unsaved edits: their autosave goes, and none is
+        written again (quitting autosaves a modified project)."""
+        self.discard_autosave()
+        self._recovered = False
+        self.undo.setClean()
 
     def discard_autosave(self) -> None:
         """Delete this window's autosave, if it wrote (or recovered) one."""

@@ -51,7 +51,7 @@ class ProjectFiles(QObject):
         if answer == QMessageBox.StandardButton.Save:
             return self.save()
         if answer == QMessageBox.StandardButton.Discard:
-            self.document.discard_autosave()  # the user chose: nothing to offer back later
+            self.document.give_up_edits()  # the user chose: nothing to offer back later
             return True
         return False
 
@@ -97,10 +97,12 @@ class ProjectFiles(QObject):
         if not crashed and stored.autosaves(path):
             self.message.emit("Another Dockpool window has unsaved changes to this project", 10_000)
         for index, (saved, slot, project) in enumerate(crashed):
+            later = path is not None and path.exists() and path.stat().st_mtime > saved
             answer = QMessageBox.question(
                 self._window, "Recover unsaved changes",
                 f"Dockpool closed with unsaved changes to {path or 'an untitled project'} "
-                f"(autosaved {time.strftime('%Y-%m-%d %H:%M', time.localtime(saved))}). Recover them?")
+                f"(autosaved {time.strftime('%Y-%m-%d %H:%M', time.localtime(saved))}"
+                + ("; the file was saved after that" if later else "") + "). Recover them?")
             if answer == QMessageBox.StandardButton.Yes:
                 self.document.show(project, recovered=slot)
                 for _, other, _ in crashed[index + 1:]:

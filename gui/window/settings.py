@@ -3,8 +3,8 @@
 Credentials are never stored here: logins go to Docker's own credential store.
 
 Autosaves: per project file (named by a hash of its path) and for untitled
-projects. Each is offered back whenever that project is opened again
-and the autosave is newer than the file; a window only ever deletes its own.
+projects. Each is offered back whenever that project is opened again; a window
+only ever deletes its own.
 Each window writes its own (see AutosaveSlot) and holds its lock file (QLockFile:
 the process id, seen as stale once that process is gone), so a live window's
 edits are never offered to another window as a crash's, nor deleted or
@@ -14,10 +14,9 @@ overwritten by it.
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
-import os
 import time
+import uuid
 from pathlib import Path
 
 from PySide6.QtCore import QLockFile, QSettings, QStandardPaths
@@ -109,12 +108,10 @@ def _lock(stem: Path) -> QLockFile | None:
     return lock if lock.tryLock(0) else None
 
 
-_serial = itertools.count(1)
-
-
 def claim_autosave(path: Path | None) -> AutosaveSlot:
-    """A new autosave slot of this project (None: untitled) for this window."""
-    stem = _autosave_folder() / f"{autosave_key(path)}.{os.getpid()}-{next(_serial)}"
+    """A new autosave slot of this project (None: untitled) for this window (a random
+    name: a later process given a crashed one's id must not write over its slot)."""
+    stem = _autosave_folder() / f"{autosave_key(path)}.{uuid.uuid4().hex[:12]}"
     lock = _lock(stem)
     if lock is None:  # a dead process of the same id left it: taken as stale, so never
         raise OSError(f"the autosave lock {_beside(stem, '.lock')} is held")
@@ -122,15 +119,15 @@ def claim_autosave(path: Path | None) -> AutosaveSlot:
 
 
 def _read(stem: Path, path: Path | None) -> tuple[float, projects.Project] | None:
-    """When the autosave at `stem` is newer than the project's file: its time and project,
-    rebased onto the file."""
+    """The autosave at `stem`: its time and project, rebased onto the project's file. Even
+    when the file is newer: each window deletes its own autosave when it saves or gives
+    up its edits, so one left is a crashed (or logged-off) window's, and another window
+    saving the file does not put those edits in it."""
     data, meta = _beside(stem, ".toml"), _beside(stem, ".json")
     if not data.exists():
         return None
     try:
         saved = float(json.loads(meta.read_text(encoding="utf-8")).get("saved", 0)) if meta.exists() else 0.0
-        if path is not None and path.exists() and path.stat().st_mtime >= saved:
-            return None  # the file was saved after the autosave: nothing to recover
         project = projects.load(data, strict=False)
     except (projects.ProjectError, ValueError, OSError):
         return None
@@ -147,9 +144,9 @@ def _stems(path: Path | None) -> list[Path]:
 
 
 def crashed_autosaves(path: Path | None) -> list[tuple[float, AutosaveSlot, projects.Project]]:
-    """Autosaves of this project whose window is gone (its lock stale: a crash), newer than
-    the file, newest first, each with its time; their locks are now this caller's (release
-    or clear each). Ones older than the file are removed."""
+    """Autosaves of this project whose window is gone (its lock stale: a crash), newest
+    first, each with its time; their locks are now this caller's (release or clear each).
+    Unreadable ones are removed."""
     found = []
     for stem in _stems(path):
         lock = _lock(stem)
@@ -165,7 +162,7 @@ def crashed_autosaves(path: Path | None) -> list[tuple[float, AutosaveSlot, proj
 
 
 def autosaves(path: Path | None) -> list[projects.Project]:
-    """Every autosave of this project newer than its file, whoever holds it, newest first."""
+    """Every autosave of this project, whoever holds it, newest first."""
     found = [read for stem in _stems(path) if (read := _read(stem, path)) is not None]
     return [project for _, project in sorted(found, key=lambda item: item[0], reverse=True)]
 
@@ -173,5 +170,7 @@ def autosaves(path: Path | None) -> list[projects.Project]:
 def clear_all_autosaves() -> None:
     """For tests: start without anything to recover."""
     for entry in _autosave_folder().iterdir():
-        if entry.suffix != ".lock":  # a window of this test process may hold one
+        if entry.suffix != ".lock":
             entry.unlink(missing_ok=True)
+        elif (lock := _lock(entry.with_suffix(""))) is not None:  # not a live window's
+            lock.unlock()

@@ -29,6 +29,7 @@ import argparse
 import math
 import multiprocessing
 import os
+import queue
 import subprocess
 import sys
 import tempfile
@@ -52,6 +53,7 @@ from gui.pipeline.supervisor import Pipeline, RunOptions  # noqa: E402
 from gui.pipeline.tasks import BuildBackend  # noqa: E402
 
 PAYLOAD = 256 * 1024
+SEED_WAIT = 600  # seconds the seed design waits for its next build
 
 
 def make_images(root: Path, count: int) -> Path:
@@ -141,7 +143,12 @@ def seed_design(path: Path, pushers: int) -> float:
                   for i in project.images]
         for process in builds:
             process.start()
-        pushes = [pool.apply_async(push_one, (built.get(),)) for _ in project.images]
+        # A build that dies (or an engine that stops starting build containers, seen once
+        # with 100 at a time) never puts its refs: fail the bench, never hang it.
+        try:
+            pushes = [pool.apply_async(push_one, (built.get(timeout=SEED_WAIT),)) for _ in project.images]
+        except queue.Empty:
+            raise SystemExit(f"the seed design: a build did not finish within {SEED_WAIT} s") from None
         for push in pushes:
             push.get()
         for process in builds:

@@ -2,13 +2,12 @@
 
 Credentials are never stored here: logins go to Docker's own credential store.
 
-Autosaves: per project file (named by a hash of its path) and for untitled
-projects. Each is offered back whenever that project is opened again; a window
-only ever deletes its own.
-Each window writes its own (see AutosaveSlot) and holds its lock file (QLockFile:
-the process id, seen as stale once that process is gone), so a live window's
-edits are never offered to another window as a crash's, nor deleted or
-overwritten by it.
+Autosaves: each window writes its own per project (named by a hash of the
+project's path, or "untitled"; see AutosaveSlot) and holds its lock file
+(QLockFile: the process id, seen as stale once that process is gone). A live
+window's edits are never offered to another window as a crash's, nor deleted or
+overwritten by it; a crashed window's are offered whenever that project is
+opened again; a window only ever deletes its own.
 """
 
 from __future__ import annotations
@@ -113,8 +112,8 @@ def claim_autosave(path: Path | None) -> AutosaveSlot:
     name: a later process given a crashed one's id must not write over its slot)."""
     stem = _autosave_folder() / f"{autosave_key(path)}.{uuid.uuid4().hex[:12]}"
     lock = _lock(stem)
-    if lock is None:  # a dead process of the same id left it: taken as stale, so never
-        raise OSError(f"the autosave lock {_beside(stem, '.lock')} is held")
+    if lock is None:  # a fresh random name is nobody's: only a folder that refuses the file
+        raise OSError(f"cannot take the autosave lock {_beside(stem, '.lock')}")
     return AutosaveSlot(stem, lock)
 
 

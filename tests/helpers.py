@@ -137,8 +137,9 @@ def own_temp_folder(root: Path, monkeypatch: Any) -> Path:
 
 
 def left_behind(folder: Path) -> list[str]:
-    """What Dockpool's pushers left in a temporary folder: it must be nothing."""
-    return sorted(path.name for path in folder.glob("dockpool-push-*"))
+    """What Dockpool's workers (pushers, BuildKit builders) left in a temporary folder: it
+    must be nothing."""
+    return sorted(path.name for path in folder.glob("dockpool-*"))
 
 
 def max_concurrent(intervals: list[tuple[float, float]]) -> int:

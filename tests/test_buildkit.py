@@ -27,7 +27,7 @@ from gui.pipeline import events as ev
 from gui.pipeline.build_backend import BackendUnavailable, candidates, probe, resolve_backend
 from gui.pipeline.events import Status
 from gui.pipeline.project import BuildSettings, load
-from tests.helpers import run_pipeline, wait_until_dead, write_image, write_project
+from tests.helpers import left_behind, own_temp_folder, run_pipeline, wait_until_dead, write_image, write_project
 
 pytestmark = pytest.mark.docker
 SECRET = "s3cr3t-value-4417"
@@ -178,7 +178,8 @@ def test_cancel_mid_build_leaves_no_docker_process(tmp_path: Path, base_image: s
     assert wait_until_dead(_docker_processes(str(tmp_path)), 2) == [], "a docker CLI child was left running"
 
 
-def test_killed_builder_takes_its_docker_child_along(tmp_path: Path, base_image: str) -> None:
+def test_killed_builder_takes_its_docker_child_along(tmp_path: Path, base_image: str, monkeypatch) -> None:
+    temp = own_temp_folder(tmp_path, monkeypatch)
     write_image(tmp_path, "victim", base=base_image, run="sleep 8")
     project = load(write_project(tmp_path, [{"name": "victim", "context": "victim"}]))
     killed: dict[str, list[int]] = {}
@@ -196,15 +197,18 @@ def test_killed_builder_takes_its_docker_child_along(tmp_path: Path, base_image:
     [image] = run.report.images
     assert image.status is Status.BUILT and image.build.attempts == 2
     assert run.of(ev.RetryScheduled)[0].failure.kind is ev.FailureKind.WORKER_DIED
+    assert left_behind(temp) == [], "the killed builder's temporary folder was left behind"
 
 
-def test_build_timeout_stops_a_buildkit_build(tmp_path: Path, base_image: str) -> None:
+def test_build_timeout_stops_a_buildkit_build(tmp_path: Path, base_image: str, monkeypatch) -> None:
+    temp = own_temp_folder(tmp_path, monkeypatch)
     write_image(tmp_path, "forever", base=base_image, run="sleep 300")
     project = load(write_project(tmp_path, [{"name": "forever", "context": "forever"}], build={"timeout": 4}))
     run = run_pipeline(project, backend=_buildkit())
     [image] = run.report.images
     assert image.status is Status.FAILED and image.error_kind == "timeout"
     assert wait_until_dead(_docker_processes(str(tmp_path)), 5) == []
+    assert left_behind(temp) == [], "the stopped build's temporary folder was left behind"
 
 
 def _path_with(tmp_path: Path, *executables: str) -> str:

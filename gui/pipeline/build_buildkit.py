@@ -18,15 +18,16 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from . import events as ev
+from . import scratch
 from .failures import classify
 from .streams import LineBatch
 from .tasks import BuildTask
@@ -175,8 +176,9 @@ def run_build(clients: Any, task: BuildTask, emit: Any) -> None:
     del clients  # the CLI talks to the engine itself
     emit(ev.BuildStarted(task.image, task.attempt, time.time()))
     progress = _Progress(task.image)
-    with tempfile.TemporaryDirectory(prefix="dockpool-build-") as scratch:
-        iidfile = os.path.join(scratch, "iid")
+    folder = scratch.make("build")  # named after this process: removed for it if it is killed
+    try:
+        iidfile = os.path.join(folder, "iid")
         env = {**os.environ, "DOCKER_BUILDKIT": "1", "BUILDKIT_PROGRESS": "plain"}
         try:
             process = _start(command(task, iidfile), env, task.base_dir)
@@ -202,6 +204,8 @@ def run_build(clients: Any, task: BuildTask, emit: Any) -> None:
             progress.feed(partial.decode("utf-8", "replace").rstrip("\r"), emit)
         code = process.wait()
         image_id = Path(iidfile).read_text().strip() if os.path.exists(iidfile) else ""
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
     if code == 0 and image_id:
         emit(ev.BuildDone(task.image, image_id))
         return

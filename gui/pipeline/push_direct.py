@@ -31,26 +31,23 @@ or its offset does not add up.
 from __future__ import annotations
 
 import hashlib
-import os
 import queue
 import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
-from pathlib import Path
 from typing import Any
 
 import httpx
 
 from . import events as ev
+from . import scratch
 from .failures import classify
 from .image_export import (DOCKER_CONFIG, DOCKER_GZIP_LAYER, DOCKER_MANIFEST, OCI_CONFIG, OCI_GZIP_LAYER,
                            OCI_MANIFEST, Blob, Compression, ExportedImage, ExportError, read_export)
 from .layer_cache import LayerCache
-from .processes import pid_exists
 from .reference import api_repository, registry_host
 from .registry_auth import find_credentials
 from .registry_http import RegistryClient, RegistryError, Upload, dump_json, failure_for
@@ -62,7 +59,6 @@ from .upload_ahead import AheadRequests
 SEND_CHUNK = 256 * 1024
 PROGRESS_INTERVAL = 0.1
 MAX_RESUMES = 3  # per blob, inside one push attempt; then the supervisor's retries take over
-_TEMP_PREFIX = "dockpool-push-"
 EXPORT_HEARTBEAT = 30.0  # seconds between "still exporting" lines
 EXPORT_JOIN = 10.0  # the longest wait for the export thread to stop once its stream is closed
 
@@ -110,18 +106,6 @@ def _split(ref: str, host: str) -> tuple[str, str]:
     return api_repository(host, repository), tag
 
 
-def _remove_stale_folders() -> None:
-    """Temporary folders of pushers that were killed mid-push (their pid is gone)."""
-    root = Path(tempfile.gettempdir())
-    for folder in root.glob(f"{_TEMP_PREFIX}*"):
-        try:
-            pid = int(folder.name[len(_TEMP_PREFIX):].split("-", 1)[0])
-        except ValueError:
-            continue
-        if not pid_exists(pid):
-            shutil.rmtree(folder, ignore_errors=True)
-
-
 def _worth_another_upload(exc: Exception, failure: ev.Failure) -> bool:
     """A stalled or broken transfer, or an upload session the registry lost or refused:
     the blob goes again (resumed, or in a new upload). Anything else (a refused login, a
@@ -143,7 +127,7 @@ class DirectPush:
                                        timeout=task.stall_timeout)
         self.cache = LayerCache(self.host)
         self.have: dict[str, Blob] = {}  # diffID -> layer the registry has (this repository)
-        self.workdir = Path(tempfile.mkdtemp(prefix=f"{_TEMP_PREFIX}{os.getpid()}-"))
+        self.workdir = scratch.make("push")
         self.memory = MemoryBudget(task.memory_budget)  # compressed bytes held until they are uploaded
         # One layer compressed at a time, in the order they upload, ahead of the upload.
         self._compressor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dockpool-gzip")
@@ -588,7 +572,7 @@ def run_push(clients: Any, task: PushTask, emit: Callable[[Any], None],
     then PushDone or PushFailed. `wire`: an upload slot, entered before the image's first
     upload and left when it is done (the supervisor's limit on the wire)."""
     reporter = _Reporter(task.image, emit)
-    _remove_stale_folders()
+    scratch.remove_stale("push")
     push: DirectPush | None = None
     failure: ev.Failure | None = None
     try:

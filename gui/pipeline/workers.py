@@ -34,6 +34,7 @@ from queue import SimpleQueue
 from typing import Any
 
 from . import events as ev
+from . import scratch
 from . import worker
 from .priority import lower_this_thread
 from .tasks import BuildTask, PushTask, SlotGranted, WorkerConfig
@@ -190,6 +191,7 @@ class WorkerProcess:
         self.last_activity = time.monotonic()
         self.alive = True
         self.child_pid: int | None = None  # a build's CLI process, to stop with the worker
+        self._temp = scratch.root(config.environment)  # where it makes its temporary folders
         self.unread = 0  # its lines waiting in the inbox (events.record_lines)
         self._room = threading.Condition()
         threading.Thread(target=self._read, args=(inbox, config.niceness), name=f"dockpool-read-{self.process.pid}",
@@ -256,7 +258,11 @@ class WorkerProcess:
         self.process.join(STOP_GRACE)
 
     def close(self) -> None:
+        """The worker is done with (joined or killed): its pipe goes, and the temporary
+        folders a kill kept it from removing."""
         self._tasks.close()
+        if self.pid and not self.process.is_alive():
+            scratch.remove_of(self.pid, self._temp)
 
 
 def kill_process(pid: int | None) -> None:

@@ -180,6 +180,10 @@ def test_cancel_mid_build_leaves_no_docker_process(tmp_path: Path, base_image: s
 
 def test_killed_builder_takes_its_docker_child_along(tmp_path: Path, base_image: str, monkeypatch) -> None:
     temp = own_temp_folder(tmp_path, monkeypatch)
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # a process that has ended: its folders are an earlier application's, killed
+    for name in (f"dockpool-build-{gone.pid}", f"dockpool-push-{gone.pid}-abc123de", "someone-else"):
+        (temp / name).mkdir()
     write_image(tmp_path, "victim", base=base_image, run="sleep 8")
     project = load(write_project(tmp_path, [{"name": "victim", "context": "victim"}]))
     killed: dict[str, list[int]] = {}
@@ -198,6 +202,7 @@ def test_killed_builder_takes_its_docker_child_along(tmp_path: Path, base_image:
     assert image.status is Status.BUILT and image.build.attempts == 2
     assert run.of(ev.RetryScheduled)[0].failure.kind is ev.FailureKind.WORKER_DIED
     assert left_behind(temp) == [], "the killed builder's temporary folder was left behind"
+    assert (temp / "someone-else").is_dir()
 
 
 def test_build_timeout_stops_a_buildkit_build(tmp_path: Path, base_image: str, monkeypatch) -> None:

@@ -54,7 +54,7 @@ def test_stall_held_open_forever_is_resumed_and_pushed(tmp_path: Path, registry:
         if isinstance(event, ev.PushProgress):
             for folder in temp.glob("dockpool-push-*"):
                 try:  # a push's folder and files go at its end, maybe while they are listed
-                    on_disk.extend(path.stat().st_size for path in folder.iterdir() if path.suffix == ".gz")
+                    on_disk.extend(path.stat().st_size for path in folder.rglob("*.gz"))
                 except FileNotFoundError:
                     pass
 

@@ -1,10 +1,12 @@
 """Workers' temporary folders, named after the process that made them.
 
 A worker killed mid-build or mid-push (cancel, a timeout, a stall, the user's
-Task Manager) never runs its own clean-up. Its folders carry its process id,
-`dockpool-<kind>-<pid>-<random>` in the platform's temporary folder, so its
-supervisor removes them once the process is gone, and a later pusher removes
-those of workers whose whole application was killed.
+Task Manager) never runs its own clean-up. Each worker keeps its temporary
+folders under one folder per kind named after its process id,
+`dockpool-<kind>-<pid>/`, in the platform's temporary folder: its supervisor
+removes those two paths once the process has ended (no listing of a temporary
+folder that may hold 100,000 entries), and a later worker removes those of
+workers whose whole application was killed.
 """
 
 from __future__ import annotations
@@ -18,44 +20,46 @@ from pathlib import Path
 from .processes import pid_exists
 
 PREFIX = "dockpool-"
+KINDS = ("build", "push")
 
 
 def make(kind: str) -> Path:
-    """A new temporary folder of this process ("build", "push")."""
-    return Path(tempfile.mkdtemp(prefix=f"{PREFIX}{kind}-{os.getpid()}-"))
-
-
-def _owner(folder: Path) -> int | None:
-    """The process id in a folder's name (mkdtemp's random part has no "-")."""
-    parts = folder.name[len(PREFIX):].split("-")
-    return int(parts[1]) if len(parts) == 3 and parts[1].isdigit() else None
+    """A new temporary folder of this process, of `kind` (one of KINDS)."""
+    parent = Path(tempfile.gettempdir()) / f"{PREFIX}{kind}-{os.getpid()}"
+    parent.mkdir(exist_ok=True)
+    return Path(tempfile.mkdtemp(dir=parent))
 
 
 def root(environment: Mapping[str, str]) -> Path:
     """The temporary folder of a worker given `environment` (workers take the caller's:
-    see worker.main), found as Python finds it: the first of TMPDIR, TEMP and TMP that is
-    a folder, else the platform's."""
+    see worker.main), found as Python's tempfile finds it: the first of TMPDIR, TEMP and
+    TMP that is a folder one can write to, else the platform's."""
     for name in ("TMPDIR", "TEMP", "TMP"):
-        if (value := environment.get(name)) and os.path.isdir(value):
-            return Path(value)
+        value = environment.get(name)
+        if value and os.path.isdir(value) and os.access(value, os.W_OK | os.X_OK):
+            return Path(os.path.abspath(value))
     return Path(tempfile.gettempdir())
 
 
-def _folders(where: Path) -> list[Path]:
-    return [folder for folder in where.glob(f"{PREFIX}*-*-*") if folder.is_dir()]
-
-
 def remove_of(pid: int, where: Path) -> None:
-    """Every temporary folder in `where` of process `pid`, which has ended."""
-    for folder in _folders(where):
-        if _owner(folder) == pid:
-            shutil.rmtree(folder, ignore_errors=True)
+    """The temporary folders of process `pid`, which has ended, in `where`."""
+    for kind in KINDS:
+        shutil.rmtree(where / f"{PREFIX}{kind}-{pid}", ignore_errors=True)
 
 
-def remove_stale(kind: str) -> None:
-    """Folders of `kind` whose process is gone (their application was killed with them),
-    in this process's temporary folder."""
-    for folder in _folders(Path(tempfile.gettempdir())):
+def _owner(folder: Path) -> int | None:
+    """The process id in a worker folder's name: dockpool-<kind>-<pid> (and, from earlier
+    versions, dockpool-<kind>-<pid>-<random>)."""
+    parts = folder.name[len(PREFIX):].split("-")
+    if len(parts) in (2, 3) and parts[0] in KINDS and parts[1].isdigit():
+        return int(parts[1])
+    return None
+
+
+def remove_stale() -> None:
+    """Worker folders whose process is gone (killed with its whole application), in this
+    process's temporary folder."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{PREFIX}*-*"):
         owner = _owner(folder)
-        if folder.name.startswith(f"{PREFIX}{kind}-") and owner is not None and not pid_exists(owner):
+        if owner is not None and owner != os.getpid() and not pid_exists(owner):
             shutil.rmtree(folder, ignore_errors=True)

@@ -262,6 +262,7 @@ class WorkerProcess:
         folders a kill kept it from removing."""
         self._tasks.close()
         if self.pid and not self.process.is_alive():
+            kill_process(self.child_pid)  # a build's CLI child must not be writing there still
             scratch.remove_of(self.pid, self._temp)
 
 

@@ -176,7 +176,6 @@ def run_build(clients: Any, task: BuildTask, emit: Any) -> None:
     del clients  # the CLI talks to the engine itself
     emit(ev.BuildStarted(task.image, task.attempt, time.time()))
     progress = _Progress(task.image)
-    scratch.remove_stale()  # of workers killed with their application
     folder = scratch.make("build")  # named after this process: removed for it if it is killed
     try:
         iidfile = os.path.join(folder, "iid")

@@ -572,7 +572,6 @@ def run_push(clients: Any, task: PushTask, emit: Callable[[Any], None],
     then PushDone or PushFailed. `wire`: an upload slot, entered before the image's first
     upload and left when it is done (the supervisor's limit on the wire)."""
     reporter = _Reporter(task.image, emit)
-    scratch.remove_stale()
     push: DirectPush | None = None
     failure: ev.Failure | None = None
     try:

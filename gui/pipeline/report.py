@@ -85,13 +85,13 @@ class RunReport:
         finished failed with `message` (or each image of `stages`, at the stage given: those
         unfinished when the run broke off, which the stop itself may have marked cancelled);
         the others keep what they reached."""
+        if stages is None:
+            stages = {image.key: Stage.PUSH if image.build.end else Stage.BUILD
+                      for image in self.images if not image.status.final}
         for image in self.images:
-            if stages is not None and image.key not in stages:
-                continue
-            if stages is None and image.status.final:
-                continue
-            image.status, image.error, image.error_kind, image.hint = Status.FAILED, message, "other", hint
-            image.stage = stages[image.key] if stages is not None else Stage.PUSH if image.build.end else Stage.BUILD
+            if image.key in stages:
+                image.status, image.error, image.error_kind, image.hint = Status.FAILED, message, "other", hint
+                image.stage = stages[image.key]
         self.finished = self.finished or time.time()
 
     @property

@@ -23,8 +23,16 @@ PREFIX = "dockpool-"
 KINDS = ("build", "push")
 
 
+_swept: set[int] = set()  # the processes (this one, or a forked child) that swept already
+
+
 def make(kind: str) -> Path:
-    """A new temporary folder of this process, of `kind` (one of KINDS)."""
+    """A new temporary folder of this process, of `kind` (one of KINDS). A process's first
+    one sweeps away those of workers killed with their whole application (once: a temporary
+    folder may hold 100,000 entries)."""
+    if os.getpid() not in _swept:
+        _swept.add(os.getpid())
+        remove_stale()
     parent = Path(tempfile.gettempdir()) / f"{PREFIX}{kind}-{os.getpid()}"
     parent.mkdir(exist_ok=True)
     return Path(tempfile.mkdtemp(dir=parent))

@@ -16,6 +16,7 @@ import docker
 import pytest
 
 from gui.devservices import DockerDaemon, Registry, ServiceError, import_busybox
+from tests.containerd import Containerd
 from tests.helpers import htpasswd_file
 
 
@@ -53,6 +54,18 @@ def docker_client(docker_host: str) -> docker.APIClient:
 @pytest.fixture(scope="session")
 def base_image(docker_client: docker.APIClient) -> str:
     return import_busybox(docker_client)
+
+
+@pytest.fixture(scope="session")
+def containerd(docker_host: str) -> Iterator[Containerd]:
+    """A private containerd, whose exporter writes the containerd image store's layout."""
+    daemon = Containerd(Path(tempfile.mkdtemp(prefix="dockpool-containerd-", dir="/tmp")))
+    try:
+        daemon.start()
+    except ServiceError as exc:
+        pytest.fail(f"no containerd for the tests: {exc}", pytrace=False)
+    yield daemon
+    daemon.stop()
 
 
 @pytest.fixture

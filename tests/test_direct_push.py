@@ -10,7 +10,9 @@ import os
 import shutil
 import threading
 import time
+from contextlib import nullcontext
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -19,6 +21,9 @@ from gui.pipeline import events as ev
 from gui.pipeline.events import Status
 from gui.pipeline.layer_cache import LayerCache
 from gui.pipeline.project import load
+from gui.pipeline.push_direct import DirectPush, _Reporter
+from gui.pipeline.tasks import PushTask
+from tests.containerd import manifest_in
 from tests.helpers import (left_behind, max_concurrent, own_temp_folder, registry_token, run_pipeline,
                            simple_project, wait_until_dead, write_image, write_project)
 from tests.proxy import Proxy
@@ -314,6 +319,61 @@ def test_pushed_image_pulls_and_runs(tmp_path: Path, registry: Registry, docker_
     reference = f"{registry.address}/team/runme"
     docker_client.pull(reference, tag="1.0")
     container = docker_client.create_container(f"{reference}:1.0", command=["sha256sum", "/payload.bin"],
+                                               network_disabled=True)
+    try:
+        docker_client.start(container)
+        assert docker_client.wait(container, timeout=60)["StatusCode"] == 0
+        assert docker_client.logs(container).decode().split()[0] == expected
+    finally:
+        docker_client.remove_container(container, force=True)
+
+
+class _ExportedByContainerd(DirectPush):
+    """A push whose export is containerd's (what the containerd image store, Docker
+    Desktop's default, answers), which this machine's engine cannot write: the export's
+    bytes are read from containerd's archive instead of the engine's stream. Everything
+    else is the engine's (its inspect) and the registry's."""
+
+    archive: Path
+
+    def _open_export(self, image_id: str) -> tuple[object, object]:
+        stream = self.archive.open("rb")
+        return stream, SimpleNamespace(raw=stream, close=stream.close)
+
+
+def test_containerd_store_export_is_pushed_as_it_is_and_runs(tmp_path: Path, registry: Registry, docker_client,
+                                                            base_image: str, containerd) -> None:
+    """The store's gzip layers go to the registry byte for byte under the store's own
+    media types; the image pulls back and runs."""
+    folder = write_image(tmp_path, "stored", base=base_image, payload=2_000_000)
+    expected = hashlib.sha256((folder / "payload.bin").read_bytes()).hexdigest()
+    image_id = None
+    for item in docker_client.build(path=str(folder), tag="dockpool-tests/stored:1", rm=True, decode=True):
+        assert "error" not in item, item
+        image_id = (item.get("aux") or {}).get("ID", image_id)
+    saved = tmp_path / "save.tar"
+    with saved.open("wb") as target:
+        for chunk in docker_client.get_image("dockpool-tests/stored:1"):
+            target.write(chunk)
+    archive = containerd.export(saved, "dockpool-tests/stored:1", tmp_path / "containerd.tar", compress=True)
+    theirs = manifest_in(archive)
+    reference = f"{registry.address}/desktop/stored"
+    task = PushTask(image="stored", refs=(f"{reference}:1",), attempt=1, stall_timeout=10, image_id=image_id)
+    events: list[object] = []
+    push = _ExportedByContainerd(SimpleNamespace(stream=docker_client, api_version=None), task,
+                                 _Reporter(task.image, events.append), nullcontext())
+    push.archive = archive
+    try:
+        digests = push.run()
+    finally:
+        push.close()
+    served = registry.manifest("desktop/stored", "1")
+    assert (served["mediaType"], served["config"], served["layers"]) == (
+        theirs["mediaType"], theirs["config"], theirs["layers"])
+    assert registry.manifest_digest("desktop/stored", "1") == digests[f"{reference}:1"]
+    docker_client.remove_image(image_id, force=True)
+    docker_client.pull(reference, tag="1")
+    container = docker_client.create_container(f"{reference}:1", command=["sha256sum", "/payload.bin"],
                                                network_disabled=True)
     try:
         docker_client.start(container)

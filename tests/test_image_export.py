@@ -1,11 +1,13 @@
 """Reading a built image out of an export, in every layout Dockpool may be handed.
 
 Every export here starts as a real `docker save` from the private engine. This
-machine's engine (20.10) writes only Docker's classic layout, so the OCI layouts are
-rewritten from it the way the others write them: Docker 25+ (`manifest.json` beside
-`index.json`, uncompressed layers named by their diffID), the containerd image store
-and `buildx --output type=oci` (gzip layers, an index that may point at another index
-and at attestation manifests). The layer bytes and the config stay the engine's own.
+machine's engine (20.10) writes only Docker's classic layout. The containerd image
+store's layout (Docker Desktop's default) is containerd's own export of that save, made
+by a private containerd (tests/containerd.py). The other OCI layouts are rewritten from
+it the way their writers write them: Docker 25+ without the containerd store
+(`manifest.json` beside `index.json`, uncompressed layers named by their diffID) and
+`buildx --output type=oci` (gzip layers, an index that may point at another index and
+at attestation manifests). The layer bytes and the config stay the engine's own.
 """
 
 from __future__ import annotations
@@ -24,9 +26,11 @@ from pathlib import Path
 import docker
 import pytest
 
-from gui.pipeline.image_export import (DOCKER_MANIFEST, OCI_GZIP_LAYER, OCI_INDEX, OCI_MANIFEST, Blob, Compression,
+from gui.pipeline.image_export import (DOCKER_GZIP_LAYER, DOCKER_MANIFEST, OCI_GZIP_LAYER, OCI_INDEX, OCI_MANIFEST, Blob, Compression,
                                        ExportError, read_export)
+from gui.pipeline.push_direct import image_manifest
 from gui.pipeline.spool import MemoryBudget, Spool
+from tests.containerd import manifest_in
 from tests.helpers import write_image
 
 OCI_TAR_LAYER = "application/vnd.oci.image.layer.v1.tar"
@@ -55,7 +59,18 @@ def saved(docker_client: docker.APIClient, tmp_path_factory: pytest.TempPathFact
         layers = [tar.extractfile(name).read() for name in entry["Layers"]]  # type: ignore[union-attr]
     diff_ids = json.loads(config)["rootfs"]["diff_ids"]
     assert [sha256(layer) for layer in layers] == diff_ids and len(layers) == 2
-    return {"archive": archive, "config": config, "layers": layers, "diff_ids": diff_ids}
+    return {"archive": archive, "config": config, "layers": layers, "diff_ids": diff_ids, "image_id": image_id}
+
+
+@pytest.fixture(scope="module")
+def tagged_save(docker_client: docker.APIClient, saved: dict, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The saved image again, under a name (containerd imports named images)."""
+    docker_client.tag(saved["image_id"], "dockpool-tests/two-layers", "1")
+    archive = tmp_path_factory.mktemp("tagged") / "save.tar"
+    with archive.open("wb") as target:
+        for chunk in docker_client.get_image("dockpool-tests/two-layers:1"):
+            target.write(chunk)
+    return archive
 
 
 def write_tar(path: Path, members: dict[str, bytes]) -> Path:
@@ -146,6 +161,42 @@ def test_oci_layout_with_uncompressed_layers(tmp_path: Path, saved: dict, docker
     assert exported.config == saved["config"]
     assert [b.diff_id for b in handed] == saved["diff_ids"] and all(b.compressing for b in handed)
     assert [gzip.decompress(compressed(b)) for b in handed] == saved["layers"]
+
+
+def test_containerd_store_export_keeps_its_gzip_layers(tmp_path: Path, saved: dict, tagged_save: Path,
+                                                       containerd) -> None:
+    """The containerd image store's export, written by containerd itself: gzip layers
+    under Docker's media types, and (as Docker's `docker save` writes it) a manifest.json
+    that names those gzip blobs. The layers go as they are, and the manifest Dockpool
+    pushes lists exactly what the store's own manifest does."""
+    archive = containerd.export(tagged_save, "dockpool-tests/two-layers:1", tmp_path / "containerd.tar",
+                                compress=True)
+    theirs = manifest_in(archive)
+    assert theirs["mediaType"] == DOCKER_MANIFEST and {layer["mediaType"] for layer in theirs["layers"]} == {
+        DOCKER_GZIP_LAYER}, "containerd wrote another layout: the test would prove something else"
+    exported, handed = read(archive, tmp_path / "work", saved)
+    assert exported.config == saved["config"] and exported.manifest_media_type == DOCKER_MANIFEST
+    assert sorted(handed, key=id) == sorted(exported.layers, key=id)
+    assert [(b.digest, b.size, b.media_type) for b in exported.layers] == [
+        (layer["digest"], layer["size"], layer["mediaType"]) for layer in theirs["layers"]]
+    assert [gzip.decompress(contents(b.body)) for b in exported.layers] == saved["layers"]  # type: ignore[arg-type]
+    assert [b.diff_id for b in exported.layers] == saved["diff_ids"]
+    ours = image_manifest(exported.manifest_media_type, exported.config_digest, len(exported.config),
+                          exported.layers)
+    assert json.loads(ours) == theirs
+
+
+def test_containerd_store_export_of_a_loaded_image(tmp_path: Path, saved: dict, tagged_save: Path,
+                                                   containerd) -> None:
+    """An image the store holds uncompressed (`docker load` of a classic export): its
+    layers are named by their diffIDs and compressed as they are read."""
+    archive = containerd.export(tagged_save, "dockpool-tests/two-layers:1", tmp_path / "containerd.tar",
+                                compress=False)
+    exported, handed = read(archive, tmp_path / "work", saved)
+    assert exported.config == saved["config"]
+    assert sorted(handed, key=id) == sorted(exported.layers, key=id) and all(b.compressing for b in handed)
+    assert [b.diff_id for b in exported.layers] == saved["diff_ids"]
+    assert [gzip.decompress(compressed(b)) for b in exported.layers] == saved["layers"]
 
 
 @pytest.mark.parametrize("nested", [False, True], ids=["containerd", "buildx-index"])

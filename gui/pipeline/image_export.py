@@ -3,12 +3,15 @@
 Engines answer the export in one of two layouts, both read here as a stream
 (never a whole image in memory: a few MiB, plus the compressed layers waiting for
 their upload up to the push's budget, whatever the image's size):
-  - Docker's own: manifest.json naming a config file and per-layer tar files
-    (`<id>/layer.tar` up to Docker 24, `blobs/sha256/<diffID>` from 25 on);
-    layers are uncompressed, so Dockpool compresses them (gzip);
-  - the OCI layout of the containerd image store (and of `buildx --output
-    type=oci` archives): index.json -> manifest -> config and layer blobs,
-    usually compressed already, kept exactly as they are.
+  - Docker's own, up to Docker 24: manifest.json naming a config file and
+    per-layer tar files (`<id>/layer.tar`), uncompressed, so Dockpool compresses
+    them (gzip);
+  - the OCI layout: index.json -> manifest -> config and layer blobs. Docker 25+
+    writes it with uncompressed layers named by their diffID (compressed like the
+    classic ones); the containerd image store (Docker Desktop's default) and
+    `buildx --output type=oci` with layers compressed already, kept exactly as they
+    are, under the media types of the manifest they came with (Docker's or OCI's).
+    Both also write a manifest.json for old tools; the index is what is read.
 
 When no layer of the image is known to be in the registry (the layer cache knows
 none: a first push, a fresh CI runner), an uncompressed layer is handed over as
@@ -401,10 +404,13 @@ class _Reader:
         raise ExportError(f"the export names {name}, which it does not contain")
 
     def finish(self) -> ExportedImage:
-        if "manifest.json" in self.small:
-            return self._docker_layout()
+        """The image, read by its OCI index where the export has one: newer engines write
+        a manifest.json beside it for old tools, and the containerd image store's names
+        gzip blobs there whose media types only the index's manifest tells."""
         if "index.json" in self.small:
             return self._oci_layout()
+        if "manifest.json" in self.small:
+            return self._docker_layout()
         raise ExportError("the export has neither manifest.json nor index.json")
 
     def _docker_layout(self) -> ExportedImage:

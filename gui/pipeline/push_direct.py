@@ -191,7 +191,8 @@ class DirectPush:
             self.report.log(f"every layer and the config ({image['Id'][7:19]}) are in the registry already")
             self.report.add_total(config_size)
             self.report.finished_blob(config_size)
-            manifest = self._manifest(DOCKER_MANIFEST, image["Id"], config_size, [self.have[d] for d in diff_ids])
+            manifest = (image_manifest(DOCKER_MANIFEST, image["Id"], config_size, [self.have[d] for d in diff_ids]),
+                        DOCKER_MANIFEST)
         else:
             exported = self._export_and_upload(image["Id"], diff_ids)
             manifest = self._upload_config_and_build_manifest(exported)
@@ -535,20 +536,8 @@ class DirectPush:
         digest = exported.config_digest
         self.report.add_total(len(exported.config))
         self._upload(Blob(digest, len(exported.config), exported.config_media_type, config), more_to_come=False)
-        return self._manifest(exported.manifest_media_type, digest, len(exported.config), layers)
-
-    def _manifest(self, media_type: str, config_digest: str, config_size: int,
-                  layers: list[Blob]) -> tuple[bytes, str]:
-        oci = media_type == OCI_MANIFEST
-        converted = {DOCKER_GZIP_LAYER: OCI_GZIP_LAYER} if oci else {OCI_GZIP_LAYER: DOCKER_GZIP_LAYER}
-        document = {
-            "schemaVersion": 2, "mediaType": media_type,
-            "config": {"mediaType": OCI_CONFIG if oci else DOCKER_CONFIG, "size": config_size,
-                       "digest": config_digest},
-            "layers": [{"mediaType": converted.get(layer.media_type, layer.media_type), "size": layer.size,
-                        "digest": layer.digest} for layer in layers],
-        }
-        return dump_json(document), media_type
+        media_type = exported.manifest_media_type
+        return image_manifest(media_type, digest, len(exported.config), layers), media_type
 
     def _put_manifests(self, manifest: bytes, media_type: str) -> dict[str, str]:
         self._started()
@@ -564,6 +553,19 @@ class DirectPush:
             self.report.log(f"{ref}: digest: {digest} size: {len(manifest)}")
             digests[ref] = digest
         return digests
+
+
+def image_manifest(media_type: str, config_digest: str, config_size: int, layers: list[Blob]) -> bytes:
+    """The image's manifest: Docker v2 schema 2, or OCI when the image came as OCI, each
+    with its own media types (a layer's gzip type is named the way the manifest names it)."""
+    oci = media_type == OCI_MANIFEST
+    converted = {DOCKER_GZIP_LAYER: OCI_GZIP_LAYER} if oci else {OCI_GZIP_LAYER: DOCKER_GZIP_LAYER}
+    return dump_json({
+        "schemaVersion": 2, "mediaType": media_type,
+        "config": {"mediaType": OCI_CONFIG if oci else DOCKER_CONFIG, "size": config_size, "digest": config_digest},
+        "layers": [{"mediaType": converted.get(layer.media_type, layer.media_type), "size": layer.size,
+                    "digest": layer.digest} for layer in layers],
+    })
 
 
 def run_push(clients: Any, task: PushTask, emit: Callable[[Any], None],

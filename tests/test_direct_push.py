@@ -316,14 +316,18 @@ def test_pushed_image_pulls_and_runs(tmp_path: Path, registry: Registry, docker_
         assert registry.manifest_digest("team/runme", tag) == image.digest == image.digests[
             f"{registry.address}/team/runme:{tag}"]
     docker_client.remove_image(image.image_id, force=True)
-    reference = f"{registry.address}/team/runme"
-    docker_client.pull(reference, tag="1.0")
-    container = docker_client.create_container(f"{reference}:1.0", command=["sha256sum", "/payload.bin"],
+    assert _pulled_payload_sum(docker_client, f"{registry.address}/team/runme", "1.0") == expected
+
+
+def _pulled_payload_sum(docker_client, reference: str, tag: str) -> str:
+    """Pull the image from the registry and run it: the sha256 of its /payload.bin."""
+    docker_client.pull(reference, tag=tag)
+    container = docker_client.create_container(f"{reference}:{tag}", command=["sha256sum", "/payload.bin"],
                                                network_disabled=True)
     try:
         docker_client.start(container)
         assert docker_client.wait(container, timeout=60)["StatusCode"] == 0
-        assert docker_client.logs(container).decode().split()[0] == expected
+        return docker_client.logs(container).decode().split()[0]
     finally:
         docker_client.remove_container(container, force=True)
 
@@ -372,15 +376,7 @@ def test_containerd_store_export_is_pushed_as_it_is_and_runs(tmp_path: Path, reg
         theirs["mediaType"], theirs["config"], theirs["layers"])
     assert registry.manifest_digest("desktop/stored", "1") == digests[f"{reference}:1"]
     docker_client.remove_image(image_id, force=True)
-    docker_client.pull(reference, tag="1")
-    container = docker_client.create_container(f"{reference}:1", command=["sha256sum", "/payload.bin"],
-                                               network_disabled=True)
-    try:
-        docker_client.start(container)
-        assert docker_client.wait(container, timeout=60)["StatusCode"] == 0
-        assert docker_client.logs(container).decode().split()[0] == expected
-    finally:
-        docker_client.remove_container(container, force=True)
+    assert _pulled_payload_sum(docker_client, reference, "1") == expected
 
 
 def test_second_run_of_unchanged_images_uploads_nothing(tmp_path: Path, registry: Registry, monkeypatch) -> None:

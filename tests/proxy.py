@@ -10,7 +10,10 @@ The failures are the ones users meet, not softened versions:
     balancer answers for an overloaded registry;
   - a lost answer: a request is forwarded, and the connection is cut before its answer
     reaches the client (a load balancer's idle timeout while the registry commits a
-    big blob): the registry did the work, the client never hears of it.
+    big blob): the registry did the work, the client never hears of it;
+  - a held request: a request is neither forwarded nor answered, and its connection is
+    held open forever (a middlebox that dropped a kept-alive connection's state without
+    a reset): the registry never hears of it, the client waits.
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ class Proxy:
         self._errors_left = 0
         self._lose: tuple[bytes, bytes] | None = None  # (method, marker) of the request whose answer is lost
         self.lost: list[bytes] = []  # request lines whose answers were lost
+        self._hold: tuple[bytes, bytes] | None = None  # (method, marker) of the request to hold
+        self.held: list[bytes] = []  # request lines held
         self._sockets: list[socket.socket] = []
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
@@ -63,6 +68,11 @@ class Proxy:
         """Forward the next `method` request whose request line holds `marker`, then cut
         its connection before the answer reaches the client (once)."""
         self._lose = (method, marker)
+
+    def hold_request(self, method: bytes, marker: bytes) -> None:
+        """Hold the next `method` request whose request line holds `marker`: never
+        forwarded, never answered, its connection open until the proxy closes (once)."""
+        self._hold = (method, marker)
 
     @staticmethod
     def _answer_503(client: socket.socket) -> None:
@@ -120,15 +130,24 @@ class Proxy:
 
     def _losing(self, data: bytes) -> bool:
         """The request starting in `data` is the one whose answer is to be lost."""
+        return self._matches(data, "_lose", self.lost)
+
+    def _holding(self, data: bytes) -> bool:
+        """The request starting in `data` is the one to hold."""
+        return self._matches(data, "_hold", self.held)
+
+    def _matches(self, data: bytes, wanted: str, seen: list[bytes]) -> bool:
+        """Whether the request starting in `data` is the one `wanted` names (then it
+        names none any more, and the request line goes to `seen`)."""
         with self._lock:
-            if self._lose is None:
+            if getattr(self, wanted) is None:
                 return False
-            method, marker = self._lose
+            method, marker = getattr(self, wanted)
             line = data.split(b"\r\n", 1)[0]
             if not (line.startswith(method + b" ") and marker in line):
                 return False
-            self._lose = None
-            self.lost.append(line)
+            setattr(self, wanted, None)
+            seen.append(line)
             return True
 
     def _pump(self, source: socket.socket, sink: socket.socket, upload: bool, answer_lost: threading.Event) -> None:
@@ -142,6 +161,9 @@ class Proxy:
                     break  # (the answer is dropped: both ends are shut below)
                 if upload and self._losing(data):
                     answer_lost.set()
+                if upload and self._holding(data):
+                    self._closing.wait()  # held for good, as a stall: nothing forwarded, nothing closed
+                    return
                 if upload and self.stall_after is not None and not self.stalled.is_set() \
                         and sent + len(data) > self.stall_after:
                     self.stalled.set()

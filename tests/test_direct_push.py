@@ -198,6 +198,33 @@ def test_answer_lost_after_the_registry_committed(tmp_path: Path, registry: Regi
     assert registry.manifest_digest("img00", "latest") == image.digest
 
 
+def test_commit_held_on_its_way_is_resumed_at_the_registrys_offset(tmp_path: Path, registry: Registry) -> None:
+    """The PUT that completes a layer's upload never reaches the registry: a middlebox
+    dropped the kept-alive connection and holds it open, unanswered. The registry has
+    every byte of the layer in the upload, and says so (GET on the upload, its Range):
+    the upload resumes at its end (the PUT alone goes again), and no byte goes twice."""
+    proxy = Proxy(_target(registry))
+    proxy.hold_request(b"PUT", b"/blobs/uploads/")  # the PUT that completes the first upload
+    try:
+        project = simple_project(tmp_path, 1, registry=proxy.address, payload=2_000_000)
+        run = run_pipeline(project, stall_timeout=3, push_via="direct")
+    finally:
+        proxy.close()
+    assert proxy.held, "no request was held: the test proves nothing"
+    [image] = run.report.images
+    assert image.status is Status.PUSHED, image.error
+    assert image.push.attempts == 1 and image.push.resumes == 1
+    [resumed] = run.of(ev.UploadResumed)
+    manifest = registry.manifest("img00", "latest")
+    sizes = {blob["digest"][7:19]: blob["size"] for blob in manifest["layers"] + [manifest["config"]]}
+    assert resumed.offset == sizes[resumed.blob], "not resumed at the end of the layer the registry holds"
+    assert "no answer from the registry for 3 s" in resumed.reason
+    assert any(f"resumed at byte {resumed.offset}" in line.text for line in run.of(ev.LogLine))
+    patches = [r for r in registry.requests() if r.method == "PATCH" and r.from_pusher]
+    assert len(patches) == len(sizes), "a byte the registry held was sent again"
+    assert registry.manifest_digest("img00", "latest") == image.digest
+
+
 @pytest.fixture
 def token_registry(tmp_path: Path, docker_host: str):
     service = TokenService(tmp_path / "tokens", {"dockpool": "secret-pass"}, lifetime=4)

@@ -448,7 +448,9 @@ class DirectPush:
             opened: list[Iterator[bytes]] = []
             try:
                 body = self._body(blob, offset, opened, more_to_come)
-                if offset:
+                if offset == blob.size:  # the registry holds every byte: only the commit is left
+                    end: int | None = offset
+                elif offset:
                     end = self.registry.send_chunk(self.repository, upload, body, offset, blob.size - offset,
                                                    whole=False)
                 else:
@@ -477,11 +479,12 @@ class DirectPush:
 
     def _resume_point(self, exc: Exception, blob: Blob, upload: Upload | None, sent: int) -> tuple[Upload | None, int]:
         """Where a broken transfer goes on: in the same upload at the offset the registry
-        holds, when it says one that adds up (no more than our bytes that left); else in
-        a new upload from the start, the broken one cancelled."""
+        holds, when it says one that adds up (no more than our bytes that left; all of
+        them when only the commit was lost on its way); else in a new upload from the
+        start, the broken one cancelled."""
         held = None if upload is None or getattr(exc, "restart_blob", False) else self.registry.upload_offset(
             self.repository, upload)
-        if upload is not None and held is not None and 0 < held <= min(sent, blob.size - 1):
+        if upload is not None and held is not None and 0 < held <= min(sent, blob.size):
             self.report.progress(held, force=True)
             return upload, held
         self._abandon(upload)

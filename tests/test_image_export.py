@@ -26,7 +26,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from gui.pipeline.image_export import (DOCKER_GZIP_LAYER, DOCKER_MANIFEST, OCI_GZIP_LAYER, OCI_INDEX, OCI_MANIFEST, Blob, Compression,
+from gui.pipeline.image_export import (DOCKER_CONFIG, DOCKER_GZIP_LAYER, DOCKER_MANIFEST, OCI_GZIP_LAYER, OCI_INDEX, OCI_MANIFEST, Blob, Compression,
                                        ExportError, read_export)
 from gui.pipeline.push_direct import image_manifest
 from gui.pipeline.spool import MemoryBudget, Spool
@@ -83,8 +83,12 @@ def write_tar(path: Path, members: dict[str, bytes]) -> Path:
 
 
 def oci_archive(path: Path, saved: dict, *, compressed: bool, docker_manifest: bool = False,
-                nested: bool = False) -> tuple[Path, list[bytes]]:
-    """An OCI layout of the saved image; returns it and its layer blobs as stored."""
+                nested: bool = False, defect: str = "") -> tuple[Path, list[bytes]]:
+    """An OCI layout of the saved image; returns it and its layer blobs as stored.
+    `nested`: as buildx writes it, with an attestation and another platform's image
+    (its manifest and config only, as an engine holds a platform it did not pull)
+    listed before this one. `defect`: as Docker 25.0.0-25.0.2 wrote `docker save <ID>`:
+    an index that lists nothing, or a manifest without the layers (moby#47210, #47065)."""
     blobs = {}
     layer_blobs = [gzip.compress(layer, mtime=0) if compressed else layer for layer in saved["layers"]]
     descriptors = []
@@ -96,22 +100,32 @@ def oci_archive(path: Path, saved: dict, *, compressed: bool, docker_manifest: b
     manifest = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
                            "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
                                       "digest": sha256(saved["config"]), "size": len(saved["config"])},
-                           "layers": descriptors}).encode()
+                           "layers": [] if defect == "manifest-without-layers" else descriptors}).encode()
     blobs[sha256(manifest)] = manifest
     top = [{"mediaType": OCI_MANIFEST, "digest": sha256(manifest), "size": len(manifest)}]
     if nested:  # buildx: an index of platforms, with an attestation manifest listed first
         attestation = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": {}, "layers": []}).encode()
         blobs[sha256(attestation)] = attestation
+        other_config = json.dumps({"architecture": "arm64", "os": "linux", "rootfs": {
+            "type": "layers", "diff_ids": [sha256(b"arm64 layer")]}}).encode()
+        other = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha256(other_config),
+            "size": len(other_config)}, "layers": [{"mediaType": OCI_GZIP_LAYER, "digest": sha256(b"absent"),
+                                                    "size": 6}]}).encode()
+        blobs.update({sha256(other_config): other_config, sha256(other): other})
         inner = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
             {"mediaType": OCI_MANIFEST, "digest": sha256(attestation), "size": len(attestation),
              "platform": {"os": "unknown", "architecture": "unknown"},
              "annotations": {"vnd.docker.reference.type": "attestation-manifest"}},
+            {"mediaType": OCI_MANIFEST, "digest": sha256(other), "size": len(other),
+             "platform": {"os": "linux", "architecture": "arm64"}},
             {"mediaType": OCI_MANIFEST, "digest": sha256(manifest), "size": len(manifest),
              "platform": {"os": "linux", "architecture": "amd64"}}]}).encode()
         blobs[sha256(inner)] = inner
         top = [{"mediaType": OCI_INDEX, "digest": sha256(inner), "size": len(inner)}]
     members = {"oci-layout": b'{"imageLayoutVersion": "1.0.0"}',
-               "index.json": json.dumps({"schemaVersion": 2, "manifests": top}).encode()}
+               "index.json": json.dumps({"schemaVersion": 2,
+                                         "manifests": None if defect == "index-lists-nothing" else top}).encode()}
     members.update({f"blobs/sha256/{digest[7:]}": data for digest, data in blobs.items()})
     if docker_manifest:  # Docker 25+: the classic manifest.json, naming the same blobs
         members["manifest.json"] = json.dumps([{
@@ -161,6 +175,25 @@ def test_oci_layout_with_uncompressed_layers(tmp_path: Path, saved: dict, docker
     assert exported.config == saved["config"]
     assert [b.diff_id for b in handed] == saved["diff_ids"] and all(b.compressing for b in handed)
     assert [gzip.decompress(compressed(b)) for b in handed] == saved["layers"]
+    # Dockpool compressed every layer, as `docker push` does from these engines: the image
+    # goes as Docker v2, as it did from the classic layout, and keeps its digest.
+    assert (exported.manifest_media_type, exported.config_media_type) == (DOCKER_MANIFEST, DOCKER_CONFIG)
+
+
+@pytest.mark.parametrize("defect", ["index-lists-nothing", "manifest-without-layers"])
+def test_docker_25_early_exports_are_read_by_their_manifest_json(tmp_path: Path, saved: dict, defect: str) -> None:
+    archive, _ = oci_archive(tmp_path / "oci.tar", saved, compressed=False, docker_manifest=True, defect=defect)
+    exported, handed = read(archive, tmp_path / "work", saved)
+    assert exported.config == saved["config"] and exported.manifest_media_type == DOCKER_MANIFEST
+    assert [b.diff_id for b in exported.layers] == saved["diff_ids"]
+    assert [gzip.decompress(compressed(b)) for b in exported.layers] == saved["layers"]
+
+
+def test_a_manifest_whose_layers_its_config_does_not_list_is_refused(tmp_path: Path, saved: dict) -> None:
+    """Pushed, it would be an image nobody can pull."""
+    archive, _ = oci_archive(tmp_path / "oci.tar", saved, compressed=False, defect="manifest-without-layers")
+    with pytest.raises(ExportError, match="lists 0 layers, its config 2"):
+        read(archive, tmp_path / "work", saved)
 
 
 def test_containerd_store_export_keeps_its_gzip_layers(tmp_path: Path, saved: dict, tagged_save: Path,

@@ -338,6 +338,7 @@ class _Reader:
         self.workdir = workdir
         self.budget = budget
         self.diff_ids = set(diff_ids)
+        self.image_diff_ids = list(diff_ids)  # the engine's image, as inspect lists its layers
         self.wanted = wanted
         # No layer is known to be in the registry: a layer may go before it is known which one it is.
         self.stream_layers = all(wanted(diff_id) for diff_id in diff_ids)
@@ -406,9 +407,15 @@ class _Reader:
     def finish(self) -> ExportedImage:
         """The image, read by its OCI index where the export has one: newer engines write
         a manifest.json beside it for old tools, and the containerd image store's names
-        gzip blobs there whose media types only the index's manifest tells."""
+        gzip blobs there whose media types only the index's manifest tells. Docker
+        25.0.0 to 25.0.2 wrote an index that lists nothing, or a manifest without the
+        layers (moby#47210, #47065), beside a sound manifest.json: that one is read then."""
         if "index.json" in self.small:
-            return self._oci_layout()
+            try:
+                return self._oci_layout(*self._index_image())
+            except ExportError:
+                if "manifest.json" not in self.small:
+                    raise
         if "manifest.json" in self.small:
             return self._docker_layout()
         raise ExportError("the export has neither manifest.json nor index.json")
@@ -428,17 +435,23 @@ class _Reader:
         return ExportedImage(self.bytes_of(posixpath.normpath(entry["Config"])), DOCKER_CONFIG, DOCKER_MANIFEST,
                              layers)
 
-    def _oci_layout(self) -> ExportedImage:
-        manifest = self._pick_manifest(json.loads(self.small["index.json"]))
-        config_desc = manifest["config"]
-        config = self.bytes_of(_blob_name(config_desc["digest"]))
+    def _index_image(self) -> tuple[dict[str, Any], bytes]:
+        """The image manifest the index points at, and its config, checked: a manifest
+        whose layers its config does not list would be pushed as an image nobody can pull."""
+        manifest, config = self._pick_manifest(json.loads(self.small["index.json"]))
+        listed = len((json.loads(config).get("rootfs") or {}).get("diff_ids") or [])
+        if len(manifest.get("layers") or []) != listed:
+            raise ExportError(f"the export's image manifest lists {len(manifest.get('layers') or [])} layers, "
+                              f"its config {listed}")
+        return manifest, config
+
+    def _oci_layout(self, manifest: dict[str, Any], config: bytes) -> ExportedImage:
         # A gzip layer's diffID is in the config, in layer order: the layer cache learns it,
-        # and a layer the registry has is not read again. Not trusted when the counts differ;
-        # other compressions (zstd) stay out of the cache, which feeds Docker v2 manifests.
-        diff_ids = list((json.loads(config).get("rootfs") or {}).get("diff_ids") or [])
-        if len(diff_ids) != len(manifest["layers"]):
-            diff_ids = []
+        # and a layer the registry has is not read again. Other compressions (zstd) stay
+        # out of the cache, which feeds Docker v2 manifests.
+        diff_ids = json.loads(config)["rootfs"]["diff_ids"]
         layers = []
+        kept = False  # a layer goes as the export holds it (compressed already)
         for position, desc in enumerate(manifest["layers"]):
             name = _blob_name(desc["digest"])
             media_type = desc.get("mediaType", OCI_GZIP_LAYER)
@@ -446,8 +459,9 @@ class _Reader:
                 layers.append(self.layers[name])
                 continue
             uncompressed = media_type in _UNCOMPRESSED_LAYERS
+            kept = kept or not uncompressed
             gzip_layer = media_type in (OCI_GZIP_LAYER, DOCKER_GZIP_LAYER)
-            diff_id = desc["digest"] if uncompressed else (diff_ids[position] if diff_ids and gzip_layer else "")
+            diff_id = desc["digest"] if uncompressed else (diff_ids[position] if gzip_layer else "")
             if diff_id and not self.wanted(diff_id):
                 layers.append(Blob("", 0, "", None, diff_id))
                 continue
@@ -459,7 +473,9 @@ class _Reader:
                             diff_id)
             self.ready(blob)
             layers.append(blob)
-        return ExportedImage(config, config_desc.get("mediaType", OCI_CONFIG),
+        if not kept:  # Dockpool compresses every layer: Docker v2, as `docker push` sends from these engines
+            return ExportedImage(config, DOCKER_CONFIG, DOCKER_MANIFEST, layers)
+        return ExportedImage(config, manifest["config"].get("mediaType", OCI_CONFIG),
                              manifest.get("mediaType", OCI_MANIFEST), layers)
 
     def _materialize(self, name: str) -> Path:
@@ -472,18 +488,34 @@ class _Reader:
         self.spooled[name] = path
         return path
 
-    def _pick_manifest(self, index: dict[str, Any], depth: int = 0) -> dict[str, Any]:
-        """The image manifest an index points at: the only one, or the first for Linux."""
-        manifests = index.get("manifests") or []
-        if not manifests or depth > 3:
+    def _pick_manifest(self, index: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
+        """The image manifest the index points at, and its config: of the Linux images
+        the export holds (an index may list other platforms and attestations, and nest
+        indexes), the one whose layers are the engine's image's, else the first."""
+        found: list[tuple[str, dict[str, Any], bytes]] = []  # (os, manifest, config)
+        self._images_in(index, found, 0)
+        if not found:
             raise ExportError("the export's index.json lists no image manifest")
-        chosen = next((m for m in manifests if (m.get("platform") or {}).get("os", "linux") == "linux"
-                       and "attestation-manifest" not in json.dumps(m.get("annotations") or {})), manifests[0])
-        document = json.loads(self.bytes_of(_blob_name(chosen["digest"])))
-        if document.get("mediaType", chosen.get("mediaType")) in (OCI_INDEX, DOCKER_LIST) or "manifests" in document:
-            return self._pick_manifest(document, depth + 1)
-        return document
+        for _, manifest, config in found:
+            if json.loads(config).get("rootfs", {}).get("diff_ids") == self.image_diff_ids:
+                return manifest, config
+        _, manifest, config = next((image for image in found if image[0] == "linux"), found[0])
+        return manifest, config
 
+    def _images_in(self, index: dict[str, Any], found: list[tuple[str, dict[str, Any], bytes]], depth: int) -> None:
+        for entry in index.get("manifests") or []:
+            if depth > 3 or "attestation-manifest" in json.dumps(entry.get("annotations") or {}):
+                continue
+            try:
+                document = json.loads(self.bytes_of(_blob_name(entry["digest"])))
+                if document.get("mediaType", entry.get("mediaType")) in (OCI_INDEX, DOCKER_LIST) \
+                        or "manifests" in document:
+                    self._images_in(document, found, depth + 1)
+                else:
+                    config = self.bytes_of(_blob_name(document["config"]["digest"]))
+                    found.append(((entry.get("platform") or {}).get("os", "linux"), document, config))
+            except (ExportError, KeyError, TypeError, ValueError):
+                continue  # a platform or manifest the export does not hold
 
 def _blob_name(digest: str) -> str:
     algorithm, _, hexdigest = digest.partition(":")

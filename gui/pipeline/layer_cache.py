@@ -4,8 +4,11 @@ For each layer (by diffID: the digest of its uncompressed tar) the digest and
 size of the compressed blob Dockpool made of it, and repositories of that
 registry known to hold it. With that, an unchanged layer is neither
 recompressed nor uploaded again: a HEAD (or a cross-repository mount) is
-enough, and an image whose layers and config the registry has is not even
-exported from the engine.
+enough. For each image pushed (by the engine's image ID) its config's digest and
+size and the manifest's media type: an image whose layers and config the
+registry has is not even exported from the engine, and its manifest is the one
+sent before. (The ID is the config's digest only in the classic image store;
+in the containerd image store it is the manifest's or the index's.)
 
 One small JSON file per layer, written atomically: pushers in several
 processes update it at once without locks, and a lost update only costs a
@@ -44,6 +47,13 @@ class CachedLayer:
     repositories: list[str] = field(default_factory=list)
 
 
+@dataclass
+class CachedImage:
+    config: str  # the config blob's digest
+    config_size: int
+    manifest_media_type: str
+
+
 class LayerCache:
     def __init__(self, registry_host: str, root: Path | None = None) -> None:
         key = hashlib.sha256(registry_host.encode()).hexdigest()[:16]
@@ -74,12 +84,30 @@ class LayerCache:
             self._write(diff_id, {"digest": known.digest, "size": known.size, "media_type": known.media_type,
                                   "repositories": [r for r in known.repositories if r != repository]})
 
-    def _write(self, diff_id: str, data: dict[str, object]) -> None:
+    def image(self, image_id: str) -> CachedImage | None:
         try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            handle, temporary = tempfile.mkstemp(dir=self.folder, prefix=".layer-")
+            data = json.loads(self._image_path(image_id).read_text(encoding="utf-8"))
+            return CachedImage(str(data["config"]), int(data["config_size"]), str(data["manifest_media_type"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            return None  # missing or damaged: the image is exported again
+
+    def put_image(self, image_id: str, config: str, config_size: int, manifest_media_type: str) -> None:
+        self._write_file(self._image_path(image_id), {"config": config, "config_size": config_size,
+                                                      "manifest_media_type": manifest_media_type})
+
+    def _image_path(self, image_id: str) -> Path:
+        return self.folder / "images" / (image_id.replace(":", "-") + ".json")
+
+    def _write(self, diff_id: str, data: dict[str, object]) -> None:
+        self._write_file(self._path(diff_id), data)
+
+    @staticmethod
+    def _write_file(path: Path, data: dict[str, object]) -> None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".entry-")
             with os.fdopen(handle, "w", encoding="utf-8") as stream:
                 json.dump(data, stream)
-            os.replace(temporary, self._path(diff_id))
+            os.replace(temporary, path)
         except OSError:
             pass  # a cache that cannot be written only makes the next run slower

@@ -45,7 +45,7 @@ import httpx
 from . import events as ev
 from . import scratch
 from .failures import classify
-from .image_export import (DOCKER_CONFIG, DOCKER_GZIP_LAYER, DOCKER_MANIFEST, OCI_CONFIG, OCI_GZIP_LAYER,
+from .image_export import (DOCKER_CONFIG, DOCKER_GZIP_LAYER, OCI_CONFIG, OCI_GZIP_LAYER,
                            OCI_MANIFEST, Blob, Compression, ExportedImage, ExportError, read_export)
 from .layer_cache import LayerCache
 from .reference import api_repository, registry_host
@@ -186,17 +186,18 @@ class DirectPush:
         diff_ids: list[str] = list((image.get("RootFS") or {}).get("Layers") or [])
         for diff_id in dict.fromkeys(diff_ids):
             self._find(diff_id)
-        config_size = self.registry.blob_size(self.repository, image["Id"])
-        if config_size is not None and all(d in self.have for d in diff_ids):
-            self.report.log(f"every layer and the config ({image['Id'][7:19]}) are in the registry already")
-            self.report.add_total(config_size)
-            self.report.finished_blob(config_size)
-            manifest = (image_manifest(DOCKER_MANIFEST, image["Id"], config_size, [self.have[d] for d in diff_ids]),
-                        DOCKER_MANIFEST)
+        known = self.cache.image(image["Id"]) if all(d in self.have for d in diff_ids) else None
+        if known is not None and self.registry.blob_size(self.repository, known.config) == known.config_size:
+            self.report.log(f"every layer and the config ({known.config[7:19]}) are in the registry already")
+            self.report.add_total(known.config_size)
+            self.report.finished_blob(known.config_size)
+            media_type = known.manifest_media_type
+            manifest = image_manifest(media_type, known.config, known.config_size, [self.have[d] for d in diff_ids])
         else:
             exported = self._export_and_upload(image["Id"], diff_ids)
-            manifest = self._upload_config_and_build_manifest(exported)
-        return self._put_manifests(*manifest)
+            manifest, media_type = self._upload_config_and_build_manifest(exported)
+            self.cache.put_image(image["Id"], exported.config_digest, len(exported.config), media_type)
+        return self._put_manifests(manifest, media_type)
 
     # --- finding what the registry has ---------------------------------------------------
 

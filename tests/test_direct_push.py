@@ -254,6 +254,19 @@ def test_token_auth_refreshes_an_expiring_token(tmp_path: Path, token_registry) 
     assert not any("secret-pass" in repr(event) for event in run.events)
 
 
+def test_a_push_asks_for_the_push_scope_only_as_docker_does(tmp_path: Path, token_registry) -> None:
+    """Every request of a push, its HEADs included, goes with one token for pull and push
+    on the repository: a registry may grant no pull on a repository that does not exist
+    yet, and a second scope costs a second token per push."""
+    service, registry = token_registry
+    project = simple_project(tmp_path, 1, registry=registry.address, payload=100_000)
+    run = run_pipeline(project, push_via="direct", auth={"username": "dockpool", "password": "secret-pass"})
+    [image] = run.report.images
+    assert image.status is Status.PUSHED, image.error
+    asked = {tuple(scopes) for _, user, scopes in service.issued if user == "dockpool"}
+    assert asked == {("repository:img00:pull,push",)}, asked
+
+
 def test_token_auth_wrong_password_fails_clearly(tmp_path: Path, token_registry, monkeypatch) -> None:
     service, registry = token_registry
     temp = own_temp_folder(tmp_path, monkeypatch)

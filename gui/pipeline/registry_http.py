@@ -433,9 +433,11 @@ class RegistryClient:
     # --- the calls a push makes ----------------------------------------------------------------
 
     def blob_size(self, repository: str, digest: str) -> int | None:
-        """The blob's size when the repository has it, else None."""
+        """The blob's size when the repository has it, else None. Asked with the push's
+        scope, as Docker does: one token serves the whole push, and a registry may grant
+        no pull on a repository that does not exist yet."""
         what = f"HEAD {repository}@{digest[:19]}"
-        response = self._call("HEAD", f"/v2/{repository}/blobs/{digest}", (_pull(repository),), what, follow=True)
+        response = self._call("HEAD", f"/v2/{repository}/blobs/{digest}", (_push(repository),), what, follow=True)
         if response.status_code == 404:
             return None
         if response.status_code != 200:

@@ -22,6 +22,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 TOKEN_CLIENT_ID = "dockpool"
+# A header's comma-separated parts (commas inside quoted values kept), a part that
+# starts a challenge (its scheme, not followed by `=`), and a part's parameter.
+_PART_RE = re.compile(r'(?:[^,"]|"(?:[^"\\]|\\.)*")+')
+_SCHEME_RE = re.compile(r"\s*([A-Za-z][\w.+-]*)(?!\s*=)(?:\s+|$)")
 _PARAM_RE = re.compile(r'([A-Za-z_]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))')
 
 
@@ -59,13 +63,22 @@ class Challenge:
     params: dict[str, str]
 
 
-def parse_challenge(header: str | None) -> Challenge | None:
-    """`Bearer realm="https://auth.example/token",service="registry"` -> Challenge."""
-    if not header:
-        return None
-    scheme, _, rest = header.strip().partition(" ")
-    params = {key.lower(): re.sub(r"\\(.)", r"\1", quoted) or bare for key, quoted, bare in _PARAM_RE.findall(rest)}
-    return Challenge(scheme.lower(), params)
+def parse_challenge(headers: list[str]) -> Challenge | None:
+    """The challenge to answer, of those in a response's WWW-Authenticate headers: the
+    token flow's when offered, else the first. A header may hold several challenges
+    (`Bearer realm="…",service="…", Basic realm="…"`), and an auth proxy in front of a
+    registry adds a header of its own."""
+    challenges = []
+    for header in headers:
+        for part in _PART_RE.findall(header):
+            start = _SCHEME_RE.match(part)
+            if start:  # `Scheme` or `Scheme param=…`: a new challenge
+                challenges.append(Challenge(start.group(1).lower(), {}))
+                part = part[start.end():]
+            if challenges:
+                challenges[-1].params.update(
+                    (key.lower(), re.sub(r"\\(.)", r"\1", quoted) or bare) for key, quoted, bare in _PARAM_RE.findall(part))
+    return next((c for c in challenges if c.scheme == "bearer"), challenges[0] if challenges else None)
 
 
 @dataclass

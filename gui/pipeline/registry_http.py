@@ -360,7 +360,7 @@ class RegistryClient:
             self.base = base
             _schemes[self.host] = base
             if response.status_code == 401:
-                self._challenge = parse_challenge(response.headers.get("www-authenticate"))
+                self._challenge = parse_challenge(response.headers.get_list("www-authenticate"))
             return
         assert last is not None
         raise RegistryError(failure_for(last, f"connecting to {self.host}", self.timeout)) from last
@@ -422,7 +422,7 @@ class RegistryClient:
                                               follow_redirects=follow)
             if response.status_code != 401 or attempt == 2:
                 return response
-            challenge = parse_challenge(response.headers.get("www-authenticate"))
+            challenge = parse_challenge(response.headers.get_list("www-authenticate"))
             if challenge is None or (self._challenge is not None and challenge.scheme == "basic"
                                      and self._challenge.scheme == "basic"):
                 return response  # the credentials themselves were refused

@@ -20,6 +20,7 @@ import os
 import tarfile
 import threading
 import time
+import tracemalloc
 import zlib
 from pathlib import Path
 
@@ -157,6 +158,33 @@ def compressed(blob: Blob) -> bytes:
         compression.run()
     assert compression.done and compression.digest == sha256(contents(compression.output))
     return contents(compression.output)
+
+
+def test_many_small_compressed_layers_wait_on_disk_not_in_memory(tmp_path: Path, saved: dict) -> None:
+    """An export's small members stay in memory until the image is read (configs and
+    manifests are needed then), but not without bound: the containerd store's gzip
+    layers under 1 MiB would all be held there, however many the image has."""
+    layers = [os.urandom(900_000) for _ in range(24)]  # random: gzip keeps their size
+    config = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {
+        "type": "layers", "diff_ids": [sha256(layer) for layer in layers]}}).encode()
+    blobs = [gzip.compress(layer, compresslevel=1, mtime=0) for layer in layers]
+    manifest = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": {
+        "mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha256(config), "size": len(config)},
+        "layers": [{"mediaType": OCI_GZIP_LAYER, "digest": sha256(b), "size": len(b)} for b in blobs]}).encode()
+    members = {f"blobs/sha256/{sha256(b)[7:]}": b for b in [*blobs, config, manifest]}
+    # index.json last, as containerd writes it: after the memory's share is spent
+    members["index.json"] = json.dumps({"schemaVersion": 2, "manifests": [
+        {"mediaType": OCI_MANIFEST, "digest": sha256(manifest), "size": len(manifest)}]}).encode()
+    archive = write_tar(tmp_path / "oci.tar", members)
+    del layers, blobs, members
+    tracemalloc.start()
+    try:
+        exported, _ = read(archive, tmp_path / "work", {"diff_ids": json.loads(config)["rootfs"]["diff_ids"]})
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(exported.layers) == 24
+    assert peak < 12_000_000, f"{peak / 1e6:.1f} MB held for 21.6 MB of layers"
 
 
 def test_classic_layout_hands_over_uncompressed_layers(tmp_path: Path, saved: dict) -> None:

@@ -50,7 +50,8 @@ from .spool import MemoryBudget, Spool
 log = logging.getLogger(__name__)
 
 CHUNK = 1 << 20
-SMALL = 1 << 20  # members up to this size that are not layers stay in memory (configs, manifests)
+SMALL = 1 << 20  # members up to this size that are not layers stay in memory (configs, manifests)...
+SMALL_TOTAL = 4 << 20  # ...blobs up to this much in all (small compressed layers of an OCI export go to files)
 GZIP_LEVEL = 6
 COMPRESS_CHUNK = 256 * 1024  # a block: small enough that an upload starts within milliseconds
 WINDOW = 32 * 1024  # deflate's window: a block may refer back this far into the one before
@@ -344,6 +345,7 @@ class _Reader:
         self.stream_layers = all(wanted(diff_id) for diff_id in diff_ids)
         self.ready = ready
         self.small: dict[str, bytes] = {}
+        self._small_blobs = 0  # bytes of blobs in self.small
         self.spooled: dict[str, Path] = {}  # member name -> raw bytes on disk
         self.layers: dict[str, Blob] = {}  # member name -> layer as it will be uploaded
         self.links: dict[str, str] = {}
@@ -366,8 +368,9 @@ class _Reader:
         blob_digest = "sha256:" + name.rsplit("/", 1)[-1] if name.startswith("blobs/sha256/") else ""
         if name.endswith("/layer.tar") or blob_digest in self.diff_ids:
             self._layer(name, source, member.size)
-        elif member.size <= SMALL:
-            self.small[name] = source.read()
+        elif member.size <= SMALL and (not blob_digest or self._small_blobs + member.size <= SMALL_TOTAL):
+            self.small[name] = source.read()  # index.json and manifest.json always: finish() reads them
+            self._small_blobs += member.size if blob_digest else 0
         else:
             path = self._file(".blob")
             with path.open("wb") as target:

@@ -5,6 +5,7 @@ PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # docker-compose: the benchmark compares Dockpool with `docker-compose build --parallel` + push.
 # openssh-client: the BuildKit tests give a build step a real ssh-agent and key.
+# containerd: the tests export images with its ctr, as the containerd image store does.
 SYSTEM_PACKAGES := docker.io containerd docker-registry busybox-static docker-compose openssh-client
 # Qt's offscreen plugin needs these shared libraries even when nothing is shown...
 QT_PACKAGES := libgl1 libegl1 libxkbcommon0 libfontconfig1 libdbus-1-3 libglib2.0-0

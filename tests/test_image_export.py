@@ -22,13 +22,14 @@ import threading
 import time
 import tracemalloc
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import docker
 import pytest
 
-from gui.pipeline.image_export import (DOCKER_CONFIG, DOCKER_GZIP_LAYER, DOCKER_MANIFEST, OCI_GZIP_LAYER, OCI_INDEX, OCI_MANIFEST, Blob, Compression,
-                                       ExportError, read_export)
+from gui.pipeline.image_export import (DOCKER_CONFIG, DOCKER_GZIP_LAYER, DOCKER_MANIFEST, OCI_GZIP_LAYER, OCI_INDEX,
+                                       OCI_MANIFEST, Blob, Compression, ExportError, read_export)
 from gui.pipeline.push_direct import image_manifest
 from gui.pipeline.spool import MemoryBudget, Spool
 from tests.containerd import manifest_in
@@ -64,14 +65,18 @@ def saved(docker_client: docker.APIClient, tmp_path_factory: pytest.TempPathFact
 
 
 @pytest.fixture(scope="module")
-def tagged_save(docker_client: docker.APIClient, saved: dict, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def tagged_save(docker_client: docker.APIClient, saved: dict,
+                tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The saved image again, under a name (containerd imports named images)."""
     docker_client.tag(saved["image_id"], "dockpool-tests/two-layers", "1")
     archive = tmp_path_factory.mktemp("tagged") / "save.tar"
-    with archive.open("wb") as target:
-        for chunk in docker_client.get_image("dockpool-tests/two-layers:1"):
-            target.write(chunk)
-    return archive
+    try:
+        with archive.open("wb") as target:
+            for chunk in docker_client.get_image("dockpool-tests/two-layers:1"):
+                target.write(chunk)
+    finally:
+        docker_client.remove_image("dockpool-tests/two-layers:1")  # nothing is left in the engine
+    yield archive
 
 
 def write_tar(path: Path, members: dict[str, bytes]) -> Path:
@@ -86,10 +91,11 @@ def write_tar(path: Path, members: dict[str, bytes]) -> Path:
 def oci_archive(path: Path, saved: dict, *, compressed: bool, docker_manifest: bool = False,
                 nested: bool = False, defect: str = "") -> tuple[Path, list[bytes]]:
     """An OCI layout of the saved image; returns it and its layer blobs as stored.
-    `nested`: as buildx writes it, with an attestation and another platform's image
-    (its manifest and config only, as an engine holds a platform it did not pull)
-    listed before this one. `defect`: as Docker 25.0.0-25.0.2 wrote `docker save <ID>`:
-    an index that lists nothing, or a manifest without the layers (moby#47210, #47065)."""
+    `nested`: as buildx writes it, with an attestation, a platform the export does not
+    hold, and another platform's image (its manifest and config only, as an engine
+    holds a platform it did not pull) listed before this one. `defect`: as Docker 25.0.0-25.0.2 wrote `docker save <ID>`:
+    an index that lists nothing, or a manifest without the layers (moby#47210, #47065);
+    or a layer the export lacks."""
     blobs = {}
     layer_blobs = [gzip.compress(layer, mtime=0) if compressed else layer for layer in saved["layers"]]
     descriptors = []
@@ -118,6 +124,8 @@ def oci_archive(path: Path, saved: dict, *, compressed: bool, docker_manifest: b
             {"mediaType": OCI_MANIFEST, "digest": sha256(attestation), "size": len(attestation),
              "platform": {"os": "unknown", "architecture": "unknown"},
              "annotations": {"vnd.docker.reference.type": "attestation-manifest"}},
+            {"mediaType": OCI_MANIFEST, "digest": sha256(b"never pulled"), "size": 12,
+             "platform": {"os": "linux", "architecture": "arm", "variant": "v7"}},
             {"mediaType": OCI_MANIFEST, "digest": sha256(other), "size": len(other),
              "platform": {"os": "linux", "architecture": "arm64"}},
             {"mediaType": OCI_MANIFEST, "digest": sha256(manifest), "size": len(manifest),
@@ -127,6 +135,8 @@ def oci_archive(path: Path, saved: dict, *, compressed: bool, docker_manifest: b
     members = {"oci-layout": b'{"imageLayoutVersion": "1.0.0"}',
                "index.json": json.dumps({"schemaVersion": 2,
                                          "manifests": None if defect == "index-lists-nothing" else top}).encode()}
+    if defect == "layer-missing":
+        del blobs[sha256(layer_blobs[0])]
     members.update({f"blobs/sha256/{digest[7:]}": data for digest, data in blobs.items()})
     if docker_manifest:  # Docker 25+: the classic manifest.json, naming the same blobs
         members["manifest.json"] = json.dumps([{
@@ -158,6 +168,54 @@ def compressed(blob: Blob) -> bytes:
         compression.run()
     assert compression.done and compression.digest == sha256(contents(compression.output))
     return contents(compression.output)
+
+
+def test_a_missing_layer_is_named_by_both_readings(tmp_path: Path, saved: dict) -> None:
+    archive, _ = oci_archive(tmp_path / "oci.tar", saved, compressed=True, docker_manifest=True,
+                             defect="layer-missing")
+    handed: list[Blob] = []
+    with pytest.raises(ExportError, match="which it does not contain; read by its manifest.json: .* does not contain"):
+        with archive.open("rb") as stream:
+            read_export(stream, tmp_path, MemoryBudget(), saved["diff_ids"], wanted=lambda _: True,
+                        ready=handed.append)
+    assert handed == [], "a layer of an image that cannot be pushed was handed over for upload"
+
+
+def test_a_layer_listed_twice_goes_once(tmp_path: Path) -> None:
+    """Images repeat layers (the same files copied in again): the blob is handed over,
+    and uploaded, once."""
+    first, second = os.urandom(5000), os.urandom(5000)
+    config = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {
+        "type": "layers", "diff_ids": [sha256(first), sha256(second), sha256(first)]}}).encode()
+    blobs = [gzip.compress(first, mtime=0), gzip.compress(second, mtime=0)]
+    listed = [{"mediaType": OCI_GZIP_LAYER, "digest": sha256(b), "size": len(b)} for b in blobs]
+    manifest = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": {
+        "mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha256(config), "size": len(config)},
+        "layers": [*listed, listed[0]]}).encode()
+    members = {f"blobs/sha256/{sha256(b)[7:]}": b for b in [*blobs, config, manifest]}
+    members["index.json"] = json.dumps({"schemaVersion": 2, "manifests": [
+        {"mediaType": OCI_MANIFEST, "digest": sha256(manifest), "size": len(manifest)}]}).encode()
+    exported, handed = read(write_tar(tmp_path / "oci.tar", members), tmp_path / "work",
+                            {"diff_ids": json.loads(config)["rootfs"]["diff_ids"]})
+    assert len(handed) == 2 and exported.layers[0] is exported.layers[2]
+    assert [b.digest for b in exported.layers] == [sha256(blobs[0]), sha256(blobs[1]), sha256(blobs[0])]
+
+
+def test_an_image_without_layers(tmp_path: Path, containerd) -> None:
+    """FROM scratch with labels only: a config without diffIDs, a manifest without
+    layers, as containerd's exporter writes it. (This engine, 20.10, refuses to export
+    such an image: "empty export - not implemented"; so its save is written here.)"""
+    config = json.dumps({"architecture": "amd64", "os": "linux", "config": {"Labels": {"only": "labels"}},
+                         "rootfs": {"type": "layers"}}).encode()
+    saved = write_tar(tmp_path / "save.tar", {
+        f"{sha256(config)[7:]}.json": config,
+        "manifest.json": json.dumps([{"Config": f"{sha256(config)[7:]}.json",
+                                      "RepoTags": ["dockpool-tests/labels-only:1"], "Layers": []}]).encode()})
+    archive = containerd.export(saved, "dockpool-tests/labels-only:1", tmp_path / "containerd.tar", compress=True)
+    assert manifest_in(archive)["layers"] == [], "containerd wrote another image: the test would prove nothing"
+    exported, handed = read(archive, tmp_path / "work", {"diff_ids": []})
+    assert (exported.layers, handed) == ([], [])
+    assert exported.config == config
 
 
 def test_many_small_compressed_layers_wait_on_disk_not_in_memory(tmp_path: Path, saved: dict) -> None:
@@ -269,6 +327,14 @@ def test_oci_layout_keeps_compressed_layers_as_they_are(tmp_path: Path, saved: d
     assert [contents(b.body) for b in handed] == blobs  # type: ignore[arg-type]
     assert all(b.raw is None for b in handed)
     assert [b.diff_id for b in handed] == saved["diff_ids"]  # from the config: the layer cache learns them
+
+
+def test_without_the_engines_layers_the_image_the_export_holds_is_taken(tmp_path: Path, saved: dict) -> None:
+    """An engine that did not list the image's layers: of the Linux images in the index,
+    the first one the export holds whole (not arm64, whose layers it lacks)."""
+    archive, _ = oci_archive(tmp_path / "oci.tar", saved, compressed=True, nested=True)
+    exported, _ = read(archive, tmp_path / "work", {"diff_ids": []})
+    assert exported.config == saved["config"]
 
 
 def test_compressed_layers_the_registry_has_are_not_handed_over(tmp_path: Path, saved: dict) -> None:

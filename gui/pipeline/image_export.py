@@ -413,14 +413,23 @@ class _Reader:
         gzip blobs there whose media types only the index's manifest tells. Docker
         25.0.0 to 25.0.2 wrote an index that lists nothing, or a manifest without the
         layers (moby#47210, #47065), beside a sound manifest.json: that one is read then."""
+        index_error: ExportError | None = None
         if "index.json" in self.small:
             try:
                 return self._oci_layout(*self._index_image())
-            except ExportError:
+            except (ExportError, KeyError, TypeError, ValueError) as exc:
+                index_error = exc if isinstance(exc, ExportError) else ExportError(
+                    f"the export's index.json, or a manifest or config it names, is not as the OCI layout says "
+                    f"({exc!r})")
                 if "manifest.json" not in self.small:
-                    raise
+                    raise index_error from exc
         if "manifest.json" in self.small:
-            return self._docker_layout()
+            try:
+                return self._docker_layout()
+            except ExportError as exc:
+                if index_error is None:
+                    raise
+                raise ExportError(f"{index_error}; read by its manifest.json: {exc}") from index_error
         raise ExportError("the export has neither manifest.json nor index.json")
 
     def _docker_layout(self) -> ExportedImage:
@@ -438,31 +447,36 @@ class _Reader:
         return ExportedImage(self.bytes_of(posixpath.normpath(entry["Config"])), DOCKER_CONFIG, DOCKER_MANIFEST,
                              layers)
 
-    def _index_image(self) -> tuple[dict[str, Any], bytes]:
-        """The image manifest the index points at, and its config, checked: a manifest
-        whose layers its config does not list would be pushed as an image nobody can pull."""
-        manifest, config = self._pick_manifest(json.loads(self.small["index.json"]))
-        listed = len((json.loads(config).get("rootfs") or {}).get("diff_ids") or [])
-        if len(manifest.get("layers") or []) != listed:
-            raise ExportError(f"the export's image manifest lists {len(manifest.get('layers') or [])} layers, "
-                              f"its config {listed}")
-        return manifest, config
+    def _index_image(self) -> tuple[dict[str, Any], bytes, list[str]]:
+        """The image manifest the index points at, its config and the config's diffIDs,
+        checked: a manifest whose layers its config does not list would be pushed as an
+        image nobody can pull."""
+        manifest, config, diff_ids = self._pick_manifest(json.loads(self.small["index.json"]))
+        listed = len(manifest.get("layers") or [])
+        if listed != len(diff_ids):
+            raise ExportError(f"the export's image manifest lists {listed} layers, its config {len(diff_ids)}")
+        return manifest, config, diff_ids
 
-    def _oci_layout(self, manifest: dict[str, Any], config: bytes) -> ExportedImage:
-        # A gzip layer's diffID is in the config, in layer order: the layer cache learns it,
-        # and a layer the registry has is not read again. Other compressions (zstd) stay
-        # out of the cache, which feeds Docker v2 manifests.
-        diff_ids = json.loads(config)["rootfs"]["diff_ids"]
+    def _oci_layout(self, manifest: dict[str, Any], config: bytes, diff_ids: list[str]) -> ExportedImage:
+        """The image as its manifest lists it. A gzip layer's diffID is its config's, in
+        layer order: the layer cache learns it, and a layer the registry has is not read
+        again. Other compressions (zstd) stay out of the cache, which feeds Docker v2
+        manifests. Every blob is found before any is handed over, so an export that
+        lacks one is read by its manifest.json instead, with nothing uploaded for it."""
         layers = []
+        made: dict[str, Blob] = {}  # a blob the manifest lists twice goes once
         kept = False  # a layer goes as the export holds it (compressed already)
-        for position, desc in enumerate(manifest["layers"]):
-            name = _blob_name(desc["digest"])
+        for position, desc in enumerate(manifest.get("layers") or []):
+            name = self.links.get(_blob_name(desc["digest"]), _blob_name(desc["digest"]))
             media_type = desc.get("mediaType", OCI_GZIP_LAYER)
             if name in self.layers:  # named by its diffID: handled as an uncompressed layer
                 layers.append(self.layers[name])
                 continue
             uncompressed = media_type in _UNCOMPRESSED_LAYERS
             kept = kept or not uncompressed
+            if name in made:
+                layers.append(made[name])
+                continue
             gzip_layer = media_type in (OCI_GZIP_LAYER, DOCKER_GZIP_LAYER)
             diff_id = desc["digest"] if uncompressed else (diff_ids[position] if gzip_layer else "")
             if diff_id and not self.wanted(diff_id):
@@ -474,8 +488,10 @@ class _Reader:
             else:
                 blob = Blob(desc["digest"], int(desc["size"]), media_type, Spool.of_file(self._materialize(name)),
                             diff_id)
-            self.ready(blob)
+            made[name] = blob
             layers.append(blob)
+        for blob in made.values():
+            self.ready(blob)
         if not kept:  # Dockpool compresses every layer: Docker v2, as `docker push` sends from these engines
             return ExportedImage(config, DOCKER_CONFIG, DOCKER_MANIFEST, layers)
         return ExportedImage(config, manifest["config"].get("mediaType", OCI_CONFIG),
@@ -491,34 +507,51 @@ class _Reader:
         self.spooled[name] = path
         return path
 
-    def _pick_manifest(self, index: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
-        """The image manifest the index points at, and its config: of the Linux images
-        the export holds (an index may list other platforms and attestations, and nest
-        indexes), the one whose layers are the engine's image's, else the first."""
-        found: list[tuple[str, dict[str, Any], bytes]] = []  # (os, manifest, config)
+    def _holds(self, digest: str) -> bool:
+        name = self.links.get(_blob_name(digest), _blob_name(digest))
+        return name in self.small or name in self.spooled or name in self.layers
+
+    def _pick_manifest(self, index: dict[str, Any]) -> tuple[dict[str, Any], bytes, list[str]]:
+        """The image manifest the index points at, its config and the config's diffIDs.
+        An index may list several platforms and attestations, and nest indexes: the
+        image whose layers are the engine's image's (from its inspect) is the one;
+        without such a match (an engine that did not say), the first Linux image whose
+        layers the export holds, else the first image it holds."""
+        found: list[tuple[bool, dict[str, Any], bytes, list[str]]] = []  # (linux, manifest, config, diffIDs)
         self._images_in(index, found, 0)
         if not found:
-            raise ExportError("the export's index.json lists no image manifest")
-        for _, manifest, config in found:
-            if json.loads(config).get("rootfs", {}).get("diff_ids") == self.image_diff_ids:
-                return manifest, config
-        _, manifest, config = next((image for image in found if image[0] == "linux"), found[0])
-        return manifest, config
+            raise ExportError("the export's index.json names no image manifest that the export holds")
+        for _, manifest, config, diff_ids in found:
+            if diff_ids == self.image_diff_ids:
+                return manifest, config, diff_ids
+        whole = [image for image in found if all(self._holds(layer["digest"]) for layer in image[1]["layers"])]
+        _, manifest, config, diff_ids = next((image for image in whole if image[0]), (whole or found)[0])
+        return manifest, config, diff_ids
 
-    def _images_in(self, index: dict[str, Any], found: list[tuple[str, dict[str, Any], bytes]], depth: int) -> None:
+    def _images_in(self, index: dict[str, Any], found: list[tuple[bool, dict[str, Any], bytes, list[str]]],
+                   depth: int) -> None:
+        """Add the images an index lists, in its order, to `found`; attestations, and
+        manifests or configs the export does not hold (a platform never pulled), are
+        passed over; nested indexes are followed a few levels deep."""
+        if depth > 3:
+            return
         for entry in index.get("manifests") or []:
-            if depth > 3 or "attestation-manifest" in json.dumps(entry.get("annotations") or {}):
+            if "attestation-manifest" in json.dumps(entry.get("annotations") or {}):
                 continue
             try:
                 document = json.loads(self.bytes_of(_blob_name(entry["digest"])))
                 if document.get("mediaType", entry.get("mediaType")) in (OCI_INDEX, DOCKER_LIST) \
                         or "manifests" in document:
                     self._images_in(document, found, depth + 1)
-                else:
-                    config = self.bytes_of(_blob_name(document["config"]["digest"]))
-                    found.append(((entry.get("platform") or {}).get("os", "linux"), document, config))
-            except (ExportError, KeyError, TypeError, ValueError):
-                continue  # a platform or manifest the export does not hold
+                    continue
+                config = self.bytes_of(_blob_name(document["config"]["digest"]))
+                diff_ids = list((json.loads(config).get("rootfs") or {}).get("diff_ids") or [])
+                document["layers"] = list(document.get("layers") or [])
+                linux = (entry.get("platform") or {}).get("os", "linux") == "linux"
+                found.append((linux, document, config, diff_ids))
+            except (ExportError, KeyError, TypeError, ValueError, AttributeError):
+                continue  # a platform or manifest the export does not hold, or not an image
+
 
 def _blob_name(digest: str) -> str:
     algorithm, _, hexdigest = digest.partition(":")

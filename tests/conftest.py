@@ -57,7 +57,7 @@ def base_image(docker_client: docker.APIClient) -> str:
 
 
 @pytest.fixture(scope="session")
-def containerd(docker_host: str) -> Iterator[Containerd]:
+def containerd() -> Iterator[Containerd]:
     """A private containerd, whose exporter writes the containerd image store's layout."""
     daemon = Containerd(Path(tempfile.mkdtemp(prefix="dockpool-containerd-", dir="/tmp")))
     try:

@@ -44,7 +44,10 @@ class Containerd:
                                       lambda: self.socket.exists() and self._answers())
 
     def _answers(self) -> bool:
-        return subprocess.run(self._ctr("version"), capture_output=True).returncode == 0
+        try:
+            return subprocess.run(self._ctr("version"), capture_output=True, timeout=10).returncode == 0
+        except subprocess.TimeoutExpired:
+            return False
 
     def _ctr(self, *args: str) -> list[str]:
         return ["ctr", "--address", str(self.socket), "--namespace", NAMESPACE, *args]

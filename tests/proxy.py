@@ -25,6 +25,28 @@ import time
 BURST = 0.05  # seconds of a throttled link's capacity that may be used late
 
 
+class _OneRequest:
+    """A request to act on once: its method, and a marker in its request line."""
+
+    def __init__(self) -> None:
+        self.wanted: tuple[bytes, bytes] | None = None  # (method, marker)
+        self.seen: list[bytes] = []  # the request line, once it came
+        self._lock = threading.Lock()
+
+    def starts(self, data: bytes) -> bool:
+        """Whether the request starting in `data` is the one (then no other is)."""
+        with self._lock:
+            if self.wanted is None:
+                return False
+            method, marker = self.wanted
+            line = data.split(b"\r\n", 1)[0]
+            if not (line.startswith(method + b" ") and marker in line):
+                return False
+            self.wanted = None
+            self.seen.append(line)
+            return True
+
+
 class Proxy:
     def __init__(self, target: tuple[str, int], *, stall_after: int | None = None, rate: float | None = None,
                  total_rate: float | None = None) -> None:
@@ -37,10 +59,10 @@ class Proxy:
         self.connections = 0
         self._blackhole = threading.Event()
         self._errors_left = 0
-        self._lose: tuple[bytes, bytes] | None = None  # (method, marker) of the request whose answer is lost
-        self.lost: list[bytes] = []  # request lines whose answers were lost
-        self._hold: tuple[bytes, bytes] | None = None  # (method, marker) of the request to hold
-        self.held: list[bytes] = []  # request lines held
+        self._lose = _OneRequest()  # the request whose answer is lost
+        self.lost = self._lose.seen  # request lines whose answers were lost
+        self._hold = _OneRequest()  # the request held
+        self.held = self._hold.seen  # request lines held
         self._sockets: list[socket.socket] = []
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
@@ -67,12 +89,12 @@ class Proxy:
     def lose_answer(self, method: bytes, marker: bytes) -> None:
         """Forward the next `method` request whose request line holds `marker`, then cut
         its connection before the answer reaches the client (once)."""
-        self._lose = (method, marker)
+        self._lose.wanted = (method, marker)
 
     def hold_request(self, method: bytes, marker: bytes) -> None:
         """Hold the next `method` request whose request line holds `marker`: never
         forwarded, never answered, its connection open until the proxy closes (once)."""
-        self._hold = (method, marker)
+        self._hold.wanted = (method, marker)
 
     @staticmethod
     def _answer_503(client: socket.socket) -> None:
@@ -128,28 +150,6 @@ class Proxy:
         if delay > 0:
             time.sleep(delay)
 
-    def _losing(self, data: bytes) -> bool:
-        """The request starting in `data` is the one whose answer is to be lost."""
-        return self._matches(data, "_lose", self.lost)
-
-    def _holding(self, data: bytes) -> bool:
-        """The request starting in `data` is the one to hold."""
-        return self._matches(data, "_hold", self.held)
-
-    def _matches(self, data: bytes, wanted: str, seen: list[bytes]) -> bool:
-        """Whether the request starting in `data` is the one `wanted` names (then it
-        names none any more, and the request line goes to `seen`)."""
-        with self._lock:
-            if getattr(self, wanted) is None:
-                return False
-            method, marker = getattr(self, wanted)
-            line = data.split(b"\r\n", 1)[0]
-            if not (line.startswith(method + b" ") and marker in line):
-                return False
-            setattr(self, wanted, None)
-            seen.append(line)
-            return True
-
     def _pump(self, source: socket.socket, sink: socket.socket, upload: bool, answer_lost: threading.Event) -> None:
         sent = 0
         started = time.monotonic()
@@ -159,9 +159,9 @@ class Proxy:
                 data = source.recv(chunk)
                 if not data or (not upload and answer_lost.is_set()):
                     break  # (the answer is dropped: both ends are shut below)
-                if upload and self._losing(data):
+                if upload and self._lose.starts(data):
                     answer_lost.set()
-                if upload and self._holding(data):
+                if upload and self._hold.starts(data):
                     self._closing.wait()  # held for good, as a stall: nothing forwarded, nothing closed
                     return
                 if upload and self.stall_after is not None and not self.stalled.is_set() \

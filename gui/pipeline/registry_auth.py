@@ -76,8 +76,8 @@ def parse_challenge(headers: list[str]) -> Challenge | None:
                 challenges.append(Challenge(start.group(1).lower(), {}))
                 part = part[start.end():]
             if challenges:
-                challenges[-1].params.update(
-                    (key.lower(), re.sub(r"\\(.)", r"\1", quoted) or bare) for key, quoted, bare in _PARAM_RE.findall(part))
+                challenges[-1].params.update((key.lower(), re.sub(r"\\(.)", r"\1", quoted) or bare)
+                                             for key, quoted, bare in _PARAM_RE.findall(part))
     return next((c for c in challenges if c.scheme == "bearer"), challenges[0] if challenges else None)
 
 

@@ -55,7 +55,7 @@ def _tail(path: Path, lines: int = 20) -> str:
         return "(no log)"
 
 
-def _stop_process(process: subprocess.Popen[bytes] | None, timeout: float = 20.0) -> None:
+def stop_process(process: subprocess.Popen[bytes] | None, timeout: float = 20.0) -> None:
     if process is None or process.poll() is not None:
         return
     process.send_signal(signal.SIGTERM)
@@ -66,7 +66,7 @@ def _stop_process(process: subprocess.Popen[bytes] | None, timeout: float = 20.0
         process.wait()
 
 
-def _start_service(name: str, command: list[str], log_path: Path,
+def start_service(name: str, command: list[str], log_path: Path,
                    answers: Callable[[], bool]) -> subprocess.Popen[bytes]:
     """Start a service with its output appended to its log; return once it answers."""
     with log_path.open("ab") as log:
@@ -78,7 +78,7 @@ def _start_service(name: str, command: list[str], log_path: Path,
         if answers():
             return process
         time.sleep(0.1)
-    _stop_process(process)
+    stop_process(process)
     raise ServiceError(f"{name} did not answer within {START_TIMEOUT:.0f} s:\n{_tail(log_path)}")
 
 
@@ -104,7 +104,7 @@ class DockerDaemon:
                    "--exec-root", str(self.root / "exec"), "--pidfile", str(self.root / "docker.pid"),
                    "--iptables=false", "--bridge=none", "--storage-driver=vfs",
                    "--userland-proxy=false"]
-        self.process = _start_service("dockerd", command, self.log_path,
+        self.process = start_service("dockerd", command, self.log_path,
                                       lambda: self.socket.exists() and self._answers())
         return self.host
 
@@ -118,7 +118,7 @@ class DockerDaemon:
             return False
 
     def stop(self) -> None:
-        _stop_process(self.process)
+        stop_process(self.process)
         self.process = None
         shutil.rmtree(self.root / "data", ignore_errors=True)
 
@@ -215,7 +215,7 @@ class Registry:
             f"storage:\n  filesystem:\n    rootdirectory: {self.root / 'data'}\n  delete:\n    enabled: true\n"
             f"http:\n  addr: {self.address}\n"
             + (f"  tls:\n    certificate: {self.tls[0]}\n    key: {self.tls[1]}\n" if self.tls else "") + auth)
-        self.process = _start_service("docker-registry", [binary, "serve", str(config)], self.log_path,
+        self.process = start_service("docker-registry", [binary, "serve", str(config)], self.log_path,
                                       self._answers)
         return self.address
 
@@ -229,7 +229,7 @@ class Registry:
             return False
 
     def stop(self) -> None:
-        _stop_process(self.process)
+        stop_process(self.process)
         self.process = None
 
     def requests(self) -> list[RegistryRequest]:

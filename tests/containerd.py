@@ -17,7 +17,7 @@ import subprocess
 import tarfile
 from pathlib import Path
 
-from gui.devservices import ServiceError, _start_service, _stop_process
+from gui.devservices import ServiceError, start_service, stop_process
 
 NAMESPACE = "dockpool-tests"
 
@@ -40,7 +40,7 @@ class Containerd:
         config.write_text(f'version = 2\nroot = "{self.root / "data"}"\nstate = "{self.root / "state"}"\n'
                           f'disabled_plugins = ["io.containerd.grpc.v1.cri"]\n'
                           f'[grpc]\n  address = "{self.socket}"\n')
-        self.process = _start_service("containerd", [binary, "--config", str(config)], self.root / "containerd.log",
+        self.process = start_service("containerd", [binary, "--config", str(config)], self.root / "containerd.log",
                                       lambda: self.socket.exists() and self._answers())
 
     def _answers(self) -> bool:
@@ -71,7 +71,7 @@ class Containerd:
         return target
 
     def stop(self) -> None:
-        _stop_process(self.process)
+        stop_process(self.process)
         self.process = None
         shutil.rmtree(self.root, ignore_errors=True)
 

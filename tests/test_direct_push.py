@@ -419,6 +419,23 @@ def test_containerd_store_export_is_pushed_as_it_is_and_runs(tmp_path: Path, reg
     assert _pulled_payload_sum(docker_client, reference, "1") == expected
 
 
+def test_an_image_without_layers_is_pushed(tmp_path: Path, registry: Registry) -> None:
+    """FROM scratch with labels only: this engine (Docker before 25) refuses to export an
+    image without layers ("empty export - not implemented"), so its config cannot be read
+    from the export; the engine pushes it (a config of a few hundred bytes: nothing to stall)."""
+    folder = tmp_path / "labels-only"
+    folder.mkdir()
+    (folder / "Dockerfile").write_text("FROM scratch\nLABEL org.example.only=labels\n")
+    project = load(write_project(tmp_path, [{"name": "labels-only", "context": "labels-only"}],
+                                 registry=registry.address))
+    run = run_pipeline(project, push_via="direct")
+    [image] = run.report.images
+    assert image.status is Status.PUSHED, image.error
+    assert registry.manifest("labels-only", "latest")["layers"] == []
+    assert registry.manifest_digest("labels-only", "latest") == image.digest
+    assert any("pushed by the engine" in line for line in run.log("labels-only"))
+
+
 def test_second_run_of_unchanged_images_uploads_nothing(tmp_path: Path, registry: Registry, monkeypatch) -> None:
     temp = own_temp_folder(tmp_path, monkeypatch)
     project = simple_project(tmp_path, 3, registry=registry.address, payload=1_000_000)

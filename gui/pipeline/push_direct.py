@@ -113,6 +113,11 @@ def _worth_another_upload(exc: Exception, failure: ev.Failure) -> bool:
     return failure.kind in (ev.FailureKind.STALLED, ev.FailureKind.NETWORK) or getattr(exc, "restart_blob", False)
 
 
+class _NotExportable(Exception):
+    """The engine refuses to export the image: Docker before 25 for an image without
+    layers (FROM scratch with labels or settings only), "empty export - not implemented"."""
+
+
 class DirectPush:
     def __init__(self, clients: Any, task: PushTask, reporter: _Reporter,
                  wire: AbstractContextManager[None]) -> None:
@@ -194,7 +199,12 @@ class DirectPush:
             media_type = known.manifest_media_type
             manifest = image_manifest(media_type, known.config, known.config_size, [self.have[d] for d in diff_ids])
         else:
-            exported = self._export_and_upload(image["Id"], diff_ids)
+            try:
+                exported = self._export_and_upload(image["Id"], diff_ids)
+            except Exception as exc:
+                if not diff_ids and "empty export" in str(exc):
+                    raise _NotExportable from exc
+                raise
             manifest, media_type = self._upload_config_and_build_manifest(exported)
             self.cache.put_image(image["Id"], exported.config_digest, len(exported.config), media_type)
         return self._put_manifests(manifest, media_type)
@@ -580,10 +590,13 @@ def run_push(clients: Any, task: PushTask, emit: Callable[[Any], None],
     reporter = _Reporter(task.image, emit)
     push: DirectPush | None = None
     failure: ev.Failure | None = None
+    through_engine = False
     try:
         try:
             push = DirectPush(clients, task, reporter, wire or nullcontext())
             digests = push.run()
+        except _NotExportable:
+            through_engine = True
         except RegistryError as exc:
             failure = exc.failure
         except ExportError as exc:
@@ -593,16 +606,22 @@ def run_push(clients: Any, task: PushTask, emit: Callable[[Any], None],
             failure = failure_for(exc, "push", task.stall_timeout)
         except Exception as exc:  # the engine's inspect or export, a full disk, …
             failure = classify(exception_message(exc), ev.Stage.PUSH)
-        if failure is None:
-            _finish(reporter, task, digests)
-        else:
+        if failure is not None:
             _fail(reporter, task, failure)
+        elif not through_engine:
+            _finish(reporter, task, digests)
     finally:
         if push is not None:
             try:
                 push.leave_the_wire()
             finally:
                 push.close()
+    if through_engine:  # its config is a few hundred bytes: no stall to beat, no wire to share
+        reporter.log("this engine cannot export an image without layers (Docker before 25): "
+                     "it is pushed by the engine")
+        from .push_engine import run_push as push_by_engine
+
+        push_by_engine(clients.stream, task, emit)
 
 
 def _finish(reporter: _Reporter, task: PushTask, digests: dict[str, str]) -> None:

@@ -82,6 +82,16 @@ def start_service(name: str, command: list[str], log_path: Path,
     raise ServiceError(f"{name} did not answer within {START_TIMEOUT:.0f} s:\n{_tail(log_path)}")
 
 
+def _mounted(path: Path) -> bool:
+    """Whether something is mounted on `path` (a bind mount on the same disk too, which
+    os.path.ismount cannot tell)."""
+    try:
+        mounts = Path("/proc/self/mounts").read_text()
+    except OSError:
+        return False
+    return any(line.split()[1] == str(path) for line in mounts.splitlines() if len(line.split()) > 1)
+
+
 class DockerDaemon:
     """A private dockerd: own socket, data root, exec root and pid file under `root`."""
 
@@ -120,7 +130,10 @@ class DockerDaemon:
     def stop(self) -> None:
         stop_process(self.process)
         self.process = None
-        shutil.rmtree(self.root / "data", ignore_errors=True)
+        data = self.root / "data"
+        if _mounted(data):  # a killed dockerd leaves its data root bind-mounted on itself
+            subprocess.run(["umount", "--lazy", str(data)], check=False)
+        shutil.rmtree(data, ignore_errors=True)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
+import signal
+import tempfile
 import threading
 import time
 from contextlib import nullcontext
@@ -16,7 +19,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from gui.devservices import Registry
+from gui.devservices import DockerDaemon, Registry
 from gui.pipeline import events as ev
 from gui.pipeline.events import Status
 from gui.pipeline.layer_cache import LayerCache
@@ -168,6 +171,45 @@ def test_upload_purged_by_the_registry_mid_push_is_sent_again(tmp_path: Path, re
     # purged too, and is not the one that blob's next attempt (or the config) used.
     assert len(run.of(ev.UploadResumed)) == 1, run.of(ev.UploadResumed)
     assert registry.manifest_digest("img00", "latest") == image.digest
+
+
+def test_an_engine_gone_mid_export_leaves_no_upload_on_the_registry(tmp_path: Path, registry: Registry,
+                                                                     monkeypatch) -> None:
+    """The engine dies while its export streams a layer that is uploaded as it is
+    compressed (Docker Desktop restarting, its VM stopped): the push fails, saying the
+    engine's export broke, and the upload is cancelled, so the registry need not keep
+    the partial blob until its own purge (a week, by default)."""
+    engine = DockerDaemon(Path(tempfile.mkdtemp(prefix="dockpool-engine-", dir="/tmp")))  # short socket paths
+    monkeypatch.setenv("DOCKER_HOST", engine.start())  # a private engine: this test kills it
+    killed = threading.Event()
+
+    def kill_engine_once_uploading(pipeline, event) -> None:
+        if isinstance(event, ev.PushProgress) and event.done > 0 and not killed.is_set():
+            killed.set()
+            os.killpg(engine.process.pid, signal.SIGKILL)  # dockerd and its containerd
+
+    slow = Proxy(_target(registry), rate=4_000_000)
+    try:
+        project = simple_project(tmp_path, 1, registry=slow.address, payload=120_000_000)
+        run = run_pipeline(project, push_via="direct", retries=0, on_event=kill_engine_once_uploading)
+    finally:
+        slow.close()
+        engine.stop()
+        shutil.rmtree(engine.root, ignore_errors=True)
+    assert killed.is_set(), "the engine was never killed: the test proves nothing"
+    [image] = run.report.images
+    assert image.status is Status.FAILED and image.stage is ev.Stage.PUSH, image.error
+    assert "export" in image.error, image.error
+    # Every upload session opened is cancelled (none was completed). The registry may still
+    # keep a partial blob: distribution's PATCH handler, still reading what was sent
+    # before the connection closed, writes it back after the cancel (seen here).
+    # (The registry's access log: its "response completed" lines leave out answers it
+    # counts as errors, and the cancel of an upload that grew meanwhile is answered 404.)
+    asked = re.findall(r'"(POST|PUT|DELETE) /v2/img00/blobs/uploads/(\S*) HTTP/1.1" (\d+) .*"dockpool/',
+                       registry.log_path.read_text())
+    opened = [a for a in asked if a[0] == "POST" and a[2] == "202"]
+    cancelled = {uri.split("?")[0] for method, uri, _ in asked if method == "DELETE"}
+    assert opened and not [a for a in asked if a[0] == "PUT"] and len(cancelled) == len(opened), asked
 
 
 @pytest.mark.parametrize("lost", ["blob", "manifest"])

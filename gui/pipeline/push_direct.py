@@ -113,6 +113,30 @@ def _worth_another_upload(exc: Exception, failure: ev.Failure) -> bool:
     return failure.kind in (ev.FailureKind.STALLED, ev.FailureKind.NETWORK) or getattr(exc, "restart_blob", False)
 
 
+class ExportBroken(Exception):
+    """The engine's export stream broke off: the engine stopped or restarted mid-export
+    (Docker Desktop restarting, its VM stopped, the daemon killed)."""
+
+    hint = "check that the Docker engine is running (was it restarted or stopped?), then retry this image"
+
+
+class _EngineStream:
+    """The engine's export as read_export reads it, its failures said as the engine's."""
+
+    def __init__(self, raw: Any) -> None:
+        self._raw = raw
+        self.received = 0
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            data: bytes = self._raw.read(size)
+        except Exception as exc:
+            raise ExportBroken(f"the engine's export broke off after {self.received / 1e6:.1f} MB "
+                               f"({exception_message(exc)})") from exc
+        self.received += len(data)
+        return data
+
+
 class _NotExportable(Exception):
     """The engine refuses to export the image: Docker before 25 for an image without
     layers (FROM scratch with labels or settings only), "empty export - not implemented"."""
@@ -275,7 +299,7 @@ class DirectPush:
 
         def export() -> None:
             try:
-                exported = read_export(response.raw, self.workdir, self.memory, diff_ids,
+                exported = read_export(_EngineStream(response.raw), self.workdir, self.memory, diff_ids,
                                        wanted=lambda diff_id: diff_id not in self.have, ready=handed_over)
                 self.ahead.ask_blob_size(exported.config_digest)
                 ready.put(exported)
@@ -397,6 +421,9 @@ class DirectPush:
             self.report.emit(ev.UploadResumed(self.task.image, blob.digest[7:19], offset, failure.message))
             self._uploaded(blob, self._transfer(blob, 1, True, upload, offset))
             return
+        except Exception:  # the layer's source broke (the engine's export): the push fails
+            self._abandon(upload)  # and the registry need not keep the partial blob for a week
+            raise
         finally:
             for pieces in opened:
                 pieces.close()  # type: ignore[attr-defined]
@@ -483,6 +510,9 @@ class DirectPush:
                 upload, offset = self._resume_point(exc, blob, upload, self.report.current)
                 self.report.emit(ev.UploadResumed(self.task.image, short, offset, failure.message))
                 continue
+            except Exception:  # the blob's source broke (its file): the push fails
+                self._abandon(upload)  # and the registry need not keep the partial blob for a week
+                raise
             finally:
                 for chunks in opened:
                     chunks.close()  # type: ignore[attr-defined]
@@ -602,6 +632,8 @@ def run_push(clients: Any, task: PushTask, emit: Callable[[Any], None],
         except ExportError as exc:
             failure = ev.Failure(ev.FailureKind.OTHER, f"reading the image from the engine: {exc}",
                                  "push this image through the engine instead (push = \"engine\")")
+        except ExportBroken as exc:
+            failure = ev.Failure(ev.FailureKind.ENGINE, str(exc), exc.hint)
         except httpx.HTTPError as exc:
             failure = failure_for(exc, "push", task.stall_timeout)
         except Exception as exc:  # the engine's inspect or export, a full disk, …

@@ -189,9 +189,12 @@ class Registry:
     port, its storage and its log, like a registry restarted by its operator."""
 
     def __init__(self, root: Path, htpasswd: Path | None = None, port: int | None = None,
-                 auth: str | None = None, host: str = "127.0.0.1", tls: tuple[Path, Path] | None = None) -> None:
-        """`tls`: (certificate, key) to serve HTTPS; `host`: the address to listen on."""
+                 auth: str | None = None, host: str = "127.0.0.1", tls: tuple[Path, Path] | None = None,
+                 public_url: str = "") -> None:
+        """`tls`: (certificate, key) to serve HTTPS; `host`: the address to listen on;
+        `public_url`: the URL it names in its Location headers (its `http.host`)."""
         self.root = root
+        self.public_url = public_url
         self.htpasswd = htpasswd
         self.auth = auth
         self.host = host
@@ -226,7 +229,7 @@ class Registry:
         config.write_text(
             "version: 0.1\nlog:\n  level: info\n  formatter: text\n"
             f"storage:\n  filesystem:\n    rootdirectory: {self.root / 'data'}\n  delete:\n    enabled: true\n"
-            f"http:\n  addr: {self.address}\n"
+            f"http:\n  addr: {self.address}\n" + (f"  host: {self.public_url}\n" if self.public_url else "")
             + (f"  tls:\n    certificate: {self.tls[0]}\n    key: {self.tls[1]}\n" if self.tls else "") + auth)
         self.process = start_service("docker-registry", [binary, "serve", str(config)], self.log_path,
                                       self._answers)

@@ -49,7 +49,7 @@ class _OneRequest:
 
 class Proxy:
     def __init__(self, target: tuple[str, int], *, stall_after: int | None = None, rate: float | None = None,
-                 total_rate: float | None = None) -> None:
+                 total_rate: float | None = None, listen: str = "127.0.0.1") -> None:
         self.target = target
         self.stall_after = stall_after  # client->server bytes on one connection before it stalls (once)
         self.rate = rate  # client->server bytes per second, per connection
@@ -64,8 +64,9 @@ class Proxy:
         self._hold = _OneRequest()  # the request held
         self.held = self._hold.seen  # request lines held
         self._sockets: list[socket.socket] = []
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self._listener.getsockname()[1]
+        self.authorized = 0  # requests that carried an Authorization header
+        self._listener = socket.create_server((listen, 0))
+        self.host, self.port = self._listener.getsockname()[:2]
         self._closing = threading.Event()
         self._lock = threading.Lock()
         self._budget_at = time.monotonic()  # when the shared uplink is free again
@@ -73,7 +74,7 @@ class Proxy:
 
     @property
     def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"{self.host}:{self.port}"
 
     def blackhole(self, on: bool) -> None:
         """Swallow new connections (accept, never answer), or forward them again."""
@@ -159,6 +160,8 @@ class Proxy:
                 data = source.recv(chunk)
                 if not data or (not upload and answer_lost.is_set()):
                     break  # (the answer is dropped: both ends are shut below)
+                if upload and b"\r\nauthorization:" in data.lower():
+                    self.authorized += 1
                 if upload and self._lose.starts(data):
                     answer_lost.set()
                 if upload and self._hold.starts(data):

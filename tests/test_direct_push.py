@@ -27,7 +27,7 @@ from gui.pipeline.project import load
 from gui.pipeline.push_direct import DirectPush, _Reporter
 from gui.pipeline.tasks import PushTask
 from tests.containerd import manifest_in
-from tests.helpers import (left_behind, max_concurrent, own_temp_folder, registry_token, run_pipeline,
+from tests.helpers import (htpasswd_file, left_behind, max_concurrent, own_temp_folder, registry_token, run_pipeline,
                            simple_project, wait_until_dead, write_image, write_project)
 from tests.proxy import Proxy
 from tests.token_service import TokenService
@@ -294,6 +294,28 @@ def test_token_auth_refreshes_an_expiring_token(tmp_path: Path, token_registry) 
     assert registry.manifest_digest("img00", "latest", token) == image.digest
     assert "secret-pass" not in run.report.to_json()
     assert not any("secret-pass" in repr(event) for event in run.events)
+
+
+def test_credentials_go_to_the_registrys_own_host_only(tmp_path: Path, docker_host: str) -> None:
+    """A registry whose uploads are sent elsewhere (its Location names another host, here
+    through its `http.host`): the login is never sent there, as Docker never sends it.
+    The push fails, naming the host and what to fix."""
+    registry = Registry(tmp_path / "registry", htpasswd=htpasswd_file(tmp_path, "dockpool", "secret-pass"))
+    elsewhere = Proxy(("127.0.0.1", registry.port), listen="127.0.0.2")
+    registry.public_url = f"http://{elsewhere.address}"
+    registry.start()
+    try:
+        project = simple_project(tmp_path, 1, registry=registry.address, payload=100_000)
+        run = run_pipeline(project, push_via="direct", retries=0,
+                           auth={"username": "dockpool", "password": "secret-pass"})
+    finally:
+        registry.stop()
+        elsewhere.close()
+    assert elsewhere.connections, ("nothing was sent to the other host: the test proves nothing", [(i.status, i.error) for i in run.report.images])
+    assert elsewhere.authorized == 0, "the registry's login was sent to another host"
+    [image] = run.report.images
+    assert image.status is Status.FAILED and image.error_kind == "auth", image.error
+    assert elsewhere.address in image.error and "http.host" in (image.hint or ""), (image.error, image.hint)
 
 
 def test_a_push_asks_for_the_push_scope_only_as_docker_does(tmp_path: Path, token_registry) -> None:

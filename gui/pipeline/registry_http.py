@@ -408,18 +408,30 @@ class RegistryClient:
     def request(self, method: str, url: str, scopes: tuple[str, ...], *, body: Body = None,
                 headers: dict[str, str] | None = None, follow: bool = False) -> httpx.Response:
         """One request with auth: a 401 fetches a new token (or learns the challenge)
-        once and sends the request again (a streamed body is made anew)."""
+        once and sends the request again (a streamed body is made anew). The login goes
+        to the registry's own host only, as Docker sends it: never to another host that
+        a Location names (an upload sent elsewhere)."""
         if not self.base:
             self.connect()
         target = urljoin(self.base + "/", url)
+        own = _origin(target) == _origin(self.base)
         for attempt in (1, 2):
             sent_headers = dict(headers or {})
-            authorization = self._authorization(scopes, renew=attempt == 2)
+            authorization = self._authorization(scopes, renew=attempt == 2) if own else None
             if authorization:
                 sent_headers["Authorization"] = authorization
             content = body() if callable(body) else body
             response = self._http.request(method, target, content=content, headers=sent_headers,
                                               follow_redirects=follow)
+            if response.status_code == 401 and not own:
+                response.close()
+                elsewhere = httpx.URL(target)
+                named = f"{elsewhere.host}:{elsewhere.port}" if elsewhere.port else elsewhere.host
+                raise RegistryError(Failure(
+                    FailureKind.AUTH, f"{self.host} sent the upload to {named}, which asks for a login: "
+                    f"Dockpool sends the login to {self.host} only, as Docker does",
+                    "set the registry's public URL (its http.host) to the address pushes use, "
+                    "or push through the engine (push = \"engine\")"))
             if response.status_code != 401 or attempt == 2:
                 return response
             challenge = parse_challenge(response.headers.get_list("www-authenticate"))
@@ -542,6 +554,11 @@ class RegistryClient:
             return response
         except httpx.HTTPError as exc:
             raise RegistryError(failure_for(exc, what, self.timeout)) from exc
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parsed = httpx.URL(url)
+    return parsed.scheme, parsed.host, parsed.port
 
 
 def _push(repository: str) -> str:

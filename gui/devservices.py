@@ -89,7 +89,8 @@ def _mounted(path: Path) -> bool:
         mounts = Path("/proc/self/mounts").read_text()
     except OSError:
         return False
-    return any(line.split()[1] == str(path) for line in mounts.splitlines() if len(line.split()) > 1)
+    wanted = str(path).replace("\\", "\\134").replace(" ", "\\040").replace("\t", "\\011").replace("\n", "\\012")
+    return any(line.split()[1] == wanted for line in mounts.splitlines() if len(line.split()) > 1)
 
 
 class DockerDaemon:
@@ -131,7 +132,9 @@ class DockerDaemon:
         stop_process(self.process)
         self.process = None
         data = self.root / "data"
-        if _mounted(data):  # a killed dockerd leaves its data root bind-mounted on itself
+        for _ in range(5):  # a killed dockerd leaves its data root bind-mounted on itself, once per start
+            if not _mounted(data):
+                break
             subprocess.run(["umount", "--lazy", str(data)], check=False)
         shutil.rmtree(data, ignore_errors=True)
 

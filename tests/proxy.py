@@ -22,6 +22,7 @@ import socket
 import threading
 import time
 
+AUTHORIZATION = b"\r\nauthorization:"
 BURST = 0.05  # seconds of a throttled link's capacity that may be used late
 
 
@@ -153,6 +154,7 @@ class Proxy:
 
     def _pump(self, source: socket.socket, sink: socket.socket, upload: bool, answer_lost: threading.Event) -> None:
         sent = 0
+        tail = b""
         started = time.monotonic()
         chunk = 16384 if upload and (self.rate or self.total_rate) else 65536
         try:
@@ -160,8 +162,11 @@ class Proxy:
                 data = source.recv(chunk)
                 if not data or (not upload and answer_lost.is_set()):
                     break  # (the answer is dropped: both ends are shut below)
-                if upload and b"\r\nauthorization:" in data.lower():
-                    self.authorized += 1
+                if upload:  # the header may be split between two reads: the last bytes count too
+                    window = tail + data.lower()
+                    with self._lock:
+                        self.authorized += window.count(AUTHORIZATION)
+                    tail = window[-(len(AUTHORIZATION) - 1):]
                 if upload and self._lose.starts(data):
                     answer_lost.set()
                 if upload and self._hold.starts(data):

@@ -41,6 +41,7 @@ from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import httpx
+from urllib3.exceptions import ReadTimeoutError
 
 from . import events as ev
 from . import scratch
@@ -130,6 +131,8 @@ class _EngineStream:
     def read(self, size: int = -1) -> bytes:
         try:
             data: bytes = self._raw.read(size)
+        except ReadTimeoutError:
+            raise  # an engine that stopped sending: a network failure, retried
         except Exception as exc:
             raise ExportBroken(f"the engine's export broke off after {self.received / 1e6:.1f} MB "
                                f"({exception_message(exc)})") from exc
@@ -138,8 +141,9 @@ class _EngineStream:
 
 
 class _NotExportable(Exception):
-    """The engine refuses to export the image: Docker before 25 for an image without
-    layers (FROM scratch with labels or settings only), "empty export - not implemented"."""
+    """The engine refuses to export the image: Docker's classic image store, for an image
+    without layers (FROM scratch with labels or settings only): "empty export - not
+    implemented" (the containerd image store exports it)."""
 
 
 class DirectPush:
@@ -412,7 +416,11 @@ class DirectPush:
                 raise RegistryError(failure) from exc  # close() stops the compression
             self.ahead.drop_upload()
             sent = self.report.current
-            self._wait_for(compression)
+            try:
+                self._wait_for(compression)
+            except Exception:  # its source broke meanwhile (the engine's export): the push fails
+                self._abandon(upload)
+                raise
             self._compressed(blob, compression, counted[0])
             if self._registry_has(blob):  # the answer to the final PUT was lost, not the blob
                 self._uploaded(blob, 0)
@@ -625,8 +633,13 @@ def run_push(clients: Any, task: PushTask, emit: Callable[[Any], None],
         try:
             push = DirectPush(clients, task, reporter, wire or nullcontext())
             digests = push.run()
-        except _NotExportable:
+        except _NotExportable:  # its config is a few hundred bytes: no stall to beat, no wire to share
             through_engine = True
+            reporter.log("the engine cannot export an image without layers from its classic image store: "
+                         "it is pushed by the engine")
+            from .push_engine import run_push as push_by_engine
+
+            push_by_engine(clients.stream, task, emit)
         except RegistryError as exc:
             failure = exc.failure
         except ExportError as exc:
@@ -648,12 +661,6 @@ def run_push(clients: Any, task: PushTask, emit: Callable[[Any], None],
                 push.leave_the_wire()
             finally:
                 push.close()
-    if through_engine:  # its config is a few hundred bytes: no stall to beat, no wire to share
-        reporter.log("this engine cannot export an image without layers (Docker before 25): "
-                     "it is pushed by the engine")
-        from .push_engine import run_push as push_by_engine
-
-        push_by_engine(clients.stream, task, emit)
 
 
 def _finish(reporter: _Reporter, task: PushTask, digests: dict[str, str]) -> None:

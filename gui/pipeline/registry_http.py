@@ -423,10 +423,9 @@ class RegistryClient:
             content = body() if callable(body) else body
             response = self._http.request(method, target, content=content, headers=sent_headers,
                                               follow_redirects=follow)
-            if response.status_code == 401 and not own:
-                response.close()
-                elsewhere = httpx.URL(target)
-                named = f"{elsewhere.host}:{elsewhere.port}" if elsewhere.port else elsewhere.host
+            if response.status_code == 401 and _origin(str(response.url)) != _origin(self.base):
+                response.close()  # another host (an upload sent there, or a HEAD redirected) asks for a login
+                named = response.url.netloc.decode()
                 raise RegistryError(Failure(
                     FailureKind.AUTH, f"{self.host} sent the upload to {named}, which asks for a login: "
                     f"Dockpool sends the login to {self.host} only, as Docker does",

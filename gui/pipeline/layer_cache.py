@@ -6,8 +6,8 @@ registry known to hold it. With that, an unchanged layer is neither
 recompressed nor uploaded again: a HEAD (or a cross-repository mount) is
 enough. For each image pushed (by the engine's image ID) its config's digest and
 size and the manifest's media type: an image whose layers and config the
-registry has is not even exported from the engine, and its manifest is the one
-sent before. (The ID is the config's digest only in the classic image store;
+registry has is not even exported from the engine, and its manifest keeps the
+type it had. (The ID is the config's digest only in the classic image store;
 in the containerd image store it is the manifest's or the index's.)
 
 One small JSON file per layer, written atomically: pushers in several

@@ -427,7 +427,7 @@ class RegistryClient:
                 response.close()  # another host (an upload sent there, or a HEAD redirected) asks for a login
                 named = response.url.netloc.decode()
                 raise RegistryError(Failure(
-                    FailureKind.AUTH, f"{self.host} sent the upload to {named}, which asks for a login: "
+                    FailureKind.AUTH, f"{self.host} sent the {method} on to {named}, which asks for a login: "
                     f"Dockpool sends the login to {self.host} only, as Docker does",
                     "set the registry's public URL (its http.host) to the address pushes use, "
                     "or push through the engine (push = \"engine\")"))

@@ -145,6 +145,26 @@ def oci_archive(path: Path, saved: dict, *, compressed: bool, docker_manifest: b
     return write_tar(path, members), layer_blobs
 
 
+def gzip_layout(path: Path, layers: list[bytes], order: list[int] | None = None,
+                level: int = 9) -> tuple[Path, list[str], list[bytes]]:
+    """An OCI layout of gzip layers, its index.json last as containerd writes it: the
+    image lists layers[i] for each i of `order` (each in turn by default). Returns the
+    archive, the config's diffIDs and the gzip blobs."""
+    order = list(range(len(layers))) if order is None else order
+    diff_ids = [sha256(layers[i]) for i in order]
+    config = json.dumps({"architecture": "amd64", "os": "linux",
+                         "rootfs": {"type": "layers", "diff_ids": diff_ids}}).encode()
+    blobs = [gzip.compress(layer, compresslevel=level, mtime=0) for layer in layers]
+    manifest = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": {
+        "mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha256(config), "size": len(config)},
+        "layers": [{"mediaType": OCI_GZIP_LAYER, "digest": sha256(blobs[i]), "size": len(blobs[i])}
+                   for i in order]}).encode()
+    members = {f"blobs/sha256/{sha256(b)[7:]}": b for b in [*blobs, config, manifest]}
+    members["index.json"] = json.dumps({"schemaVersion": 2, "manifests": [
+        {"mediaType": OCI_MANIFEST, "digest": sha256(manifest), "size": len(manifest)}]}).encode()
+    return write_tar(path, members), diff_ids, blobs
+
+
 def read(archive: Path, workdir: Path, saved: dict, wanted=lambda diff_id: True) -> tuple:
     workdir.mkdir(exist_ok=True)
     handed: list[Blob] = []
@@ -185,18 +205,8 @@ def test_a_layer_listed_twice_goes_once(tmp_path: Path) -> None:
     """Images repeat layers (the same files copied in again): the blob is handed over,
     and uploaded, once."""
     first, second = os.urandom(5000), os.urandom(5000)
-    config = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {
-        "type": "layers", "diff_ids": [sha256(first), sha256(second), sha256(first)]}}).encode()
-    blobs = [gzip.compress(first, mtime=0), gzip.compress(second, mtime=0)]
-    listed = [{"mediaType": OCI_GZIP_LAYER, "digest": sha256(b), "size": len(b)} for b in blobs]
-    manifest = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": {
-        "mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha256(config), "size": len(config)},
-        "layers": [*listed, listed[0]]}).encode()
-    members = {f"blobs/sha256/{sha256(b)[7:]}": b for b in [*blobs, config, manifest]}
-    members["index.json"] = json.dumps({"schemaVersion": 2, "manifests": [
-        {"mediaType": OCI_MANIFEST, "digest": sha256(manifest), "size": len(manifest)}]}).encode()
-    exported, handed = read(write_tar(tmp_path / "oci.tar", members), tmp_path / "work",
-                            {"diff_ids": json.loads(config)["rootfs"]["diff_ids"]})
+    archive, diff_ids, blobs = gzip_layout(tmp_path / "oci.tar", [first, second], order=[0, 1, 0])
+    exported, handed = read(archive, tmp_path / "work", {"diff_ids": diff_ids})
     assert len(handed) == 2 and exported.layers[0] is exported.layers[2]
     assert [b.digest for b in exported.layers] == [sha256(blobs[0]), sha256(blobs[1]), sha256(blobs[0])]
 
@@ -218,26 +228,16 @@ def test_an_image_without_layers(tmp_path: Path, containerd) -> None:
     assert exported.config == config
 
 
-def test_many_small_compressed_layers_wait_on_disk_not_in_memory(tmp_path: Path, saved: dict) -> None:
+def test_many_small_compressed_layers_wait_on_disk_not_in_memory(tmp_path: Path) -> None:
     """An export's small members stay in memory until the image is read (configs and
     manifests are needed then), but not without bound: the containerd store's gzip
     layers under 1 MiB would all be held there, however many the image has."""
     layers = [os.urandom(900_000) for _ in range(24)]  # random: gzip keeps their size
-    config = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {
-        "type": "layers", "diff_ids": [sha256(layer) for layer in layers]}}).encode()
-    blobs = [gzip.compress(layer, compresslevel=1, mtime=0) for layer in layers]
-    manifest = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": {
-        "mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha256(config), "size": len(config)},
-        "layers": [{"mediaType": OCI_GZIP_LAYER, "digest": sha256(b), "size": len(b)} for b in blobs]}).encode()
-    members = {f"blobs/sha256/{sha256(b)[7:]}": b for b in [*blobs, config, manifest]}
-    # index.json last, as containerd writes it: after the memory's share is spent
-    members["index.json"] = json.dumps({"schemaVersion": 2, "manifests": [
-        {"mediaType": OCI_MANIFEST, "digest": sha256(manifest), "size": len(manifest)}]}).encode()
-    archive = write_tar(tmp_path / "oci.tar", members)
-    del layers, blobs, members
+    archive, diff_ids, blobs = gzip_layout(tmp_path / "oci.tar", layers, level=1)
+    del layers, blobs
     tracemalloc.start()
     try:
-        exported, _ = read(archive, tmp_path / "work", {"diff_ids": json.loads(config)["rootfs"]["diff_ids"]})
+        exported, _ = read(archive, tmp_path / "work", {"diff_ids": diff_ids})
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()

@@ -467,7 +467,7 @@ class _Reader:
         made: dict[str, Blob] = {}  # a blob the manifest lists twice goes once
         kept = False  # a layer goes as the export holds it (compressed already)
         for position, desc in enumerate(manifest.get("layers") or []):
-            name = self.links.get(_blob_name(desc["digest"]), _blob_name(desc["digest"]))
+            name = self._member(desc["digest"])
             media_type = desc.get("mediaType", OCI_GZIP_LAYER)
             if name in self.layers:  # named by its diffID: handled as an uncompressed layer
                 layers.append(self.layers[name])
@@ -507,8 +507,13 @@ class _Reader:
         self.spooled[name] = path
         return path
 
+    def _member(self, digest: str) -> str:
+        """The export's member holding a blob (a link followed)."""
+        name = _blob_name(digest)
+        return self.links.get(name, name)
+
     def _holds(self, digest: str) -> bool:
-        name = self.links.get(_blob_name(digest), _blob_name(digest))
+        name = self._member(digest)
         return name in self.small or name in self.spooled or name in self.layers
 
     def _pick_manifest(self, index: dict[str, Any]) -> tuple[dict[str, Any], bytes, list[str]]:

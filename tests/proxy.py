@@ -13,7 +13,9 @@ The failures are the ones users meet, not softened versions:
     big blob): the registry did the work, the client never hears of it;
   - a held request: a request is neither forwarded nor answered, and its connection is
     held open forever (a middlebox that dropped a kept-alive connection's state without
-    a reset): the registry never hears of it, the client waits.
+    a reset): the registry never hears of it, the client waits;
+  - another success status: an answer's status line is rewritten, as a registry that
+    answers a request with another 2xx than distribution does (Pulp's 204 to a PATCH).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import threading
 import time
 
 AUTHORIZATION = b"\r\nauthorization:"
+METHODS = (b"GET", b"HEAD", b"POST", b"PATCH", b"PUT", b"DELETE")
 BURST = 0.05  # seconds of a throttled link's capacity that may be used late
 
 
@@ -48,6 +51,14 @@ class _OneRequest:
             return True
 
 
+class _Exchange:
+    """One connection's requests, as its answer side needs them."""
+
+    def __init__(self) -> None:
+        self.method = b""  # of the last request that started
+        self.answer_lost = threading.Event()  # set by the upload side, acted on by the answer side
+
+
 class Proxy:
     def __init__(self, target: tuple[str, int], *, stall_after: int | None = None, rate: float | None = None,
                  total_rate: float | None = None, listen: str = "127.0.0.1") -> None:
@@ -66,6 +77,8 @@ class Proxy:
         self.held = self._hold.seen  # request lines held
         self._sockets: list[socket.socket] = []
         self.authorized = 0  # requests that carried an Authorization header
+        self._statuses: dict[tuple[bytes, bytes], bytes] = {}  # (method, status) -> status answered instead
+        self.rewritten: list[bytes] = []  # "METHOD status" of each answer rewritten
         self._listener = socket.create_server((listen, 0))
         self.host, self.port = self._listener.getsockname()[:2]
         self._closing = threading.Event()
@@ -97,6 +110,22 @@ class Proxy:
         """Hold the next `method` request whose request line holds `marker`: never
         forwarded, never answered, its connection open until the proxy closes (once)."""
         self._hold.wanted = (method, marker)
+
+    def answer_instead(self, method: bytes, status: bytes, instead: bytes) -> None:
+        """Answer every `method` request that the registry answers with `status` (b"202
+        Accepted") with `instead` (b"204 No Content"), headers and body as they are."""
+        self._statuses[(method, status)] = instead
+
+    def _rewrite(self, answer: bytes, method: bytes) -> bytes:
+        """The answer with its status line rewritten, if asked for. Requests are not
+        pipelined, so an answer starts a read and answers the last request line seen."""
+        version, _, rest = answer.partition(b" ")
+        status, _, after = rest.partition(b"\r\n")
+        instead = self._statuses.get((method, status)) if version.startswith(b"HTTP/1.") else None
+        if instead is None:
+            return answer
+        self.rewritten.append(method + b" " + status)
+        return version + b" " + instead + b"\r\n" + after
 
     @staticmethod
     def _answer_503(client: socket.socket) -> None:
@@ -137,9 +166,9 @@ class Proxy:
             self._keep(upstream)
             for end in (client, upstream):  # forward each piece as it comes, as a router does
                 end.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            answer_lost = threading.Event()  # set by the upload side, acted on by the answer side
-            threading.Thread(target=self._pump, args=(client, upstream, True, answer_lost), daemon=True).start()
-            threading.Thread(target=self._pump, args=(upstream, client, False, answer_lost), daemon=True).start()
+            exchange = _Exchange()  # what the upload side saw, for the answer side
+            threading.Thread(target=self._pump, args=(client, upstream, True, exchange), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, False, exchange), daemon=True).start()
 
     def _wait_for_uplink(self, size: int) -> None:
         """A token bucket: bytes go out at total_rate, with up to BURST seconds of unused
@@ -152,7 +181,7 @@ class Proxy:
         if delay > 0:
             time.sleep(delay)
 
-    def _pump(self, source: socket.socket, sink: socket.socket, upload: bool, answer_lost: threading.Event) -> None:
+    def _pump(self, source: socket.socket, sink: socket.socket, upload: bool, exchange: _Exchange) -> None:
         sent = 0
         tail = b""
         started = time.monotonic()
@@ -160,15 +189,19 @@ class Proxy:
         try:
             while True:
                 data = source.recv(chunk)
-                if not data or (not upload and answer_lost.is_set()):
+                if not data or (not upload and exchange.answer_lost.is_set()):
                     break  # (the answer is dropped: both ends are shut below)
+                if upload and data.split(b" ", 1)[0] in METHODS:
+                    exchange.method = data.split(b" ", 1)[0]
+                if not upload and self._statuses:
+                    data = self._rewrite(data, exchange.method)
                 if upload:  # the header may be split between two reads: the last bytes count too
                     window = tail + data.lower()
                     with self._lock:
                         self.authorized += window.count(AUTHORIZATION)
                     tail = window[-(len(AUTHORIZATION) - 1):]
                 if upload and self._lose.starts(data):
-                    answer_lost.set()
+                    exchange.answer_lost.set()
                 if upload and self._hold.starts(data):
                     self._closing.wait()  # held for good, as a stall: nothing forwarded, nothing closed
                     return

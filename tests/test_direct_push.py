@@ -243,6 +243,25 @@ def test_answer_lost_after_the_registry_committed(tmp_path: Path, registry: Regi
     assert registry.manifest_digest("img00", "latest") == image.digest
 
 
+def test_other_success_statuses_are_taken_as_docker_takes_them(tmp_path: Path, registry: Registry) -> None:
+    """Registries differ in the 2xx they answer: Pulp answered a PATCH with 204 until 2026
+    (pulp/pulp_container#2199), as go-containerregistry's registry did (#2198), and
+    distribution 2.0 answered a manifest PUT with 202. `docker push` takes any 2xx; so
+    must the direct path. The real registry answers, the proxy rewrites the status line."""
+    proxy = Proxy(_target(registry))
+    proxy.answer_instead(b"PATCH", b"202 Accepted", b"204 No Content")
+    proxy.answer_instead(b"PUT", b"201 Created", b"202 Accepted")  # blob commits and manifests
+    try:
+        project = simple_project(tmp_path, 1, registry=proxy.address, payload=2_000_000)
+        run = run_pipeline(project, retries=0, push_via="direct")
+    finally:
+        proxy.close()
+    [image] = run.report.images
+    assert image.status is Status.PUSHED, image.error
+    assert {b"PATCH 202 Accepted", b"PUT 201 Created"} <= set(proxy.rewritten), "nothing rewritten: proves nothing"
+    assert registry.manifest_digest("img00", "latest") == image.digest
+
+
 def test_commit_held_on_its_way_is_resumed_at_the_registrys_offset(tmp_path: Path, registry: Registry) -> None:
     """The PUT that completes a layer's upload never reaches the registry: a middlebox
     dropped the kept-alive connection and holds it open, unanswered. The registry has

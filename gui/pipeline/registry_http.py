@@ -286,6 +286,10 @@ def status_failure(response: httpx.Response, what: str) -> Failure:
     return Failure(FailureKind.OTHER, text, "the registry refused the request; see the push log")
 
 
+# The spec names one success status per request, but registries answer others (Pulp a
+# PATCH with 204, distribution 2.0 a manifest PUT with 202): like `docker push`, any 2xx
+# is success, but where it tells two outcomes apart (a mount's 201 or 202).
+
 # Answers to an upload's PATCH or PUT meaning "this upload session cannot go on": 404
 # BLOB_UPLOAD_UNKNOWN (expired or purged), 416 (a range it does not hold), 400
 # BLOB_UPLOAD_INVALID / DIGEST_INVALID / SIZE_INVALID (what it holds is not the blob).
@@ -451,7 +455,7 @@ class RegistryClient:
         response = self._call("HEAD", f"/v2/{repository}/blobs/{digest}", (_push(repository),), what, follow=True)
         if response.status_code == 404:
             return None
-        if response.status_code != 200:
+        if not response.is_success:
             raise RegistryError(status_failure(response, what))
         return int(response.headers.get("content-length", "0"))
 
@@ -493,7 +497,7 @@ class RegistryClient:
             response.read()
         except (httpx.HTTPError, RegistryError):
             return None
-        if response.status_code != 204:
+        if not response.is_success:
             return None
         return _range_end(response.headers.get("range"))
 
@@ -513,7 +517,7 @@ class RegistryClient:
         what = f"uploading to {repository}"
         response = self.request("PATCH", upload.location, (_push(repository),), body=chunk, headers=headers)
         response.read()
-        if response.status_code != 202:
+        if not response.is_success:  # 202 by the spec; Pulp answered 204 (see _UPLOAD_LOST)
             raise RegistryError(status_failure(response, what), restart_blob=response.status_code in _UPLOAD_LOST)
         if response.headers.get("location"):
             upload.location = urljoin(str(response.url), response.headers["location"])
@@ -524,7 +528,7 @@ class RegistryClient:
         what = f"completing the upload of {digest[:19]}"
         response = self._call("PUT", f"{upload.location}{separator}digest={digest}", (_push(repository),), what,
                               headers={"Content-Length": "0"})
-        if response.status_code not in (201, 204):
+        if not response.is_success:  # 201 by the spec
             raise RegistryError(status_failure(response, what), restart_blob=response.status_code in _UPLOAD_LOST)
         answered = response.headers.get("docker-content-digest")
         if answered and answered != digest:
@@ -542,7 +546,7 @@ class RegistryClient:
         what = f"PUT manifest {repository}:{tag}"
         response = self._call("PUT", f"/v2/{repository}/manifests/{tag}", (_push(repository),), what,
                               body=manifest, headers={"Content-Type": media_type})
-        if response.status_code not in (200, 201):
+        if not response.is_success:  # 201 by the spec; distribution 2.0 answered 202
             raise RegistryError(status_failure(response, what))
         return response.headers.get("docker-content-digest")
 

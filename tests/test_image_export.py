@@ -544,6 +544,29 @@ def test_the_digest_is_told_before_the_layer_counts_as_compressed(tmp_path: Path
     assert failing.wait(5) and failing.digest == compression.digest
 
 
+def _open_in_this_process(path: Path) -> bool:
+    for fd in Path("/proc/self/fd").iterdir():
+        try:
+            if Path(os.readlink(fd)) == path:
+                return True
+        except OSError:
+            pass  # a descriptor closed while listed
+    return False
+
+
+def test_the_layer_file_is_closed_before_the_layer_counts_as_compressed(tmp_path: Path) -> None:
+    """Whoever sees a layer compressed deletes its uncompressed file at once (the uploader
+    does, then resumes a broken upload from the compressed one): Windows refuses to
+    delete a file that is still open, and the push failed there."""
+    raw = tmp_path / "layer.tar"
+    raw.write_bytes(os.urandom(300_000))
+    open_when_done: list[bool] = []
+    compression = Compression(raw, MemoryBudget())
+    compression.on_done = lambda c, digest: open_when_done.append(_open_in_this_process(raw))
+    compression.run()
+    assert open_when_done == [False], "the layer counted as compressed while its file was open"
+
+
 def test_a_spool_reads_the_same_bytes_from_any_offset_across_memory_and_file(tmp_path: Path) -> None:
     """Resuming an upload reads from the registry's offset, which may fall in the
     memory head, in the file, or on the boundary; the budget is given back at the end."""

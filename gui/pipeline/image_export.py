@@ -168,23 +168,25 @@ class Compression:
         self.on_done: Callable[[Compression, str], None] | None = None
 
     def run(self) -> None:
-        """Compress the layer's file; the compressor thread's work."""
+        """Compress the layer's file; the compressor thread's work. The file is closed
+        before the layer counts as compressed: whoever sees it so deletes the file, and
+        Windows cannot delete a file that is still open."""
         try:
-            reader = self.source.open("rb")
-        except BaseException as exc:
-            self._end(False, exc)
-            return
-        with reader:
-            self._compress(reader, None)
+            with self.source.open("rb") as reader:
+                finished, error = self._compress(reader, None)
+        except BaseException as exc:  # the file could not be opened
+            finished, error = False, exc
+        self._end(finished, error)
 
     def run_stream(self, reader: IO[bytes]) -> None:
         """Compress the layer as the export delivers it, and learn its diffID."""
-        self._compress(reader, hashlib.sha256())
+        self._end(*self._compress(reader, hashlib.sha256()))
 
-    def _compress(self, reader: IO[bytes], raw_digest: Any) -> None:
+    def _compress(self, reader: IO[bytes], raw_digest: Any) -> tuple[bool, BaseException | None]:
         """Read block after block, hand each to the deflate threads, write their output
-        in order; `done` is set once the spool's file is closed (Windows cannot delete a
-        file that is still open), and the diffID before it."""
+        in order, and close the spool's file (Windows cannot delete a file that is still
+        open); returns whether the layer is whole, or the error. The diffID is set when
+        it is."""
         pool, ahead = _deflaters()
         pending: deque[Future[bytes]] = deque()  # blocks in the threads' hands, in order
         crc, length, window = 0, 0, b""
@@ -214,7 +216,7 @@ class Compression:
             finished, error = False, exc
         if finished and raw_digest is not None:
             self.diff_id = "sha256:" + raw_digest.hexdigest()
-        self._end(finished, error)
+        return finished, error
 
     def _write(self, out: bytes) -> None:
         if out:

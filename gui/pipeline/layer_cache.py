@@ -22,6 +22,7 @@ import json
 import os
 import sys
 import tempfile
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -103,11 +104,17 @@ class LayerCache:
 
     @staticmethod
     def _write_file(path: Path, data: dict[str, object]) -> None:
+        """Write the entry whole or not at all. On Windows the replace fails while another
+        pusher reads the entry: the update is given up, and its temporary file too."""
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".entry-")
+        except OSError:
+            return  # a cache that cannot be written only makes the next run slower
+        try:
             with os.fdopen(handle, "w", encoding="utf-8") as stream:
                 json.dump(data, stream)
             os.replace(temporary, path)
         except OSError:
-            pass  # a cache that cannot be written only makes the next run slower
+            with suppress(OSError):
+                Path(temporary).unlink(missing_ok=True)

@@ -315,6 +315,24 @@ def test_docker_hub_names_map_to_its_api() -> None:
     assert reference.api_repository("registry.example.com", "api") == "api"
 
 
+def test_a_docker_hub_namespace_is_read_as_docker_reads_it() -> None:
+    """`docker push myuser/app` goes to Docker Hub: a first part with no '.' or ':' that
+    is not localhost (and has no capitals) is a namespace there, not a host. The direct
+    path took registry = "myuser" for a host and connected to https://myuser/v2/."""
+    from gui.pipeline.push_direct import _split
+
+    for registry in ("myuser", "myuser/team", "docker.io/myuser"):
+        assert reference.registry_host(registry) == "docker.io", registry
+    assert _split("myuser/app:1.0") == ("myuser/app", "1.0")
+    assert _split("myuser/team/app:1.0") == ("myuser/team/app", "1.0")
+    assert _split("docker.io/alpine:3") == ("library/alpine", "3")
+    for registry, host in (("localhost/team", "localhost"), ("localhost:5000", "localhost:5000"),
+                           ("registry.example.com/team", "registry.example.com"), ("MyHost/team", "MyHost"),
+                           ("127.0.0.1:5000", "127.0.0.1:5000")):
+        assert reference.registry_host(registry) == host, registry
+    assert _split("registry.example.com:5000/team/api:1.0") == ("team/api", "1.0")
+
+
 def test_an_image_copy_shares_no_list_or_dict_with_the_original() -> None:
     """A run keeps copies of its images while the project is edited: an edit made during
     the run must not reach them, nor the build inputs recorded for them."""

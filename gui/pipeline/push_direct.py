@@ -49,7 +49,7 @@ from .failures import classify
 from .image_export import (DOCKER_CONFIG, DOCKER_GZIP_LAYER, OCI_CONFIG, OCI_GZIP_LAYER,
                            OCI_MANIFEST, Blob, Compression, ExportedImage, ExportError, read_export)
 from .layer_cache import LayerCache
-from .reference import api_repository, registry_host
+from .reference import api_repository, registry_host, split_name
 from .registry_auth import find_credentials
 from .registry_http import RegistryClient, RegistryError, Upload, dump_json, failure_for
 from .spool import MemoryBudget, Spool
@@ -101,9 +101,10 @@ class _Reporter:
         self.progress(0, force=True)
 
 
-def _split(ref: str, host: str) -> tuple[str, str]:
+def _split(ref: str) -> tuple[str, str]:
     """'host:5000/team/api:1.0' -> ('team/api', '1.0'); 'docker.io/api:1' -> ('library/api', '1')."""
-    repository, _, tag = ref[len(host) + 1:].rpartition(":")
+    host, rest = split_name(ref)
+    repository, _, tag = rest.rpartition(":")
     return api_repository(host, repository), tag
 
 
@@ -155,7 +156,7 @@ class DirectPush:
         self._wire = wire  # the run's limit on the wire: taken at the first upload, held to the end
         self._on_wire = False
         self.host = registry_host(task.refs[0])
-        self.repository = _split(task.refs[0], self.host)[0]
+        self.repository = _split(task.refs[0])[0]
         self.registry = RegistryClient(self.host, find_credentials(self.host, task.auth), insecure=task.insecure,
                                        timeout=task.stall_timeout)
         self.cache = LayerCache(self.host)
@@ -596,7 +597,7 @@ class DirectPush:
         digest = "sha256:" + hashlib.sha256(manifest).hexdigest()
         digests = {}
         for ref in self.task.refs:
-            repository, tag = _split(ref, self.host)
+            repository, tag = _split(ref)
             answered = self.registry.put_manifest(repository, tag, manifest, media_type)
             if answered and answered != digest:
                 raise RegistryError(ev.Failure(

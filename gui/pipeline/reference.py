@@ -68,12 +68,23 @@ def full_name_problem(registry: str, name: str) -> str | None:
     return None
 
 
-def registry_host(registry: str) -> str:
-    """'registry.example.com:5000/team' -> 'registry.example.com:5000'."""
-    return registry.split("/", 1)[0]
-
-
 DOCKER_HUB_NAMES = ("docker.io", "index.docker.io", "registry-1.docker.io")
+
+
+def split_name(name: str) -> tuple[str, str]:
+    """(registry host, the rest) of an image name or a registry prefix, as Docker splits
+    it: a first part with a '.' or a ':', 'localhost', or capitals is a host; any other
+    is a namespace on Docker Hub ('myuser/app' is docker.io's myuser/app)."""
+    first, _, rest = name.partition("/")
+    if "." in first or ":" in first or first == "localhost" or first != first.lower():
+        return first, rest
+    return DOCKER_HUB_NAMES[0], name
+
+
+def registry_host(registry: str) -> str:
+    """'registry.example.com:5000/team' -> 'registry.example.com:5000'; 'myuser' -> 'docker.io'."""
+    return split_name(registry)[0]
+
 DOCKER_HUB_API = "registry-1.docker.io"
 
 

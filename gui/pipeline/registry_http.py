@@ -597,11 +597,10 @@ def check_registry(registry: str, repository: str, auth: dict[str, str] | None, 
     would use (this run's, else Docker's stored one) gets past its challenge for pushing
     to `repository`. Returns what is wrong, or None. For the window's Start, before
     every image is built for nothing."""
-    from .reference import registry_host
+    from .reference import split_name
     from .registry_auth import find_credentials
 
-    host = registry_host(registry)
-    path = registry[len(host):].strip("/")
+    host, path = split_name(registry)
     target = api_repository(host, f"{path}/{repository}" if path else repository)
     try:
         credentials = find_credentials(host, auth)

@@ -1,12 +1,20 @@
-"""Reading a registry's WWW-Authenticate challenges, as registries and the proxies in
-front of them send them (no Docker needed: this is parsing)."""
+"""Finding the login as `docker push` finds it, and reading a registry's WWW-Authenticate
+challenges as registries and the proxies in front of them send them (no Docker needed)."""
 
 from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from gui.pipeline.registry_auth import Challenge, parse_challenge
 
+ROOT = Path(__file__).resolve().parent.parent
 BEARER = 'Bearer realm="https://auth.example/token",service="registry.example",scope="repository:a/b:pull"'
 
 
@@ -30,3 +38,26 @@ def test_the_token_flow_is_chosen_from_several_challenges(headers: list[str]) ->
 def test_basic_alone_and_no_challenge() -> None:
     assert parse_challenge(['Basic realm="Registry Realm"']) == Challenge("basic", {"realm": "Registry Realm"})
     assert parse_challenge([]) is None and parse_challenge(["  "]) is None
+
+
+def test_docker_config_is_read_as_utf8_whatever_the_locale(tmp_path: Path) -> None:
+    """Docker writes config.json in UTF-8; Python opens a file in the locale's code page
+    (cp1252, cp932 on Windows, where no UTF-8 mode is on by default), and the Docker SDK
+    reads it so. One character outside ASCII (here in a field of the docker CLI's own)
+    made the stored login vanish: the push failed as `auth` for a user who had logged in.
+    PYTHONUTF8=0 with the C locale gives Python an ASCII locale here, as a code page does."""
+    config = tmp_path / "config"
+    config.mkdir()
+    (config / "config.json").write_text(json.dumps({
+        "auths": {"registry.example.com:5000": {"auth": base64.b64encode(b"dockpool:s3cret").decode()}},
+        "psFormat": "table {{.Names}} — {{.Status}}"}, ensure_ascii=False), encoding="utf-8")
+    env = {**os.environ, "DOCKER_CONFIG": str(config), "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0",
+           "LC_ALL": "C"}
+    probe = ("import locale; from gui.pipeline.registry_auth import find_credentials as f; "
+             "c = f('registry.example.com:5000'); print(locale.getpreferredencoding(False), c and c.username)")
+    done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, cwd=ROOT,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    encoding, user = done.stdout.split()
+    assert encoding.lower() in ("ansi_x3.4-1968", "ascii", "us-ascii"), "the locale is UTF-8: proves nothing"
+    assert user == "dockpool"

@@ -10,20 +10,15 @@ import base64
 import json
 import os
 import tempfile
-from pathlib import Path
+from contextlib import suppress
 
 from docker.credentials import Store
-from docker.utils.config import find_config_file
 
 from .docker_engine import short_client
+from .reference import DOCKER_HUB_NAMES, registry_host
+from .registry_auth import docker_config_file, read_docker_config
 
-
-def config_path() -> Path:
-    found = find_config_file()
-    if found:
-        return Path(found)
-    folder = os.environ.get("DOCKER_CONFIG") or os.path.join(os.path.expanduser("~"), ".docker")
-    return Path(folder) / "config.json"
+DOCKER_HUB_INDEX = "https://index.docker.io/v1/"
 
 
 def login(registry: str, username: str, password: str) -> str:
@@ -32,20 +27,27 @@ def login(registry: str, username: str, password: str) -> str:
     Returns where it was stored. Raises docker.errors.APIError when the registry
     refuses the login.
     """
-    short_client().login(username, password, registry=registry, reauth=True)
-    path = config_path()
-    config = json.loads(path.read_text()) if path.exists() else {}
-    helper = config.get("credHelpers", {}).get(registry) or config.get("credsStore")
+    host = registry_host(registry)  # a login is per host, and Docker Hub's under its old index URL,
+    server = DOCKER_HUB_INDEX if host in DOCKER_HUB_NAMES else host  # as `docker login` keeps them
+    short_client().login(username, password, registry=server, reauth=True)
+    path = docker_config_file()
+    config = read_docker_config() or {}
+    helper = config.get("credHelpers", {}).get(server) or config.get("credsStore")
     if helper:
-        Store(helper).store(server=registry, username=username, secret=password)
+        Store(helper).store(server=server, username=username, secret=password)
         return f"the docker-credential-{helper} credential helper"
     token = base64.b64encode(f"{username}:{password}".encode()).decode()
-    config.setdefault("auths", {})[registry] = {"auth": token}
+    config.setdefault("auths", {})[server] = {"auth": token}
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".config-")
-    with os.fdopen(handle, "w") as stream:
-        json.dump(config, stream, indent=2)
-    os.chmod(temporary, 0o600)
-    os.replace(temporary, path)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            json.dump(config, stream, indent=2)
+        os.chmod(temporary, 0o600)
+        os.replace(temporary, path)  # fails on Windows while another program has it open
+    except BaseException:
+        with suppress(OSError):
+            os.unlink(temporary)  # it holds the password
+        raise
     return str(path)
 

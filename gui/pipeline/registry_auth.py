@@ -16,9 +16,12 @@ service: no log line, argv or environment holds them.
 from __future__ import annotations
 
 import base64
+import json
+import os
 import re
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 TOKEN_CLIENT_ID = "dockpool"
@@ -42,13 +45,45 @@ class Credentials:
         return "Credentials(<hidden>)"
 
 
+def docker_config_file() -> Path:
+    """Docker's config file, where `docker login` keeps logins: the one the Docker SDK
+    finds, else where `docker login` would write it ($DOCKER_CONFIG, else ~/.docker)."""
+    from docker.utils.config import find_config_file
+
+    found = find_config_file()
+    if found:
+        return Path(found)
+    folder = os.environ.get("DOCKER_CONFIG") or os.path.join(os.path.expanduser("~"), ".docker")
+    return Path(folder) / "config.json"
+
+
+def read_docker_config() -> dict[str, Any] | None:
+    """Docker's config file, read as the UTF-8 Docker writes (a BOM allowed: a Windows
+    editor may have added one); None when there is none. The Docker SDK opens it in the
+    locale's code page (cp1252, cp932 on Windows), where one character outside ASCII
+    made every stored login vanish. A file that is not JSON raises ValueError."""
+    path = docker_config_file()
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        return None
+    config = json.loads(text)
+    if not isinstance(config, dict):
+        raise ValueError(f"{path} holds no JSON object")
+    return config
+
+
 def find_credentials(registry_host: str, explicit: dict[str, str] | None = None) -> Credentials | None:
     """The login for a registry: this run's, else Docker's stored one (helpers included)."""
     if explicit:
         return Credentials(explicit.get("username", ""), explicit.get("password", ""))
     from docker import auth
 
-    config = auth.load_config()
+    try:
+        stored = read_docker_config()
+    except (OSError, ValueError):
+        stored = None  # unreadable, or the legacy .dockercfg format: the SDK's own reading
+    config = auth.load_config(config_dict=stored) if stored else auth.load_config()
     found: dict[str, Any] | None = auth.resolve_authconfig(config, registry=registry_host)
     if not found:
         return None

@@ -318,6 +318,27 @@ def test_token_auth_refreshes_an_expiring_token(tmp_path: Path, token_registry) 
     assert not any("secret-pass" in repr(event) for event in run.events)
 
 
+def test_token_request_as_docker_sends_it(tmp_path: Path, docker_host: str) -> None:
+    """A token service behind a front end: its realm has a query of its own and answers
+    with a redirect first (Harbor or GitLab behind a proxy that sends http to https). As
+    `docker push` does, the redirect is followed, the realm's query kept, and the user
+    named in `account` (Portus takes the token's user from it)."""
+    service = TokenService(tmp_path / "tokens", {"dockpool": "secret-pass"}, realm_path="/moved?tenant=team")
+    registry = Registry(tmp_path / "token-registry", auth=service.registry_auth())
+    registry.start()
+    try:
+        project = simple_project(tmp_path, 1, registry=registry.address)
+        run = run_pipeline(project, retries=0, push_via="direct",
+                           auth={"username": "dockpool", "password": "secret-pass"})
+    finally:
+        registry.stop()
+        service.close()
+    [image] = run.report.images
+    assert image.status is Status.PUSHED, image.error
+    assert service.queries and all(q.get("tenant") == ["team"] and q.get("account") == ["dockpool"]
+                                   for q in service.queries), service.queries
+
+
 def test_credentials_go_to_the_registrys_own_host_only(tmp_path: Path, docker_host: str) -> None:
     """A registry whose uploads are sent elsewhere (its Location names another host, here
     through its `http.host`): the login is never sent there, as Docker never sends it.

@@ -6,6 +6,9 @@ issues, so a push only succeeds with a token the registry itself accepted.
 Tokens can be made to run out quickly (`lifetime`): the registry accepts a token
 up to 60 s past its expiry (its clock leeway), so the `exp` written is shifted
 back by that much and the registry really refuses the token after `lifetime`.
+The realm may carry a query of its own and go through a redirect first
+(`realm_path`, e.g. "/moved?tenant=team": /moved answers 301 to /token, the query
+kept), as a token service behind a front end that sends http to https.
 """
 
 from __future__ import annotations
@@ -35,11 +38,14 @@ def _b64(data: bytes) -> str:
 
 
 class TokenService:
-    def __init__(self, folder: Path, users: dict[str, str], lifetime: float = 300.0) -> None:
+    def __init__(self, folder: Path, users: dict[str, str], lifetime: float = 300.0,
+                 realm_path: str = "/token") -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self.users = users
         self.lifetime = lifetime
+        self.realm_path = realm_path
         self.issued: list[tuple[float, str, list[str]]] = []  # (time, user, scopes)
+        self.queries: list[dict[str, list[str]]] = []  # of every token request answered
         self.refused = 0
         self.denied: set[str] = set()  # repositories no user gets any access to
         self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -68,7 +74,7 @@ class TokenService:
 
     @property
     def realm(self) -> str:
-        return f"http://127.0.0.1:{self.port}/token"
+        return f"http://127.0.0.1:{self.port}{self.realm_path}"
 
     def registry_auth(self) -> str:
         """The registry configuration's auth section for this service."""
@@ -86,7 +92,15 @@ class TokenService:
         return user if self.users.get(user) == password else None
 
     def _answer(self, request: BaseHTTPRequestHandler) -> None:
-        query = parse_qs(urlparse(request.path).query)
+        url = urlparse(request.path)
+        if url.path == "/moved":
+            request.send_response(301)
+            request.send_header("Location", f"/token?{url.query}")
+            request.send_header("Content-Length", "0")
+            request.end_headers()
+            return
+        query = parse_qs(url.query)
+        self.queries.append(query)
         user = self._user(request.headers.get("Authorization"))
         if user is None:
             self.refused += 1

@@ -38,7 +38,7 @@ from .. import __version__
 from .events import Failure, FailureKind, Stage
 from .failures import classify
 from .reference import api_host, api_repository, is_insecure
-from .registry_auth import Challenge, Credentials, Token, parse_challenge, token_from_answer
+from .registry_auth import TOKEN_CLIENT_ID, Challenge, Credentials, Token, parse_challenge, token_from_answer
 
 USER_AGENT = f"dockpool/{__version__}"
 MAX_CONNECT_TIMEOUT = 30.0
@@ -390,18 +390,27 @@ class RegistryClient:
         service = challenge.params.get("service", "")
         credentials = self._credentials
         what = f"getting a token from {realm}"
+        # As `docker push` asks: redirects followed (a front end sending http to https;
+        # httpx drops the login on a redirect to another host), the realm's own query kept,
+        # no empty service, and the user named in `account` with a login.
         try:
             if credentials and credentials.identity_token:
                 response = self._http.post(realm, data={
                     "grant_type": "refresh_token", "refresh_token": credentials.identity_token,
-                    "service": service, "scope": " ".join(scopes), "client_id": "dockpool"})
+                    "service": service, "scope": " ".join(scopes), "client_id": TOKEN_CLIENT_ID},
+                    follow_redirects=True)
             else:
-                params = [("service", service)] + [("scope", s) for s in scopes] + [("client_id", "dockpool")]
-                headers = {"Authorization": credentials.basic()} if credentials and credentials.username else {}
-                response = self._http.get(realm, params=params, headers=headers)
+                params = ([("service", service)] if service else []) + [("scope", s) for s in scopes]
+                params.append(("client_id", TOKEN_CLIENT_ID))
+                headers = {}
+                if credentials and credentials.username and credentials.password:
+                    params.append(("account", credentials.username))
+                    headers["Authorization"] = credentials.basic()
+                response = self._http.get(httpx.URL(realm).copy_merge_params(params), headers=headers,
+                                          follow_redirects=True)
         except httpx.HTTPError as exc:
             raise RegistryError(failure_for(exc, what, self.timeout)) from exc
-        if response.status_code != 200:
+        if not response.is_success:
             raise RegistryError(status_failure(response, what))
         try:
             return token_from_answer(response.json())

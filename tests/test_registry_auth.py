@@ -35,6 +35,14 @@ def test_the_token_flow_is_chosen_from_several_challenges(headers: list[str]) ->
     assert challenge.params["service"] == "registry.example"
 
 
+def test_schemes_docker_does_not_speak_are_passed_over() -> None:
+    """An IIS or Kerberos front end (Nexus, Artifactory at a company) lists Negotiate and
+    NTLM before Basic: Basic is answered, as docker push does, not the first one."""
+    assert parse_challenge(['Negotiate', 'NTLM, Basic realm="Sonatype Nexus"']) == Challenge(
+        "basic", {"realm": "Sonatype Nexus"})
+    assert parse_challenge(["Negotiate"]) is None
+
+
 def test_basic_alone_and_no_challenge() -> None:
     assert parse_challenge(['Basic realm="Registry Realm"']) == Challenge("basic", {"realm": "Registry Realm"})
     assert parse_challenge([]) is None and parse_challenge(["  "]) is None

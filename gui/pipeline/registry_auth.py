@@ -100,9 +100,10 @@ class Challenge:
 
 def parse_challenge(headers: list[str]) -> Challenge | None:
     """The challenge to answer, of those in a response's WWW-Authenticate headers: the
-    token flow's when offered, else the first. A header may hold several challenges
-    (`Bearer realm="…",service="…", Basic realm="…"`), and an auth proxy in front of a
-    registry adds a header of its own."""
+    token flow's when offered, else Basic; others (Negotiate, NTLM, which a corporate
+    proxy may list first) are passed over, as `docker push` does. A header may hold
+    several challenges (`Bearer realm="…",service="…", Basic realm="…"`), and an auth
+    proxy in front of a registry adds a header of its own."""
     challenges = []
     for header in headers:
         for part in _PART_RE.findall(header):
@@ -113,7 +114,11 @@ def parse_challenge(headers: list[str]) -> Challenge | None:
             if challenges:
                 challenges[-1].params.update((key.lower(), re.sub(r"\\(.)", r"\1", quoted) or bare)
                                              for key, quoted, bare in _PARAM_RE.findall(part))
-    return next((c for c in challenges if c.scheme == "bearer"), challenges[0] if challenges else None)
+    for scheme in ("bearer", "basic"):
+        chosen = next((c for c in challenges if c.scheme == scheme), None)
+        if chosen is not None:
+            return chosen
+    return None
 
 
 @dataclass

@@ -262,6 +262,26 @@ def test_other_success_statuses_are_taken_as_docker_takes_them(tmp_path: Path, r
     assert registry.manifest_digest("img00", "latest") == image.digest
 
 
+def test_a_head_the_registry_cannot_answer_means_upload(tmp_path: Path, registry: Registry) -> None:
+    """A front end that refuses HEAD (405), or a registry that redirects it to storage
+    signed for GET only (403 for a blob it has): `docker push` uploads the layer then,
+    and so does the direct path, on a first run (every blob new) and on a second one
+    (every blob there, its layers found through the layer cache)."""
+    proxy = Proxy(_target(registry))
+    proxy.answer_instead(b"HEAD", b"404 Not Found", b"405 Method Not Allowed")
+    proxy.answer_instead(b"HEAD", b"200 OK", b"403 Forbidden")
+    try:
+        project = simple_project(tmp_path, 1, registry=proxy.address, payload=2_000_000)
+        runs = [run_pipeline(project, retries=0, push_via="direct") for _ in range(2)]
+    finally:
+        proxy.close()
+    assert {b"HEAD 404 Not Found", b"HEAD 200 OK"} <= set(proxy.rewritten), "no HEAD refused: proves nothing"
+    for run in runs:
+        [image] = run.report.images
+        assert image.status is Status.PUSHED, image.error
+        assert registry.manifest_digest("img00", "latest") == image.digest
+
+
 def test_commit_held_on_its_way_is_resumed_at_the_registrys_offset(tmp_path: Path, registry: Registry) -> None:
     """The PUT that completes a layer's upload never reaches the registry: a middlebox
     dropped the kept-alive connection and holds it open, unanswered. The registry has

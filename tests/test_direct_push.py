@@ -460,6 +460,34 @@ def test_refused_mount_falls_back_to_an_upload(tmp_path: Path, token_registry) -
     assert layers and all(layer.repositories == ["team-b/app"] for layer in layers if layer), layers
 
 
+def test_a_mount_the_registry_fails_falls_back_to_an_upload(tmp_path: Path, registry: Registry) -> None:
+    """A server error on a mount (its storage, its token service) is no reason to fail
+    the push: `docker push` uploads the layer then, and so does the direct path. The
+    source stays a mount source for the next run: the error was the registry's."""
+    proxy = Proxy(_target(registry))
+    try:
+        write_image(tmp_path, "ctx", payload=1_000_000)
+        for team in ("team-a", "team-b"):
+            (tmp_path / team).mkdir()
+        first = write_project(tmp_path / "team-a", [{"name": "team-a/app", "context": "../ctx"}],
+                              registry=proxy.address)
+        assert run_pipeline(load(first), push_via="direct").report.succeeded
+        proxy.answer_instead(b"POST", b"201 Created", b"500 Internal Server Error")  # only a mount answers 201
+        second = write_project(tmp_path / "team-b", [{"name": "team-b/app", "context": "../ctx"}],
+                               registry=proxy.address)
+        run = run_pipeline(load(second), push_via="direct", retries=0)
+    finally:
+        proxy.close()
+    assert proxy.rewritten, "no mount failed: proves nothing"
+    [image] = run.report.images
+    assert image.status is Status.PUSHED, image.error
+    assert any("mount from team-a/app failed" in line for line in run.log()), run.log()
+    assert registry.manifest_digest("team-b/app", "latest") == image.digest
+    cache = LayerCache(proxy.address)
+    layers = [cache.get(path.stem.replace("-", ":", 1)) for path in cache.folder.glob("sha256-*.json")]
+    assert layers and all("team-a/app" in layer.repositories for layer in layers if layer), layers
+
+
 def test_pushed_image_pulls_and_runs(tmp_path: Path, registry: Registry, docker_client, base_image: str) -> None:
     """Pulled back and run; the image has the same layer twice (the payload copied in,
     replaced, copied in again), so a layer repeated in the export is handled too."""

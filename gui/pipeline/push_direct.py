@@ -63,7 +63,10 @@ MAX_RESUMES = 3  # per blob, inside one push attempt; then the supervisor's retr
 EXPORT_HEARTBEAT = 30.0  # seconds between "still exporting" lines
 EXPORT_JOIN = 10.0  # the longest wait for the export thread to stop once its stream is closed
 
-MOUNT_REFUSALS = (ev.FailureKind.AUTH, ev.FailureKind.OTHER)  # answers after which a layer is uploaded
+# A mount refused (no access to the source, no mounts here): the source is forgotten.
+MOUNT_REFUSALS = (ev.FailureKind.AUTH, ev.FailureKind.OTHER)
+# A mount that failed in any of these ways: the layer is uploaded instead, as Docker does.
+MOUNT_FAILURES = MOUNT_REFUSALS + (ev.FailureKind.REGISTRY_ERROR, ev.FailureKind.RATE_LIMITED)
 
 
 class _Reporter:
@@ -254,12 +257,13 @@ class DirectPush:
                 try:
                     started = self.registry.mount(self.repository, cached.digest, source)
                 except RegistryError as exc:
-                    if exc.kind not in MOUNT_REFUSALS:
+                    if exc.kind not in MOUNT_FAILURES:
                         raise
-                    # No access to the source (any more), or no mounts here: Docker uploads then.
-                    self.report.log(f"{short}: mount from {source} refused ({exc.failure.message}); "
-                                    "uploading it instead")
-                    self.cache.forget(diff_id, source)
+                    refused = exc.kind in MOUNT_REFUSALS
+                    self.report.log(f"{short}: mount from {source} {'refused' if refused else 'failed'} "
+                                    f"({exc.failure.message}); uploading it instead")
+                    if refused:
+                        self.cache.forget(diff_id, source)
                     continue
                 if started is None:
                     self.report.log(f"{short}: mounted from {source}")

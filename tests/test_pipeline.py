@@ -171,7 +171,7 @@ def test_waiting_for_an_upload_slot_is_not_a_stall(tmp_path: Path, registry: Reg
 @BOTH_PATHS
 def test_worker_killed_mid_push_is_retried(tmp_path: Path, registry: Registry, push_via: str, monkeypatch) -> None:
     temp = own_temp_folder(tmp_path, monkeypatch)
-    slow = Proxy(_target(registry), rate=1_000_000)  # 1 MB/s: an 8 MB push takes seconds
+    slow = Proxy(_target(registry), rate=2_000_000)  # 2 MB/s: an 8 MB push takes seconds
     try:
         project = simple_project(tmp_path, 2, registry=slow.address, pushers=1, payload=8_000_000)
         killed: list[str] = []

@@ -5,6 +5,7 @@ calls; everything else is the real window."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import select as io_select
@@ -517,9 +518,13 @@ def test_registry_check_reaches_a_registry_as_the_run_will(qtbot, window, docker
 def test_while_the_registry_is_checked_nothing_else_starts(qtbot, window, tmp_path: Path, monkeypatch) -> None:
     """The check before a run takes as long as the registry does: meanwhile F5 must not
     start a second check and run, nor may rows be removed or edits undone under it."""
+    from gui.pipeline import registry_http
+
     write_image(tmp_path, "api")
     checks: list[str] = []
     monkeypatch.setattr(QMessageBox, "exec", lambda box: checks.append(box.informativeText()) or 0)  # Cancel
+    # The check's 10 s timeout, shortened: how long it waits does not matter here.
+    monkeypatch.setattr(registry_http, "check_registry", functools.partial(registry_http.check_registry, timeout=3))
     with _silent_port() as silent:  # the check waits for its timeout
         open_project(window, write_project(tmp_path, [{"name": "api", "context": "api"}],
                                            registry=f"127.0.0.1:{silent.getsockname()[1]}"))

@@ -40,13 +40,15 @@ run: system-deps venv
 run-cli: system-deps venv
 	$(PY) -m gui.devservices run -- $(PY) -m gui run resources/demo/dockpool.toml --registry {registry}
 
-# Then the engine's process handling once more with workers started by spawn, as on
-# Windows (the fork server is the default on Linux and macOS).
-SPAWN_TESTS := twelve_images or worker_killed or cancel_stops or dead_idle or forty_builders or lowering_limits \
-	or (stall_held_open and in-memory) or below_the_callers
+# Then the engine's process handling and the direct push's files once more as on Windows:
+# workers started by spawn (the fork server is the default on Linux and macOS), and no
+# process may delete, rename or replace a file that one holds open (tests/windows_files).
+WINDOWS_TESTS := twelve_images or worker_killed or cancel_stops or dead_idle or forty_builders or lowering_limits \
+	or stall_held_open or below_the_callers or engine_gone or second_run or windows_file_rules
 test: system-deps venv
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest
-	DOCKPOOL_START_METHOD=spawn $(PY) -m pytest -q tests/test_pipeline.py tests/test_direct_push.py -k "$(SPAWN_TESTS)"
+	DOCKPOOL_START_METHOD=spawn DOCKPOOL_WINDOWS_FILES=1 PYTHONPATH=tests/windows_files $(PY) -m pytest -q \
+	  tests/test_pipeline.py tests/test_direct_push.py tests/test_windows_files.py -k "$(WINDOWS_TESTS)"
 
 bench: system-deps venv
 	$(PY) -m gui.devservices run -- $(PY) tests/bench/pipeline_bench.py --registry {registry} $(BENCH_ARGS)

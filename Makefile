@@ -6,7 +6,8 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # docker-compose: the benchmark compares Dockpool with `docker-compose build --parallel` + push.
 # openssh-client: the BuildKit tests give a build step a real ssh-agent and key.
 # containerd: the tests export images with its ctr, as the containerd image store does.
-SYSTEM_PACKAGES := docker.io containerd docker-registry busybox-static docker-compose openssh-client
+# locales: the tests compile a Windows code page's locale (GBK, cp936) with its localedef data.
+SYSTEM_PACKAGES := docker.io containerd docker-registry busybox-static docker-compose openssh-client locales
 # Qt's offscreen plugin needs these shared libraries even when nothing is shown...
 QT_PACKAGES := libgl1 libegl1 libxkbcommon0 libfontconfig1 libdbus-1-3 libglib2.0-0
 # ...and its xcb plugin (a real desktop) these; Xvfb runs the window on real xcb in the tests.

@@ -6,6 +6,7 @@ import atexit
 import os
 import queue
 import shutil
+import subprocess
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -125,6 +126,16 @@ def loopback_name() -> str:
         if name != "localhost" and addresses and all(a.version == 4 and a.is_loopback for a in addresses):
             return name
     pytest.skip("no host name here resolves to 127.0.0.0/8 only (add one to /etc/hosts to run this test)")
+
+
+def code_page_locale(folder: Path) -> dict[str, str]:
+    """Environment for a process whose locale is a Windows code page's, not UTF-8: GBK,
+    Windows' cp936 (Simplified Chinese), compiled into `folder` with Debian's `locales`.
+    Python opens files without an encoding in it, as it does in cp936 on Windows; the C
+    locale would not do (Python turns UTF-8 mode on there)."""
+    subprocess.run(["localedef", "-i", "zh_CN", "-f", "GBK", str(folder / "zh_CN.GBK")], check=True,
+                   capture_output=True, timeout=60)
+    return {"LOCPATH": str(folder), "LC_ALL": "zh_CN.GBK"}
 
 
 def own_temp_folder(root: Path, monkeypatch: Any) -> Path:

@@ -374,7 +374,8 @@ def test_credentials_go_to_the_registrys_own_host_only(tmp_path: Path, docker_ho
     finally:
         registry.stop()
         elsewhere.close()
-    assert elsewhere.connections, ("nothing was sent to the other host: the test proves nothing", [(i.status, i.error) for i in run.report.images])
+    assert elsewhere.connections, ("nothing was sent to the other host: the test proves nothing",
+                                   [(i.status, i.error) for i in run.report.images])
     assert elsewhere.authorized == 0, "the registry's login was sent to another host"
     [image] = run.report.images
     assert image.status is Status.FAILED and image.error_kind == "auth", image.error

@@ -8,6 +8,7 @@ and none of them maps Qt.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -20,7 +21,7 @@ import pytest
 
 from gui.devservices import Registry
 from gui.pipeline.registry_http import VERIFIER_SETTING
-from tests.helpers import write_image, write_project
+from tests.helpers import code_page_locale, write_image, write_project
 from tests.tls import start_tls_registry, system_bundle_with
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -112,6 +113,27 @@ def test_frozen_cli_builds_and_pushes_with_qt_free_workers(bundle: Path, tmp_pat
     peak = max(rss for _, _, rss in workers.values())
     print(f"frozen workers ({start_method}): {len(workers)}, peak resident {peak / 1024:.1f} MiB")  # pytest -s
     assert peak < 60_000, workers
+
+
+def test_frozen_app_reads_dockers_config_as_utf8_in_any_locale(bundle: Path, tmp_path: Path,
+                                                               auth_registry: Registry, docker_host: str) -> None:
+    """Windows starts a program in the user's code page (cp1252, cp932), not UTF-8, and the
+    Docker SDK reads Docker's config.json in it: one character outside ASCII there and the
+    engine pushed without the stored login. The bundle runs in Python's UTF-8 mode, which
+    the SDK's reads then get too. The test runs it in GBK, Windows' cp936."""
+    config = Path(os.environ["DOCKER_CONFIG"])
+    config.mkdir(parents=True, exist_ok=True)
+    login = base64.b64encode(b"dockpool:secret-pass").decode()
+    (config / "config.json").write_text(json.dumps({"auths": {auth_registry.address: {"auth": login}},
+                                                    "psFormat": "table {{.Names}} — {{.Status}}"},
+                                                   ensure_ascii=False), encoding="utf-8")
+    write_image(tmp_path, "frozen-login")
+    path = write_project(tmp_path, [{"name": "frozen-login", "context": "frozen-login"}],
+                         registry=auth_registry.address)
+    env = {**os.environ, "DOCKER_HOST": docker_host, **code_page_locale(tmp_path)}
+    result = subprocess.run([str(bundle / "dockpool"), "run", str(path), "--push-via", "engine"],
+                            capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
 
 @pytest.mark.parametrize("verifier", ["openssl", "os"])

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from gui.pipeline.registry_auth import Challenge, parse_challenge
+from tests.helpers import code_page_locale
 
 ROOT = Path(__file__).resolve().parent.parent
 BEARER = 'Bearer realm="https://auth.example/token",service="registry.example",scope="repository:a/b:pull"'
@@ -50,22 +51,20 @@ def test_basic_alone_and_no_challenge() -> None:
 
 def test_docker_config_is_read_as_utf8_whatever_the_locale(tmp_path: Path) -> None:
     """Docker writes config.json in UTF-8; Python opens a file in the locale's code page
-    (cp1252, cp932 on Windows, where no UTF-8 mode is on by default), and the Docker SDK
-    reads it so. One character outside ASCII (here in a field of the docker CLI's own)
-    made the stored login vanish: the push failed as `auth` for a user who had logged in.
-    PYTHONUTF8=0 with the C locale gives Python an ASCII locale here, as a code page does."""
+    (cp1252, cp936, cp932 on Windows, where UTF-8 mode is off by default), and the Docker
+    SDK reads it so. One character outside ASCII (here in a field of the docker CLI's own)
+    made every stored login vanish: the push failed as `auth` for a user who had logged in."""
     config = tmp_path / "config"
     config.mkdir()
     (config / "config.json").write_text(json.dumps({
         "auths": {"registry.example.com:5000": {"auth": base64.b64encode(b"dockpool:s3cret").decode()}},
         "psFormat": "table {{.Names}} — {{.Status}}"}, ensure_ascii=False), encoding="utf-8")
-    env = {**os.environ, "DOCKER_CONFIG": str(config), "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0",
-           "LC_ALL": "C"}
+    env = {**os.environ, "DOCKER_CONFIG": str(config), **code_page_locale(tmp_path)}
     probe = ("import locale; from gui.pipeline.registry_auth import find_credentials as f; "
              "c = f('registry.example.com:5000'); print(locale.getpreferredencoding(False), c and c.username)")
     done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, cwd=ROOT,
                           timeout=60)
     assert done.returncode == 0, done.stderr
     encoding, user = done.stdout.split()
-    assert encoding.lower() in ("ansi_x3.4-1968", "ascii", "us-ascii"), "the locale is UTF-8: proves nothing"
+    assert encoding == "GBK", "the locale is not the code page's: proves nothing"
     assert user == "dockpool"

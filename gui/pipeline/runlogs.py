@@ -23,13 +23,15 @@ from typing import TextIO
 MAX_OPEN_FILES = 32
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _LINE_RE = re.compile(r"^(\d\d:\d\d:\d\d) \[(\w+)(!?)\] (.*)$")
+_WINDOWS_DEVICES = {"con", "prn", "aux", "nul"} | {f"{port}{n}" for port in ("com", "lpt") for n in range(1, 10)}
 
 
 def file_name(image_key: str) -> str:
     """A file name for an image key; keys with / or : get a hash so that 'team/api' and
-    'team_api' never share a file ('team/api:1.0' -> 'team_api_1.0-1a2b3c4d.log')."""
+    'team_api' never share a file ('team/api:1.0' -> 'team_api_1.0-1a2b3c4d.log'), and
+    so do the names Windows 10 opens as a device whatever the extension ('aux.log')."""
     safe = _UNSAFE.sub("_", image_key).strip("._") or "image"
-    if safe == image_key:
+    if safe == image_key and safe.split(".")[0].lower() not in _WINDOWS_DEVICES:
         return safe + ".log"
     return f"{safe}-{hashlib.sha1(image_key.encode()).hexdigest()[:8]}.log"
 

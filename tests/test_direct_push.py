@@ -6,6 +6,7 @@ Every stall here is the one users meet: held open forever, never reset.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -357,6 +358,32 @@ def test_token_request_as_docker_sends_it(tmp_path: Path, docker_host: str) -> N
     assert image.status is Status.PUSHED, image.error
     assert service.queries and all(q.get("tenant") == ["team"] and q.get("account") == ["dockpool"]
                                    for q in service.queries), service.queries
+
+
+def test_a_refresh_token_never_follows_a_redirect_to_another_host(tmp_path: Path, docker_host: str) -> None:
+    """`docker login` may store an identity token (an OAuth refresh token), which is POSTed
+    to the realm. A 307 keeps a POST's body: a realm that redirects to another host would
+    hand it the user's long-lived token. It is not followed there; the push fails as
+    `auth`, and the other host receives nothing."""
+    elsewhere = TokenService(tmp_path / "elsewhere", {}, listen="127.0.0.2")
+    service = TokenService(tmp_path / "tokens", {"dockpool": "secret-pass"}, realm_path="/away")
+    service.redirect_to = f"{elsewhere.realm}"
+    registry = Registry(tmp_path / "token-registry", auth=service.registry_auth())
+    registry.start()
+    try:
+        config = Path(os.environ["DOCKER_CONFIG"])
+        config.mkdir(parents=True, exist_ok=True)
+        (config / "config.json").write_text(json.dumps(
+            {"auths": {registry.address: {"identitytoken": "refresh-token-of-the-user"}}}), encoding="utf-8")
+        project = simple_project(tmp_path, 1, registry=registry.address)
+        run = run_pipeline(project, retries=0, push_via="direct")
+    finally:
+        registry.stop()
+        service.close()
+        elsewhere.close()
+    assert elsewhere.posted == [], "the refresh token was sent to another host"
+    [image] = run.report.images
+    assert image.status is Status.FAILED and image.error_kind == "auth", image.error
 
 
 def test_credentials_go_to_the_registrys_own_host_only(tmp_path: Path, docker_host: str) -> None:

@@ -8,7 +8,8 @@ up to 60 s past its expiry (its clock leeway), so the `exp` written is shifted
 back by that much and the registry really refuses the token after `lifetime`.
 The realm may carry a query of its own and go through a redirect first
 (`realm_path`, e.g. "/moved?tenant=team": /moved answers 301 to /token, the query
-kept), as a token service behind a front end that sends http to https.
+kept), as a token service behind a front end that sends http to https; and
+/away answers 307 to `redirect_to` (another service, on another address).
 """
 
 from __future__ import annotations
@@ -39,13 +40,16 @@ def _b64(data: bytes) -> str:
 
 class TokenService:
     def __init__(self, folder: Path, users: dict[str, str], lifetime: float = 300.0,
-                 realm_path: str = "/token") -> None:
+                 realm_path: str = "/token", listen: str = "127.0.0.1") -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self.users = users
         self.lifetime = lifetime
         self.realm_path = realm_path
         self.issued: list[tuple[float, str, list[str]]] = []  # (time, user, scopes)
         self.queries: list[dict[str, list[str]]] = []  # of every token request answered
+        self.posted: list[bytes] = []  # bodies of POSTs (OAuth: an identity token's refresh)
+        self.redirect_to = ""  # where /away sends a request, with 307 (which keeps a POST's body)
+        self.listen = listen
         self.refused = 0
         self.denied: set[str] = set()  # repositories no user gets any access to
         self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -65,16 +69,19 @@ class TokenService:
             def do_GET(self) -> None:  # noqa: N802 (the http.server interface)
                 service._answer(self)
 
+            def do_POST(self) -> None:  # noqa: N802
+                service._answer_post(self)
+
             def log_message(self, *_: object) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = ThreadingHTTPServer((listen, 0), Handler)
         self.port = self._server.server_address[1]
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
 
     @property
     def realm(self) -> str:
-        return f"http://127.0.0.1:{self.port}{self.realm_path}"
+        return f"http://{self.listen}:{self.port}{self.realm_path}"
 
     def registry_auth(self) -> str:
         """The registry configuration's auth section for this service."""
@@ -91,7 +98,29 @@ class TokenService:
         user, _, password = base64.b64decode(encoded).decode().partition(":")
         return user if self.users.get(user) == password else None
 
+    def _answer_post(self, request: BaseHTTPRequestHandler) -> None:
+        """An OAuth token request: noted, and redirected from /away; this service grants
+        tokens only through GET with a login."""
+        if self._redirected(request):
+            return
+        self.posted.append(request.rfile.read(int(request.headers.get("Content-Length") or 0)))
+        request.send_response(400)
+        request.send_header("Content-Type", "application/json")
+        request.end_headers()
+        request.wfile.write(b'{"error":"unsupported_grant_type"}')
+
+    def _redirected(self, request: BaseHTTPRequestHandler) -> bool:
+        if not (self.redirect_to and urlparse(request.path).path == "/away"):
+            return False
+        request.send_response(307)
+        request.send_header("Location", self.redirect_to)
+        request.send_header("Content-Length", "0")
+        request.end_headers()
+        return True
+
     def _answer(self, request: BaseHTTPRequestHandler) -> None:
+        if self._redirected(request):
+            return
         url = urlparse(request.path)
         if url.path == "/moved":
             request.send_response(301)

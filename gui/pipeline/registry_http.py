@@ -392,13 +392,21 @@ class RegistryClient:
         what = f"getting a token from {realm}"
         # As `docker push` asks: redirects followed (a front end sending http to https;
         # httpx drops the login on a redirect to another host), the realm's own query kept,
-        # no empty service, and the user named in `account` with a login.
+        # no empty service, and the user named in `account` with a login. An identity
+        # token's POST is not redirected: a 307 keeps the body, which would hand the
+        # user's long-lived refresh token to whatever host the realm names.
         try:
             if credentials and credentials.identity_token:
                 response = self._http.post(realm, data={
                     "grant_type": "refresh_token", "refresh_token": credentials.identity_token,
                     "service": service, "scope": " ".join(scopes), "client_id": TOKEN_CLIENT_ID},
-                    follow_redirects=True)
+                    follow_redirects=False)
+                if response.is_redirect:
+                    raise RegistryError(Failure(
+                        FailureKind.AUTH, f"{what}: it redirects to {response.headers.get('location')}, where "
+                        "Dockpool does not send the stored identity token",
+                        "give the registry's token service its final address (its realm), or log in with a "
+                        "username and password (--username, or Log in)"))
             else:
                 params = ([("service", service)] if service else []) + [("scope", s) for s in scopes]
                 params.append(("client_id", TOKEN_CLIENT_ID))

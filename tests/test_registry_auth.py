@@ -68,3 +68,33 @@ def test_docker_config_is_read_as_utf8_whatever_the_locale(tmp_path: Path) -> No
     encoding, user = done.stdout.split()
     assert encoding == "GBK", "the locale is not the code page's: proves nothing"
     assert user == "dockpool"
+
+
+def test_a_docker_hub_login_is_found_under_every_name_of_docker_hub(tmp_path: Path, monkeypatch) -> None:
+    """`docker login` (and Dockpool's Log in) keep Docker Hub's login under its old index
+    URL, in a credential store as in config.json; a registry written as index.docker.io
+    or registry-1.docker.io must find it, as docker.io and a bare namespace do."""
+    from gui.pipeline.registry_auth import find_credentials
+
+    store = tmp_path / "bin" / "docker-credential-hubonly"
+    store.parent.mkdir()
+    store.write_text(f"""#!{sys.executable}
+import json, sys
+server = sys.stdin.read().strip()
+if sys.argv[1] == "get" and server == "https://index.docker.io/v1/":
+    print(json.dumps({{"ServerURL": server, "Username": "hubuser", "Secret": "hub-pass"}}))
+else:
+    print("credentials not found in native keychain")
+    sys.exit(1)
+""")
+    store.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{store.parent}{os.pathsep}{os.environ['PATH']}")
+    config = tmp_path / "config"
+    config.mkdir()
+    monkeypatch.setenv("DOCKER_CONFIG", str(config))
+    for stored in ({"credsStore": "hubonly"},
+                   {"auths": {"https://index.docker.io/v1/": {"auth": base64.b64encode(b"hubuser:hub-pass").decode()}}}):
+        (config / "config.json").write_text(json.dumps(stored), encoding="utf-8")
+        for host in ("docker.io", "index.docker.io", "registry-1.docker.io"):
+            found = find_credentials(host)
+            assert found is not None and found.username == "hubuser", (stored, host)

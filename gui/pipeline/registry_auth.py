@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .reference import DOCKER_HUB_NAMES
+
 TOKEN_CLIENT_ID = "dockpool"
 # A header's comma-separated parts (commas inside quoted values kept), a part that
 # starts a challenge (its scheme, not followed by `=`), and a part's parameter.
@@ -84,6 +86,8 @@ def find_credentials(registry_host: str, explicit: dict[str, str] | None = None)
     except (OSError, ValueError):
         stored = None  # unreadable, or the legacy .dockercfg format: the SDK's own reading
     config = auth.load_config(config_dict=stored) if stored else auth.load_config()
+    if registry_host in DOCKER_HUB_NAMES:  # the SDK knows Docker Hub's login by this name only
+        registry_host = DOCKER_HUB_NAMES[0]
     found: dict[str, Any] | None = auth.resolve_authconfig(config, registry=registry_host)
     if not found:
         return None

@@ -516,6 +516,29 @@ def test_a_mount_the_registry_fails_falls_back_to_an_upload(tmp_path: Path, regi
     assert layers and all("team-a/app" in layer.repositories for layer in layers if layer), layers
 
 
+def test_a_wrong_login_keeps_the_layer_caches_mount_sources(tmp_path: Path, auth_registry: Registry) -> None:
+    """A HEAD refused for the login (401) is the login's failure, not "the blob is not
+    there": the push fails as `auth` at once, and the mount sources the layer cache
+    knows stay for the run with the right password (they were forgotten one by one as
+    each mount was refused in turn)."""
+    write_image(tmp_path, "ctx", payload=500_000)
+    for team in ("team-a", "team-b"):
+        (tmp_path / team).mkdir()
+    first = write_project(tmp_path / "team-a", [{"name": "team-a/app", "context": "../ctx"}],
+                          registry=auth_registry.address)
+    assert run_pipeline(load(first), push_via="direct",
+                        auth={"username": "dockpool", "password": "secret-pass"}).report.succeeded
+    second = write_project(tmp_path / "team-b", [{"name": "team-b/app", "context": "../ctx"}],
+                           registry=auth_registry.address)
+    run = run_pipeline(load(second), push_via="direct", retries=0,
+                       auth={"username": "dockpool", "password": "wrong-pass"})
+    [image] = run.report.images
+    assert image.status is Status.FAILED and image.error_kind == "auth", image.error
+    cache = LayerCache(auth_registry.address)
+    layers = [cache.get(path.stem.replace("-", ":", 1)) for path in cache.folder.glob("sha256-*.json")]
+    assert layers and all(layer and "team-a/app" in layer.repositories for layer in layers), layers
+
+
 def test_pushed_image_pulls_and_runs(tmp_path: Path, registry: Registry, docker_client, base_image: str) -> None:
     """Pulled back and run; the image has the same layer twice (the payload copied in,
     replaced, copied in again), so a layer repeated in the export is handled too."""

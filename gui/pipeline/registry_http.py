@@ -468,11 +468,13 @@ class RegistryClient:
         """The blob's size when the repository has it, else None: also when the registry
         answers the HEAD with an error (a front end that refuses HEAD, a redirect to
         storage signed for GET only), as `docker push` takes it: the upload that follows
-        says what is wrong, if anything is. Asked with the push's scope, as Docker does:
-        one token serves the whole push, and a registry may grant no pull on a
-        repository that does not exist yet. A broken connection raises."""
+        says what is wrong, if anything is. A refused login (401) and a broken connection
+        raise. Asked with the push's scope, as Docker does: one token serves the whole
+        push, and a registry may grant no pull on a repository that does not exist yet."""
         what = f"HEAD {repository}@{digest[:19]}"
         response = self._call("HEAD", f"/v2/{repository}/blobs/{digest}", (_push(repository),), what, follow=True)
+        if response.status_code == 401:
+            raise RegistryError(status_failure(response, what))
         if not response.is_success:
             return None
         return int(response.headers.get("content-length", "0"))

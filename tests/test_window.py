@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import QEvent, QMimeData, QObject, QPoint, Qt, QUrl
 from PySide6.QtGui import QBrush, QColor, QDragEnterEvent, QDropEvent, QGuiApplication, QPalette
-from PySide6.QtWidgets import QApplication, QFileDialog, QLineEdit, QMessageBox, QPushButton, QToolButton
+from PySide6.QtWidgets import QApplication, QFileDialog, QLabel, QLineEdit, QMessageBox, QPushButton, QToolButton
 
 from gui.devservices import Registry
 from gui.pipeline import events as ev
@@ -1447,6 +1447,26 @@ def test_log_in_runs_off_the_gui_thread(qtbot, window, auth_registry: Registry, 
     assert window.controls.login.isEnabled()
     config = json.loads((Path(os.environ["DOCKER_CONFIG"]) / "config.json").read_text())
     assert list(config["auths"]) == [auth_registry.address]
+
+
+def test_log_in_says_which_registry_the_login_goes_to(qtbot, window, monkeypatch) -> None:
+    """A registry field of one word is a Docker Hub namespace, as Docker reads "myteam/api":
+    the login goes to Docker Hub, and the dialog says so rather than "Registry: myteam".
+    With a host, the login is the host's (a path after it is no part of a login)."""
+    from gui.window.login_dialog import LoginDialog
+
+    shown: list[str] = []
+
+    def look(dialog: LoginDialog) -> int:
+        shown.append(" ".join(label.text() for label in dialog.findChildren(QLabel)))
+        return LoginDialog.DialogCode.Rejected
+
+    monkeypatch.setattr(LoginDialog, "exec", look)
+    for registry in ("myteam", "registry.example.com:5000/team"):
+        window.controls.registry.setText(registry)
+        window.controls.login.click()
+    assert "Docker Hub" in shown[0] and "myteam" in shown[0] and "namespace" in shown[0], shown[0]
+    assert "registry.example.com:5000" in shown[1] and "/team" not in shown[1], shown[1]
 
 
 def _use_row_menu(qtbot, window, name: str, choice: str) -> list[tuple[str, bool]]:

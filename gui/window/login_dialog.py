@@ -7,13 +7,26 @@ it went in the status bar, or in a box when the registry refused it.
 
 from __future__ import annotations
 
+import html
 from collections.abc import Callable
 
 from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QFormLayout, QLabel, QLineEdit, QMainWindow, QMessageBox,
                                QWidget)
 
+from ..pipeline.reference import DOCKER_HUB_NAMES, registry_host
 from .background import run_in_background
 from .dialogs import show_box
+
+
+def login_target(registry: str) -> str:
+    """Where a login for the registry field goes, as Docker decides it: its host (a path
+    after the host is no part of a login), or Docker Hub for a namespace there."""
+    host = registry_host(registry)
+    if host not in DOCKER_HUB_NAMES:
+        return host
+    if registry.split("/", 1)[0] == host:
+        return "Docker Hub"
+    return f"Docker Hub (\u201c{registry.split('/', 1)[0]}\u201d is a namespace there, as Docker reads it)"
 
 
 class LoginDialog(QDialog):
@@ -28,7 +41,7 @@ class LoginDialog(QDialog):
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         layout = QFormLayout(self)
-        layout.addRow(QLabel(f"Registry: <b>{registry}</b>"))
+        layout.addRow(QLabel(f"Registry: <b>{html.escape(login_target(registry))}</b>"))
         layout.addRow("Username", self.username)
         layout.addRow("Password", self.password)
         note = QLabel("Stored by Docker's credential store (as <code>docker login</code> does), "
@@ -55,16 +68,17 @@ def log_in(window: QMainWindow, registry: str, asking: Callable[[bool], None],
     if not accepted:
         return
     asking(True)
-    say(f"Logging in to {registry}…", 0)
+    target = login_target(registry)
+    say(f"Logging in to {target}…", 0)
 
     def logged_in(where: str) -> None:
         asking(False)
-        say(f"Logged in to {registry}; stored in {where}", 8000)
+        say(f"Logged in to {target}; stored in {where}", 8000)
 
     def failed(exc: BaseException) -> None:
         asking(False)
         say("", 0)
-        show_box(window, QMessageBox.Icon.Warning, "Login failed", f"{registry} refused the login:",
+        show_box(window, QMessageBox.Icon.Warning, "Login failed", f"{target} refused the login:",
                  str(getattr(exc, "explanation", None) or exc), "login-error")
 
     run_in_background(lambda: login(registry, username, password), logged_in, failed)

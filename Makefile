@@ -48,7 +48,7 @@ WINDOWS_TESTS := twelve_images or worker_killed or cancel_stops or dead_idle or 
 	or stall_held_open or below_the_callers or engine_gone or second_run or windows_file_rules
 test: system-deps venv
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest
-	DOCKPOOL_START_METHOD=spawn DOCKPOOL_WINDOWS_FILES=1 PYTHONPATH=tests/windows_files $(PY) -m pytest -q \
+	DOCKPOOL_START_METHOD=spawn DOCKPOOL_WINDOWS_FILES=1 PYTHONPATH=$(CURDIR)/tests/windows_files $(PY) -m pytest -q \
 	  tests/test_pipeline.py tests/test_direct_push.py tests/test_windows_files.py -k "$(WINDOWS_TESTS)"
 
 bench: system-deps venv

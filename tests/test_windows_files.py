@@ -43,7 +43,8 @@ def test_windows_file_rules_refuse_what_windows_refuses(tmp_path: Path) -> None:
 
 
 def test_windows_file_rules_hold_in_the_run_as_on_windows(tmp_path: Path) -> None:
-    """In `make test`'s second run, this process and every worker it starts refuse too."""
+    """In `make test`'s second run, this process and every Python process it starts (the
+    fork server, spawned workers: each a new interpreter with this environment) refuse."""
     if os.environ.get("DOCKPOOL_WINDOWS_FILES") != "1":
         pytest.skip("for make test's run as on Windows (the rules are checked above in a process of their own)")
     held = tmp_path / "held.bin"
@@ -51,6 +52,9 @@ def test_windows_file_rules_hold_in_the_run_as_on_windows(tmp_path: Path) -> Non
     with open(held, "rb"):
         try:
             held.unlink()
+            raise AssertionError("an open file was deleted in this process: the run is not as on Windows")
         except PermissionError:
-            return
-    raise AssertionError("an open file was deleted: the run is not as on Windows")
+            pass
+        child = subprocess.run([sys.executable, "-c", f"import os; os.unlink({str(held)!r})"], cwd="/",
+                               capture_output=True, text=True, timeout=60)
+        assert child.returncode != 0 and "PermissionError" in child.stderr, "a child process deleted an open file"

@@ -414,8 +414,10 @@ class RegistryClient:
                 if credentials and credentials.username and credentials.password:
                     params.append(("account", credentials.username))
                     headers["Authorization"] = credentials.basic()
-                response = self._http.get(httpx.URL(realm).copy_merge_params(params), headers=headers,
-                                          follow_redirects=True)
+                url = httpx.URL(realm)
+                for key, value in params:  # added to the realm's own query, none replaced
+                    url = url.copy_add_param(key, value)
+                response = self._http.get(url, headers=headers, follow_redirects=True)
         except httpx.HTTPError as exc:
             raise RegistryError(failure_for(exc, what, self.timeout)) from exc
         if not response.is_success:

@@ -23,7 +23,7 @@ from typing import TextIO
 MAX_OPEN_FILES = 32
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _LINE_RE = re.compile(r"^(\d\d:\d\d:\d\d) \[(\w+)(!?)\] (.*)$")
-_WINDOWS_DEVICES = {"con", "prn", "aux", "nul"} | {f"{port}{n}" for port in ("com", "lpt") for n in range(1, 10)}
+_WINDOWS_DEVICES = {"con", "prn", "aux", "nul"} | {f"{port}{n}" for port in ("com", "lpt") for n in range(10)}
 
 
 def file_name(image_key: str) -> str:

@@ -384,6 +384,31 @@ def test_a_refresh_token_never_follows_a_redirect_to_another_host(tmp_path: Path
     assert elsewhere.posted == [], "the refresh token was sent to another host"
     [image] = run.report.images
     assert image.status is Status.FAILED and image.error_kind == "auth", image.error
+    assert "does not send the stored identity token" in image.error, "the token was never POSTed: proves nothing"
+
+
+def test_a_password_never_follows_a_token_redirect_to_another_host(tmp_path: Path, docker_host: str) -> None:
+    """The token GET carries the password (Basic) and follows redirects, as Docker's does;
+    one to another host arrives there without it (httpx drops Authorization across
+    origins): that host issues an anonymous token, and the push fails as `auth`."""
+    elsewhere = TokenService(tmp_path / "elsewhere", {}, listen="127.0.0.2")
+    service = TokenService(tmp_path / "tokens", {"dockpool": "secret-pass"}, realm_path="/away")
+    service.redirect_to = elsewhere.realm
+    registry = Registry(tmp_path / "token-registry", auth=service.registry_auth())
+    registry.start()
+    try:
+        project = simple_project(tmp_path, 1, registry=registry.address)
+        run = run_pipeline(project, retries=0, push_via="direct",
+                           auth={"username": "dockpool", "password": "secret-pass"})
+    finally:
+        registry.stop()
+        service.close()
+        elsewhere.close()
+    assert elsewhere.logins_seen, "the redirect was not followed: proves nothing"
+    assert elsewhere.logins_seen == [None] * len(elsewhere.logins_seen), "the password reached another host"
+    assert any(service.logins_seen), "the realm itself was never sent the login: proves nothing"
+    [image] = run.report.images
+    assert image.status is Status.FAILED and image.error_kind == "auth", image.error
 
 
 def test_credentials_go_to_the_registrys_own_host_only(tmp_path: Path, docker_host: str) -> None:

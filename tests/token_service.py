@@ -48,6 +48,7 @@ class TokenService:
         self.issued: list[tuple[float, str, list[str]]] = []  # (time, user, scopes)
         self.queries: list[dict[str, list[str]]] = []  # of every token request answered
         self.posted: list[bytes] = []  # bodies of POSTs (OAuth: an identity token's refresh)
+        self.logins_seen: list[str | None] = []  # the Authorization header of every GET
         self.redirect_to = ""  # where /away sends a request, with 307 (which keeps a POST's body)
         self.listen = listen
         self.refused = 0
@@ -119,6 +120,7 @@ class TokenService:
         return True
 
     def _answer(self, request: BaseHTTPRequestHandler) -> None:
+        self.logins_seen.append(request.headers.get("Authorization"))
         if self._redirected(request):
             return
         url = urlparse(request.path)

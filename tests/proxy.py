@@ -14,12 +14,15 @@ The failures are the ones users meet, not softened versions:
   - a held request: a request is neither forwarded nor answered, and its connection is
     held open forever (a middlebox that dropped a kept-alive connection's state without
     a reset): the registry never hears of it, the client waits;
-  - another success status: an answer's status line is rewritten, as a registry that
-    answers a request with another 2xx than distribution does (Pulp's 204 to a PATCH).
+  - another answer: an answer's status line is rewritten, as a registry that answers a
+    request with another 2xx than distribution does (Pulp's 204 to a PATCH), or a header
+    of its head edited once (a Range short of what was sent, as ECR reports after it
+    dropped a chunk).
 """
 
 from __future__ import annotations
 
+import re
 import socket
 import threading
 import time
@@ -78,6 +81,7 @@ class Proxy:
         self._sockets: list[socket.socket] = []
         self.authorized = 0  # requests that carried an Authorization header
         self._statuses: dict[tuple[bytes, bytes], bytes] = {}  # (method, status) -> status answered instead
+        self._edits: list[tuple[bytes, re.Pattern[bytes], bytes]] = []  # (method, pattern, replacement), once each
         self.rewritten: list[bytes] = []  # "METHOD status" of each answer rewritten
         self._listener = socket.create_server((listen, 0))
         self.host, self.port = self._listener.getsockname()[:2]
@@ -116,16 +120,31 @@ class Proxy:
         Accepted") with `instead` (b"204 No Content"), headers and body as they are."""
         self._statuses[(method, status)] = instead
 
+    def edit_answer_once(self, method: bytes, pattern: bytes, replacement: bytes) -> None:
+        """Edit the head of the next answer to a `method` request whose head matches the
+        regular expression `pattern` (a header's value, say), once."""
+        self._edits.append((method, re.compile(pattern), replacement))
+
     def _rewrite(self, answer: bytes, method: bytes) -> bytes:
-        """The answer with its status line rewritten, if asked for. Requests are not
-        pipelined, so an answer starts a read and answers the last request line seen."""
+        """The answer with its status line rewritten and its head edited, if asked for.
+        Requests are not pipelined, so an answer starts a read and answers the last
+        request line seen."""
         version, _, rest = answer.partition(b" ")
+        if not version.startswith(b"HTTP/1."):
+            return answer  # the rest of a body
         status, _, after = rest.partition(b"\r\n")
-        instead = self._statuses.get((method, status)) if version.startswith(b"HTTP/1.") else None
-        if instead is None:
-            return answer
-        self.rewritten.append(method + b" " + status)
-        return version + b" " + instead + b"\r\n" + after
+        instead = self._statuses.get((method, status))
+        if instead is not None:
+            self.rewritten.append(method + b" " + status)
+            answer = version + b" " + instead + b"\r\n" + after
+        head, separator, body = answer.partition(b"\r\n\r\n")
+        for edit in list(self._edits):
+            wanted, pattern, replacement = edit
+            if wanted == method and pattern.search(head):
+                self._edits.remove(edit)
+                head = pattern.sub(replacement, head, count=1)
+                self.rewritten.append(method + b" " + pattern.pattern)
+        return head + separator + body
 
     @staticmethod
     def _answer_503(client: socket.socket) -> None:
@@ -193,7 +212,7 @@ class Proxy:
                     break  # (the answer is dropped: both ends are shut below)
                 if upload and data.split(b" ", 1)[0] in METHODS:
                     exchange.method = data.split(b" ", 1)[0]
-                if not upload and self._statuses:
+                if not upload and (self._statuses or self._edits):
                     data = self._rewrite(data, exchange.method)
                 if upload:  # the header may be split between two reads: the last bytes count too
                     window = tail + data.lower()

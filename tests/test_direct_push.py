@@ -263,6 +263,32 @@ def test_other_success_statuses_are_taken_as_docker_takes_them(tmp_path: Path, r
     assert registry.manifest_digest("img00", "latest") == image.digest
 
 
+def test_a_patch_the_registry_holds_less_of_restarts_the_blob(tmp_path: Path, registry: Registry) -> None:
+    """ECR has answered a PATCH with 202 and dropped its bytes (aws/containers-roadmap#2831):
+    the Range it reports after the PATCH is the registry's word for what it holds. One
+    short of what was sent restarts the blob in a new upload (the short one cancelled);
+    the image is pushed. The real registry's answer has its Range edited, once."""
+    proxy = Proxy(_target(registry))
+    proxy.edit_answer_once(b"PATCH", rb"(?i)(\r\nrange: )0-\d+", rb"\g<1>0-1023")
+    try:
+        project = simple_project(tmp_path, 1, registry=proxy.address, payload=2_000_000)
+        run = run_pipeline(project, retries=0, push_via="direct")
+    finally:
+        proxy.close()
+    assert proxy.rewritten, "no Range edited: proves nothing"
+    [image] = run.report.images
+    assert image.status is Status.PUSHED, image.error
+    assert image.push.attempts == 1 and image.push.resumes == 1, (image.push.attempts, image.push.resumes)
+    # (as the layer streamed while it was compressed, or was sent whole once compressed)
+    assert any("did not take the whole layer" in line or "holds 1024 of" in line for line in run.log()), \
+        "\n".join(run.log())
+    patches = [r for r in registry.requests() if r.method == "PATCH" and r.from_pusher]
+    cancelled = [r for r in registry.requests() if r.method == "DELETE" and "/blobs/uploads/" in r.uri]
+    assert len(patches) == len(registry.manifest("img00", "latest")["layers"]) + 2 and cancelled, \
+        (len(patches), len(cancelled))
+    assert registry.manifest_digest("img00", "latest") == image.digest
+
+
 def test_a_head_the_registry_cannot_answer_means_upload(tmp_path: Path, registry: Registry) -> None:
     """A front end that refuses HEAD (405), or a registry that redirects it to storage
     signed for GET only (403 for a blob it has): `docker push` uploads the layer then,

@@ -131,6 +131,17 @@ def test_registry_server_errors_are_retried(tmp_path: Path, registry: Registry) 
     assert retry.failure.kind is ev.FailureKind.REGISTRY_ERROR and "503" in retry.failure.message
 
 
+def _children(pid: int) -> list[str]:
+    """The pids of a process's children (every thread's), from /proc."""
+    children: list[str] = []
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            children += (task / "children").read_text().split()
+    except OSError:
+        pass
+    return children
+
+
 @BOTH_PATHS
 def test_registry_refuses_push_without_credentials(tmp_path: Path, auth_registry: Registry, push_via: str) -> None:
     project = simple_project(tmp_path, 1, registry=auth_registry.address)
@@ -140,8 +151,30 @@ def test_registry_refuses_push_without_credentials(tmp_path: Path, auth_registry
     assert image.push.attempts == 1, "a refused login is not retried"
     assert "log in" in image.hint
 
-    # The same push with credentials given for the run goes through, and they never leak.
-    again = run_pipeline(project, auth={"username": "dockpool", "password": "secret-pass"}, push_via=push_via)
+    # The same push with credentials given for the run goes through, and they never leak:
+    # not into the report or the events, nor the argv or the environment (as each process
+    # was started with it) of any worker or of a process a worker started (the BuildKit
+    # CLI), read from /proc at every event of the run.
+    leaked: list[str] = []
+    looked: set[int] = set()
+
+    def look_at_workers(pipeline, event) -> None:
+        pids = list(pipeline.worker_pids())
+        for pid in pids:
+            pids.extend(int(child) for child in _children(pid))
+        for pid in pids:
+            for part in ("cmdline", "environ"):
+                try:
+                    if b"secret-pass" in Path(f"/proc/{pid}/{part}").read_bytes():
+                        leaked.append(f"{pid} {part}")
+                except OSError:
+                    continue  # gone meanwhile
+                looked.add(pid)
+
+    again = run_pipeline(project, auth={"username": "dockpool", "password": "secret-pass"}, push_via=push_via,
+                         on_event=look_at_workers)
+    assert looked, "no worker was looked at: proves nothing"
+    assert leaked == []
     [image] = again.report.images
     assert image.status is Status.PUSHED, image.error
     assert auth_registry.manifest_digest("img00", "latest", ("dockpool", "secret-pass")) == image.digest

@@ -1449,6 +1449,33 @@ def test_log_in_runs_off_the_gui_thread(qtbot, window, auth_registry: Registry, 
     assert list(config["auths"]) == [auth_registry.address]
 
 
+@pytest.mark.docker
+def test_a_login_that_cannot_be_stored_says_so(qtbot, window, auth_registry: Registry, monkeypatch) -> None:
+    """The registry accepted the login, but Docker's config file is not JSON (edited by
+    hand): the box says the login could not be stored and names the file, not that the
+    registry refused it."""
+    from gui.window.login_dialog import LoginDialog
+
+    config = Path(os.environ["DOCKER_CONFIG"]) / "config.json"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text('{"auths": {', encoding="utf-8")
+
+    def fill(dialog: LoginDialog) -> int:
+        dialog.username.setText("dockpool")
+        dialog.password.setText("secret-pass")
+        return LoginDialog.DialogCode.Accepted
+
+    monkeypatch.setattr(LoginDialog, "exec", fill)
+    window.controls.registry.setText(auth_registry.address)
+    window.controls.login.click()
+    qtbot.waitUntil(lambda: window.findChild(QMessageBox, "login-error") is not None, timeout=20000)
+    box = window.findChild(QMessageBox, "login-error")
+    assert "could not be stored" in box.text() and "refused" not in box.text(), box.text()
+    assert str(config) in box.informativeText(), box.informativeText()
+    assert config.read_text(encoding="utf-8") == '{"auths": {', "the user's file was changed"
+    box.close()
+
+
 def test_log_in_says_which_registry_the_login_goes_to(qtbot, window, monkeypatch) -> None:
     """A registry field of one word is a Docker Hub namespace, as Docker reads "myteam/api":
     the login goes to Docker Hub, and the dialog says so rather than "Registry: myteam".

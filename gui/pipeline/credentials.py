@@ -11,8 +11,9 @@ import json
 import os
 import tempfile
 from contextlib import suppress
+from pathlib import Path
 
-from docker.credentials import Store
+from docker.credentials import Store, StoreError
 
 from .docker_engine import short_client
 from .reference import DOCKER_HUB_NAMES, registry_host
@@ -21,16 +22,31 @@ from .registry_auth import docker_config_file, read_docker_config
 DOCKER_HUB_INDEX = "https://index.docker.io/v1/"
 
 
+class LoginNotStored(Exception):
+    """The registry accepted the login, but it could not be stored: Docker's config file
+    is not JSON or cannot be written, or the credential helper failed."""
+
+
 def login(registry: str, username: str, password: str) -> str:
     """Check the login with the registry (through the engine), then store it.
 
     Returns where it was stored. Raises docker.errors.APIError when the registry
-    refuses the login.
+    refuses the login, LoginNotStored when it cannot be stored.
     """
     host = registry_host(registry)  # a login is per host, and Docker Hub's under its old index URL,
     server = DOCKER_HUB_INDEX if host in DOCKER_HUB_NAMES else host  # as `docker login` keeps them
     short_client().login(username, password, registry=server, reauth=True)
     path = docker_config_file()
+    try:
+        return _store(path, server, username, password)
+    except (OSError, ValueError, StoreError) as exc:
+        raise LoginNotStored(f"{path}: {exc}") from exc
+
+
+def _store(path: Path, server: str, username: str, password: str) -> str:
+    """Store the login where `docker login` would: with the credential helper named for
+    the server or the credsStore, else in the config file's auths (the file written whole
+    or not at all); returns where."""
     config = read_docker_config() or {}
     helper = config.get("credHelpers", {}).get(server) or config.get("credsStore")
     if helper:

@@ -56,7 +56,7 @@ def log_in(window: QMainWindow, registry: str, asking: Callable[[bool], None],
     """Ask for the login to `registry` and store it; `asking(True)` once the registry is
     being asked, `asking(False)` when it answered (the window disables Log in meanwhile);
     `say(text, milliseconds)` for the status bar."""
-    from ..pipeline.credentials import login
+    from ..pipeline.credentials import LoginNotStored, login
 
     if not registry:
         QMessageBox.information(window, "Log in", "Enter the registry first.")
@@ -78,6 +78,10 @@ def log_in(window: QMainWindow, registry: str, asking: Callable[[bool], None],
     def failed(exc: BaseException) -> None:
         asking(False)
         say("", 0)
+        if isinstance(exc, LoginNotStored):
+            show_box(window, QMessageBox.Icon.Warning, "Login not stored",
+                     f"{target} accepted the login, but it could not be stored:", str(exc), "login-error")
+            return
         show_box(window, QMessageBox.Icon.Warning, "Login failed", f"{target} refused the login:",
                  str(getattr(exc, "explanation", None) or exc), "login-error")
 

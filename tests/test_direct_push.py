@@ -28,8 +28,8 @@ from gui.pipeline.project import load
 from gui.pipeline.push_direct import DirectPush, _Reporter
 from gui.pipeline.tasks import PushTask
 from tests.containerd import manifest_in
-from tests.helpers import (htpasswd_file, left_behind, max_concurrent, own_temp_folder, registry_token, run_pipeline,
-                           simple_project, wait_until_dead, write_image, write_project)
+from tests.helpers import (Run, htpasswd_file, left_behind, max_concurrent, own_temp_folder, registry_token,
+                           run_pipeline, simple_project, wait_until_dead, write_image, write_project)
 from tests.proxy import Proxy
 from tests.token_service import TokenService
 
@@ -45,6 +45,15 @@ def _record_pids(seen: list[int]):
     def hook(pipeline, event) -> None:
         seen.extend(pid for pid in pipeline.worker_pids() if pid not in seen)
     return hook
+
+
+def _push_through(proxy: Proxy, tmp_path: Path, **options) -> Run:
+    """One image of 2 MB pushed (direct) through `proxy`, which is closed afterwards."""
+    try:
+        project = simple_project(tmp_path, 1, registry=proxy.address, payload=2_000_000)
+        return run_pipeline(project, push_via="direct", **options)
+    finally:
+        proxy.close()
 
 
 @pytest.mark.parametrize("memory_mb", ["64", "0.5"], ids=["layer-in-memory", "layer-mostly-on-disk"])
@@ -227,11 +236,7 @@ def test_answer_lost_after_the_registry_committed(tmp_path: Path, registry: Regi
         proxy.lose_answer(b"PUT", b"/blobs/uploads/")  # the PUT that completes the first upload
     else:
         proxy.lose_answer(b"PUT", b"/manifests/")
-    try:
-        project = simple_project(tmp_path, 1, registry=proxy.address, payload=2_000_000)
-        run = run_pipeline(project, stall_timeout=5, retries=2, retry_backoff=0.5, push_via="direct")
-    finally:
-        proxy.close()
+    run = _push_through(proxy, tmp_path, stall_timeout=5, retries=2, retry_backoff=0.5)
     assert proxy.lost, "no answer was lost: the test proves nothing"
     [image] = run.report.images
     assert image.status is Status.PUSHED, image.error
@@ -252,11 +257,7 @@ def test_other_success_statuses_are_taken_as_docker_takes_them(tmp_path: Path, r
     proxy = Proxy(_target(registry))
     proxy.answer_instead(b"PATCH", b"202 Accepted", b"204 No Content")
     proxy.answer_instead(b"PUT", b"201 Created", b"202 Accepted")  # blob commits and manifests
-    try:
-        project = simple_project(tmp_path, 1, registry=proxy.address, payload=2_000_000)
-        run = run_pipeline(project, retries=0, push_via="direct")
-    finally:
-        proxy.close()
+    run = _push_through(proxy, tmp_path, retries=0)
     [image] = run.report.images
     assert image.status is Status.PUSHED, image.error
     assert {b"PATCH 202 Accepted", b"PUT 201 Created"} <= set(proxy.rewritten), "nothing rewritten: proves nothing"
@@ -270,11 +271,7 @@ def test_a_patch_the_registry_holds_less_of_restarts_the_blob(tmp_path: Path, re
     the image is pushed. The real registry's answer has its Range edited, once."""
     proxy = Proxy(_target(registry))
     proxy.edit_answer_once(b"PATCH", rb"(?i)(\r\nrange: )0-\d+", rb"\g<1>0-1023")
-    try:
-        project = simple_project(tmp_path, 1, registry=proxy.address, payload=2_000_000)
-        run = run_pipeline(project, retries=0, push_via="direct")
-    finally:
-        proxy.close()
+    run = _push_through(proxy, tmp_path, retries=0)
     assert proxy.rewritten, "no Range edited: proves nothing"
     [image] = run.report.images
     assert image.status is Status.PUSHED, image.error
@@ -316,11 +313,7 @@ def test_commit_held_on_its_way_is_resumed_at_the_registrys_offset(tmp_path: Pat
     the upload resumes at its end (the PUT alone goes again), and no byte goes twice."""
     proxy = Proxy(_target(registry))
     proxy.hold_request(b"PUT", b"/blobs/uploads/")  # the PUT that completes the first upload
-    try:
-        project = simple_project(tmp_path, 1, registry=proxy.address, payload=2_000_000)
-        run = run_pipeline(project, stall_timeout=3, push_via="direct")
-    finally:
-        proxy.close()
+    run = _push_through(proxy, tmp_path, stall_timeout=3)
     assert proxy.held, "no request was held: the test proves nothing"
     [image] = run.report.images
     assert image.status is Status.PUSHED, image.error
@@ -365,21 +358,34 @@ def test_token_auth_refreshes_an_expiring_token(tmp_path: Path, token_registry) 
     assert not any("secret-pass" in repr(event) for event in run.events)
 
 
+def _push_behind(tmp_path: Path, service: TokenService, *others: TokenService,
+                 auth: dict[str, str] | None = None, identity_token: str = ""):
+    """One image pushed (direct) to a registry whose tokens `service` issues, with the
+    run's login or an identity token stored as `docker login` stores one; the registry
+    is stopped and every token service closed afterwards."""
+    registry = Registry(tmp_path / "token-registry", auth=service.registry_auth())
+    registry.start()
+    try:
+        if identity_token:
+            config = Path(os.environ["DOCKER_CONFIG"])
+            config.mkdir(parents=True, exist_ok=True)
+            (config / "config.json").write_text(json.dumps(
+                {"auths": {registry.address: {"identitytoken": identity_token}}}), encoding="utf-8")
+        project = simple_project(tmp_path, 1, registry=registry.address)
+        return run_pipeline(project, retries=0, push_via="direct", auth=auth)
+    finally:
+        registry.stop()
+        for each in (service, *others):
+            each.close()
+
+
 def test_token_request_as_docker_sends_it(tmp_path: Path, docker_host: str) -> None:
     """A token service behind a front end: its realm has a query of its own and answers
     with a redirect first (Harbor or GitLab behind a proxy that sends http to https). As
     `docker push` does, the redirect is followed, the realm's query kept, and the user
     named in `account` (Portus takes the token's user from it)."""
     service = TokenService(tmp_path / "tokens", {"dockpool": "secret-pass"}, realm_path="/moved?tenant=team")
-    registry = Registry(tmp_path / "token-registry", auth=service.registry_auth())
-    registry.start()
-    try:
-        project = simple_project(tmp_path, 1, registry=registry.address)
-        run = run_pipeline(project, retries=0, push_via="direct",
-                           auth={"username": "dockpool", "password": "secret-pass"})
-    finally:
-        registry.stop()
-        service.close()
+    run = _push_behind(tmp_path, service, auth={"username": "dockpool", "password": "secret-pass"})
     [image] = run.report.images
     assert image.status is Status.PUSHED, image.error
     assert service.queries and all(q.get("tenant") == ["team"] and q.get("account") == ["dockpool"]
@@ -393,20 +399,8 @@ def test_a_refresh_token_never_follows_a_redirect_to_another_host(tmp_path: Path
     `auth`, and the other host receives nothing."""
     elsewhere = TokenService(tmp_path / "elsewhere", {}, listen="127.0.0.2")
     service = TokenService(tmp_path / "tokens", {"dockpool": "secret-pass"}, realm_path="/away")
-    service.redirect_to = f"{elsewhere.realm}"
-    registry = Registry(tmp_path / "token-registry", auth=service.registry_auth())
-    registry.start()
-    try:
-        config = Path(os.environ["DOCKER_CONFIG"])
-        config.mkdir(parents=True, exist_ok=True)
-        (config / "config.json").write_text(json.dumps(
-            {"auths": {registry.address: {"identitytoken": "refresh-token-of-the-user"}}}), encoding="utf-8")
-        project = simple_project(tmp_path, 1, registry=registry.address)
-        run = run_pipeline(project, retries=0, push_via="direct")
-    finally:
-        registry.stop()
-        service.close()
-        elsewhere.close()
+    service.redirect_to = elsewhere.realm
+    run = _push_behind(tmp_path, service, elsewhere, identity_token="refresh-token-of-the-user")
     assert elsewhere.posted == [], "the refresh token was sent to another host"
     [image] = run.report.images
     assert image.status is Status.FAILED and image.error_kind == "auth", image.error
@@ -420,16 +414,7 @@ def test_a_password_never_follows_a_token_redirect_to_another_host(tmp_path: Pat
     elsewhere = TokenService(tmp_path / "elsewhere", {}, listen="127.0.0.2")
     service = TokenService(tmp_path / "tokens", {"dockpool": "secret-pass"}, realm_path="/away")
     service.redirect_to = elsewhere.realm
-    registry = Registry(tmp_path / "token-registry", auth=service.registry_auth())
-    registry.start()
-    try:
-        project = simple_project(tmp_path, 1, registry=registry.address)
-        run = run_pipeline(project, retries=0, push_via="direct",
-                           auth={"username": "dockpool", "password": "secret-pass"})
-    finally:
-        registry.stop()
-        service.close()
-        elsewhere.close()
+    run = _push_behind(tmp_path, service, elsewhere, auth={"username": "dockpool", "password": "secret-pass"})
     assert elsewhere.logins_seen, "the redirect was not followed: proves nothing"
     assert elsewhere.logins_seen == [None] * len(elsewhere.logins_seen), "the password reached another host"
     assert any(service.logins_seen), "the realm itself was never sent the login: proves nothing"
@@ -487,20 +472,40 @@ def test_token_auth_wrong_password_fails_clearly(tmp_path: Path, token_registry,
     assert left_behind(temp) == [], "a failed push left its files behind"
 
 
+def _same_layer_for_two_teams(tmp_path: Path, registry: str, payload: int, between=lambda: None,
+                              first: dict | None = None, **second) -> Run:
+    """The same layer pushed (direct) as team-a/app, which must succeed, then, after
+    `between()`, as team-b/app; `first` and `second` are the two runs' options. Returns
+    the second run."""
+    write_image(tmp_path, "ctx", payload=payload)
+    runs = []
+    for team, options in (("team-a", first or {}), ("team-b", second)):
+        (tmp_path / team).mkdir()
+        path = write_project(tmp_path / team, [{"name": f"{team}/app", "context": "../ctx"}], registry=registry)
+        runs.append(run_pipeline(load(path), push_via="direct", **options))
+        if team == "team-a":
+            assert runs[0].report.succeeded, [(i.status, i.error) for i in runs[0].report.images]
+            between()
+    return runs[1]
+
+
+def _mount_sources(registry: str) -> list:
+    """What the layer cache knows of each layer pushed to `registry`."""
+    cache = LayerCache(registry)
+    return [cache.get(path.stem.replace("-", ":", 1)) for path in cache.folder.glob("sha256-*.json")]
+
+
 def test_a_layer_another_repository_has_is_mounted_not_uploaded(tmp_path: Path, registry: Registry) -> None:
     """The same layer pushed to a second repository is mounted from the first (the layer
     cache knows where it is): the registry sees a mount and no PATCH for it."""
-    write_image(tmp_path, "ctx", payload=2_000_000)
-    for folder in ("first", "second"):
-        (tmp_path / folder).mkdir()
-    first = write_project(tmp_path / "first", [{"name": "team-a/app", "context": "../ctx"}],
-                          registry=registry.address)
-    assert run_pipeline(load(first), push_via="direct").report.succeeded
-    between = time.time()
-    time.sleep(1.1)  # the registry's log has whole-second resolution at worst
-    second = write_project(tmp_path / "second", [{"name": "team-b/app", "context": "../ctx"}],
-                           registry=registry.address)
-    run = run_pipeline(load(second), push_via="direct")
+    marks: list[float] = []
+
+    def mark() -> None:
+        marks.append(time.time())
+        time.sleep(1.1)  # the registry's log has whole-second resolution at worst
+
+    run = _same_layer_for_two_teams(tmp_path, registry.address, 2_000_000, mark)
+    between = marks[0]
     [image] = run.report.images
     assert image.status is Status.PUSHED, image.error
     assert any(line.text.endswith("mounted from team-a/app") for line in run.of(ev.LogLine)), \
@@ -517,16 +522,8 @@ def test_refused_mount_falls_back_to_an_upload(tmp_path: Path, token_registry) -
     is uploaded instead, as Docker does, not the push failed (every run again)."""
     service, registry = token_registry
     login = {"username": "dockpool", "password": "secret-pass"}
-    write_image(tmp_path, "ctx", payload=1_000_000)
-    (tmp_path / "first").mkdir()
-    (tmp_path / "second").mkdir()
-    first = write_project(tmp_path / "first", [{"name": "team-a/app", "context": "../ctx"}],
-                          registry=registry.address)
-    assert run_pipeline(load(first), push_via="direct", auth=login).report.succeeded
-    service.denied.add("team-a/app")
-    second = write_project(tmp_path / "second", [{"name": "team-b/app", "context": "../ctx"}],
-                           registry=registry.address)
-    run = run_pipeline(load(second), push_via="direct", auth=login)
+    run = _same_layer_for_two_teams(tmp_path, registry.address, 1_000_000, lambda: service.denied.add("team-a/app"),
+                                    first={"auth": login}, auth=login)
     [image] = run.report.images
     assert image.status is Status.PUSHED, image.error
     lines = [line.text for line in run.of(ev.LogLine)]
@@ -534,8 +531,7 @@ def test_refused_mount_falls_back_to_an_upload(tmp_path: Path, token_registry) -
     token = registry_token(service, "team-b/app", "dockpool", "secret-pass")
     assert registry.manifest_digest("team-b/app", "latest", token) == image.digest
     # The refused source is forgotten: no later run tries that mount again.
-    cache = LayerCache(registry.address)
-    layers = [cache.get(path.stem.replace("-", ":", 1)) for path in cache.folder.glob("sha256-*.json")]
+    layers = _mount_sources(registry.address)
     assert layers and all(layer.repositories == ["team-b/app"] for layer in layers if layer), layers
 
 
@@ -545,16 +541,9 @@ def test_a_mount_the_registry_fails_falls_back_to_an_upload(tmp_path: Path, regi
     source stays a mount source for the next run: the error was the registry's."""
     proxy = Proxy(_target(registry))
     try:
-        write_image(tmp_path, "ctx", payload=1_000_000)
-        for team in ("team-a", "team-b"):
-            (tmp_path / team).mkdir()
-        first = write_project(tmp_path / "team-a", [{"name": "team-a/app", "context": "../ctx"}],
-                              registry=proxy.address)
-        assert run_pipeline(load(first), push_via="direct").report.succeeded
-        proxy.answer_instead(b"POST", b"201 Created", b"500 Internal Server Error")  # only a mount answers 201
-        second = write_project(tmp_path / "team-b", [{"name": "team-b/app", "context": "../ctx"}],
-                               registry=proxy.address)
-        run = run_pipeline(load(second), push_via="direct", retries=0)
+        run = _same_layer_for_two_teams(  # only a mount answers a POST with 201
+            tmp_path, proxy.address, 1_000_000,
+            lambda: proxy.answer_instead(b"POST", b"201 Created", b"500 Internal Server Error"), retries=0)
     finally:
         proxy.close()
     assert proxy.rewritten, "no mount failed: proves nothing"
@@ -562,8 +551,7 @@ def test_a_mount_the_registry_fails_falls_back_to_an_upload(tmp_path: Path, regi
     assert image.status is Status.PUSHED, image.error
     assert any("mount from team-a/app failed" in line for line in run.log()), run.log()
     assert registry.manifest_digest("team-b/app", "latest") == image.digest
-    cache = LayerCache(proxy.address)
-    layers = [cache.get(path.stem.replace("-", ":", 1)) for path in cache.folder.glob("sha256-*.json")]
+    layers = _mount_sources(proxy.address)
     assert layers and all("team-a/app" in layer.repositories for layer in layers if layer), layers
 
 
@@ -572,21 +560,12 @@ def test_a_wrong_login_keeps_the_layer_caches_mount_sources(tmp_path: Path, auth
     there": the push fails as `auth` at once, and the mount sources the layer cache
     knows stay for the run with the right password (they were forgotten one by one as
     each mount was refused in turn)."""
-    write_image(tmp_path, "ctx", payload=500_000)
-    for team in ("team-a", "team-b"):
-        (tmp_path / team).mkdir()
-    first = write_project(tmp_path / "team-a", [{"name": "team-a/app", "context": "../ctx"}],
-                          registry=auth_registry.address)
-    assert run_pipeline(load(first), push_via="direct",
-                        auth={"username": "dockpool", "password": "secret-pass"}).report.succeeded
-    second = write_project(tmp_path / "team-b", [{"name": "team-b/app", "context": "../ctx"}],
-                           registry=auth_registry.address)
-    run = run_pipeline(load(second), push_via="direct", retries=0,
-                       auth={"username": "dockpool", "password": "wrong-pass"})
+    run = _same_layer_for_two_teams(tmp_path, auth_registry.address, 500_000,
+                                    first={"auth": {"username": "dockpool", "password": "secret-pass"}},
+                                    retries=0, auth={"username": "dockpool", "password": "wrong-pass"})
     [image] = run.report.images
     assert image.status is Status.FAILED and image.error_kind == "auth", image.error
-    cache = LayerCache(auth_registry.address)
-    layers = [cache.get(path.stem.replace("-", ":", 1)) for path in cache.folder.glob("sha256-*.json")]
+    layers = _mount_sources(auth_registry.address)
     assert layers and all(layer and "team-a/app" in layer.repositories for layer in layers), layers
 
 

@@ -85,6 +85,7 @@ def registry_host(registry: str) -> str:
     """'registry.example.com:5000/team' -> 'registry.example.com:5000'; 'myuser' -> 'docker.io'."""
     return split_name(registry)[0]
 
+
 DOCKER_HUB_API = "registry-1.docker.io"
 
 

@@ -288,7 +288,8 @@ def status_failure(response: httpx.Response, what: str) -> Failure:
 
 # The spec names one success status per request, but registries answer others (Pulp a
 # PATCH with 204, distribution 2.0 a manifest PUT with 202): like `docker push`, any 2xx
-# is success, but where it tells two outcomes apart (a mount's 201 or 202).
+# is success, but where it tells two outcomes apart (a mount's 201 or 202) and for an
+# upload's start (202, as Docker requires too).
 
 # Answers to an upload's PATCH or PUT meaning "this upload session cannot go on": 404
 # BLOB_UPLOAD_UNKNOWN (expired or purged), 416 (a range it does not hold), 400
@@ -539,7 +540,7 @@ class RegistryClient:
         what = f"uploading to {repository}"
         response = self.request("PATCH", upload.location, (_push(repository),), body=chunk, headers=headers)
         response.read()
-        if not response.is_success:  # 202 by the spec; Pulp answered 204 (see _UPLOAD_LOST)
+        if not response.is_success:  # 202 by the spec; Pulp answered 204 (see above _UPLOAD_LOST)
             raise RegistryError(status_failure(response, what), restart_blob=response.status_code in _UPLOAD_LOST)
         if response.headers.get("location"):
             upload.location = urljoin(str(response.url), response.headers["location"])

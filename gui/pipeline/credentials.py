@@ -47,7 +47,7 @@ def _store(path: Path, server: str, username: str, password: str) -> str:
     """Store the login where `docker login` would: with the credential helper named for
     the server or the credsStore, else in the config file's auths (the file written whole
     or not at all); returns where."""
-    config = read_docker_config() or {}
+    config = read_docker_config(path) or {}
     helper = config.get("credHelpers", {}).get(server) or config.get("credsStore")
     if helper:
         Store(helper).store(server=server, username=username, secret=password)

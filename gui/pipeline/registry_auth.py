@@ -59,12 +59,13 @@ def docker_config_file() -> Path:
     return Path(folder) / "config.json"
 
 
-def read_docker_config() -> dict[str, Any] | None:
-    """Docker's config file, read as the UTF-8 Docker writes (a BOM allowed: a Windows
-    editor may have added one); None when there is none. The Docker SDK opens it in the
-    locale's code page (cp1252, cp932 on Windows), where one character outside ASCII
-    made every stored login vanish. A file that is not JSON raises ValueError."""
-    path = docker_config_file()
+def read_docker_config(path: Path | None = None) -> dict[str, Any] | None:
+    """Docker's config file (`path`, else the one docker_config_file finds), read as the
+    UTF-8 Docker writes (a BOM allowed: a Windows editor may have added one); None when
+    there is none. The Docker SDK opens it in the locale's code page (cp1252, cp932 on
+    Windows), where one character outside ASCII made every stored login vanish. A file
+    that is not JSON raises ValueError."""
+    path = path or docker_config_file()
     try:
         text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:

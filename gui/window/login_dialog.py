@@ -21,12 +21,12 @@ from .dialogs import show_box
 def login_target(registry: str) -> str:
     """Where a login for the registry field goes, as Docker decides it: its host (a path
     after the host is no part of a login), or Docker Hub for a namespace there."""
-    host = registry_host(registry)
+    host, first = registry_host(registry), registry.partition("/")[0]
     if host not in DOCKER_HUB_NAMES:
         return host
-    if registry.split("/", 1)[0] == host:
+    if first == host:
         return "Docker Hub"
-    return f"Docker Hub (\u201c{registry.split('/', 1)[0]}\u201d is a namespace there, as Docker reads it)"
+    return f"Docker Hub (\u201c{first}\u201d is a namespace there, as Docker reads it)"
 
 
 class LoginDialog(QDialog):
